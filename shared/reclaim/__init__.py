@@ -1,0 +1,1 @@
+"""reclaim: event-driven enforcement of resource-recovery policies for OpenStack."""
