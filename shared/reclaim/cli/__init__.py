@@ -1,0 +1,34 @@
+"""The ``reclaim`` command line. Each module registers the commands of one area."""
+
+from __future__ import annotations
+
+import typer
+
+from reclaim.cli import bus, core
+
+app = typer.Typer(
+    name="reclaim",
+    help="Event-driven enforcement of a research cloud's resource-recovery policies for OpenStack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+core.register(app)
+bus.register(app)
+
+
+def _mount_sim() -> None:
+    from reclaim.sim.cli import app as sim_app
+
+    app.add_typer(sim_app, name="sim", help="The simulated OpenStack cloud (for tests and demos).")
+
+
+try:
+    _mount_sim()
+except ImportError:  # the simulated cloud is optional at run time
+    pass
+
+
+def main() -> None:
+    """Entry point of the ``reclaim`` console script."""
+    app()

@@ -1,0 +1,111 @@
+"""Timer commands: what a policy handler decides, as data (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+ResourceType = Literal["server", "project", "user", "image", "security_group_rule"]
+Op = Literal["schedule", "cancel"]
+
+
+def iso_z(value: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z`` suffix, the one way reclaim writes instants."""
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+Instant = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
+
+
+class TimerCommand(BaseModel):
+    """Schedule or cancel one timer of a rule on a resource.
+
+    ``event_time`` is the timestamp of the event that decided it: the store orders
+    deliveries by it, so redelivered or late events change nothing. ``since`` is when the
+    rule's condition began (the event time for server states, the end date for
+    allocations). A ``cancel`` stops the rule's action and all of its notices.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    op: Op
+    resource_type: ResourceType
+    resource_id: str
+    rule: str
+    action: str
+    notice: str | None = None
+    due_at: Instant | None = None
+    since: Instant | None = None
+    event_time: Instant
+    project_id: str | None = None
+    user_id: str | None = None
+    clause: str = ""
+    detail: dict[str, str] = Field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The command as printed by ``reclaim invoke``: JSON types, no empty fields."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A policy rule: which resource it concerns, what it does when due, and why.
+
+    ``notice`` is the kind of the advance notices sent before the action; ``clause`` is
+    the sentence of the policy it enforces, quoted in notices and the audit trail.
+    """
+
+    id: str
+    resource_type: ResourceType
+    action: str
+    notice: str | None
+    clause: str
+
+    def schedule(
+        self,
+        resource_id: str,
+        *,
+        since: datetime,
+        delay: timedelta,
+        event_time: datetime,
+        notices: tuple[tuple[str, timedelta], ...] = (),
+        project_id: str | None = None,
+        user_id: str | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> list[TimerCommand]:
+        """Commands that schedule the action at ``since + delay`` and its notices before it."""
+        due = since + delay
+        common: dict[str, Any] = {
+            "op": "schedule",
+            "resource_type": self.resource_type,
+            "resource_id": resource_id,
+            "rule": self.id,
+            "since": since,
+            "event_time": event_time,
+            "project_id": project_id,
+            "user_id": user_id,
+            "clause": self.clause,
+            "detail": detail or {},
+        }
+        out = [TimerCommand(action=self.action, due_at=due, **common)]
+        out.extend(
+            TimerCommand(action="notify", notice=kind, due_at=due - before, **common)
+            for kind, before in notices
+        )
+        return out
+
+    def cancel(self, resource_id: str, *, event_time: datetime) -> TimerCommand:
+        """The command that cancels this rule's action and notices on ``resource_id``."""
+        return TimerCommand(
+            op="cancel",
+            resource_type=self.resource_type,
+            resource_id=resource_id,
+            rule=self.id,
+            action=self.action,
+            event_time=event_time,
+            clause=self.clause,
+        )

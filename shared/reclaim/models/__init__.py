@@ -1,0 +1,1 @@
+"""Payload models of the notification families reclaim reads (pure pydantic, no I/O)."""

@@ -1,0 +1,40 @@
+"""Glance image and image-member notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Visibility = Literal["private", "shared", "community", "public"]
+
+
+class ImagePayload(BaseModel):
+    """``image.create/update/delete``: the image after the change."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    owner: str | None = None
+    visibility: Visibility = "shared"
+    status: str | None = None
+    protected: bool = False
+    os_hidden: bool = False
+    properties: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    updated_at: datetime | None = None
+    deleted: bool = False
+    deleted_at: datetime | None = None
+
+
+class ImageMemberPayload(BaseModel):
+    """``image.member.create/update/delete``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    image_id: str = Field(min_length=1)
+    member_id: str = Field(min_length=1)
+    status: str | None = None
+    deleted: bool = False

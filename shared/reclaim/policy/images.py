@@ -1,0 +1,26 @@
+"""Image rules: an image that is deleted has nothing left to warn about."""
+
+from __future__ import annotations
+
+from reclaim.commands import TimerCommand
+from reclaim.models.glance import ImagePayload
+from reclaim.settings import PolicySettings
+from reclaim.wire import Notification
+
+#: A cancel naming this rule stops every timer of the resource.
+ALL_RULES = "*"
+
+
+def on_image_deleted(n: Notification[ImagePayload], policy: PolicySettings) -> list[TimerCommand]:
+    """Cancel every timer of a deleted image. Pure."""
+    return [
+        TimerCommand(
+            op="cancel",
+            resource_type="image",
+            resource_id=n.payload.id,
+            rule=ALL_RULES,
+            action="all",
+            event_time=n.timestamp,
+            project_id=n.payload.owner,
+        )
+    ]

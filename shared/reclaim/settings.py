@@ -1,0 +1,111 @@
+"""reclaim's settings: defaults from the policy text, a config file, then the environment.
+
+Precedence (highest first): explicit arguments, ``RECLAIM_*`` environment variables
+(nested with ``__``, e.g. ``RECLAIM_POLICY__SHELVE_AFTER=10d``), the YAML or TOML file named
+by ``RECLAIM_CONFIG`` (or ``/etc/reclaim/reclaim.yaml`` when it exists), then the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from reclaim.durations import Duration, parse_duration
+
+DEFAULT_CONFIG_FILE = Path("/etc/reclaim/reclaim.yaml")
+
+
+class PolicySettings(BaseModel):
+    """The recovery policy's numbers. Defaults are the policy text's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shelve_after: Duration = Field(parse_duration("14d"), description="time stopped/suspended before shelving")
+    shelve_states: frozenset[str] = Field(
+        frozenset({"stopped", "suspended"}), description="vm_states that start the shelve clock"
+    )
+    shelve_notices: tuple[Duration, ...] = Field(
+        (parse_duration("7d"), parse_duration("1d")), description="notices this long before a shelve"
+    )
+    delete_shelved_after: Duration = Field(parse_duration("180d"), description="time shelved before deletion")
+    delete_notices: tuple[Duration, ...] = Field(
+        (parse_duration("30d"), parse_duration("7d"), parse_duration("1d")),
+        description="notices this long before a server deletion",
+    )
+    cleanup_after: Duration = Field(parse_duration("180d"), description="time after an allocation ends before its project is cleaned up")
+    cleanup_notices: tuple[Duration, ...] = Field(
+        (parse_duration("30d"), parse_duration("7d"), parse_duration("1d")),
+        description="notices this long before a project cleanup (one is also sent when the allocation ends)",
+    )
+    owner_removed_grace: Duration = Field(
+        parse_duration("30d"), description="time after an image owner is removed before their shared images are deleted"
+    )
+    image_deletion_notices: tuple[Duration, ...] = Field(
+        (parse_duration("7d"), parse_duration("1d")), description="notices this long before an owner's images are deleted"
+    )
+    dependents_reminder: Duration = Field(
+        parse_duration("7d"), description="remind an image's dependents this long before it goes"
+    )
+    exempt_metadata_key: str = Field("reclaim:exempt", description="server metadata key that exempts a server")
+    exempt_servers: frozenset[str] = Field(frozenset(), description="server ids never acted on")
+    exempt_projects: frozenset[str] = Field(frozenset(), description="project ids never acted on")
+
+    @field_validator("shelve_notices", "delete_notices", "cleanup_notices", "image_deletion_notices")
+    @classmethod
+    def _sorted_offsets(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(sorted(set(value), reverse=True))
+
+
+class Settings(BaseSettings):
+    """Everything reclaim reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECLAIM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    policy: PolicySettings = Field(default_factory=PolicySettings)  # type: ignore[arg-type]
+    store_url: str = Field("memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            if path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def config_file() -> Path | None:
+    """The config file in force: ``$RECLAIM_CONFIG``, else the default path if it exists."""
+    named = os.environ.get("RECLAIM_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"RECLAIM_CONFIG names {path}, which is not a file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from arguments, environment and config file (see module docstring)."""
+    return Settings(**overrides)

@@ -1,0 +1,220 @@
+"""Timers as data, and the pure merge that folds timer commands into them (no I/O).
+
+A timer is one rule on one resource: its action, the notices before it, and the evidence
+for it. The evidence is a set of observations ("the condition held at event time t, and
+had since s") and ``closed_at`` (the latest event time at which the condition was known
+not to hold, or the run was acted on). Merging is commutative and idempotent, so any
+reordering or duplication of deliveries yields the timer the in-order stream would:
+
+* a cancel at f raises ``closed_at`` to f and drops the observations at or before it;
+* a schedule at t adds an observation unless t <= ``closed_at``;
+* the timer is pending while observations remain; the condition's run began at the
+  ``since`` of the earliest one, and the action is due ``delay`` after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reclaim.commands import Instant, ResourceType, TimerCommand
+from reclaim.durations import Duration
+
+TimerState = Literal["pending", "cancelled", "done", "failed", "skipped", "gone"]
+
+#: Observations kept per run: the earliest decide the start, the latest decide pruning.
+MAX_OBSERVATIONS = 32
+
+
+class Observation(BaseModel):
+    """The condition held at event time ``at``, and had held since ``since``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: Instant
+    since: Instant
+
+
+class Notice(BaseModel):
+    """A notice ``before`` the action; ``sent_at`` once it went out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    before: Duration
+    due_at: Instant
+    sent_at: Instant | None = None
+
+
+class AuditEntry(BaseModel):
+    """One line of a timer's history: what happened, when, why, and how it went."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: Instant
+    what: str
+    outcome: str = ""
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class Timer(BaseModel):
+    """One rule on one resource, as the store keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resource_type: ResourceType
+    resource_id: str
+    rule: str
+    action: str
+    state: TimerState = "pending"
+    project_id: str | None = None
+    user_id: str | None = None
+    clause: str = ""
+    detail: dict[str, str] = Field(default_factory=dict)
+    delay: Duration = timedelta(0)
+    notice_spec: tuple[tuple[str, Duration], ...] = ()
+    spec_at: Instant | None = None
+    observations: tuple[Observation, ...] = ()
+    closed_at: Instant | None = None
+    since: Instant | None = None
+    due_at: Instant | None = None
+    notices: tuple[Notice, ...] = ()
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: Instant | None = None
+    version: int = 0
+    history: tuple[AuditEntry, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(resource_type, resource_id, rule): what identifies a timer."""
+        return (self.resource_type, self.resource_id, self.rule)
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        """The newest event time this timer has seen."""
+        times = [o.at for o in self.observations] + ([self.closed_at] if self.closed_at else [])
+        return max(times) if times else None
+
+    def next_due(self) -> datetime | None:
+        """When the sweeper next has work on this timer: a notice or the action. Pure."""
+        if self.state != "pending" or self.due_at is None:
+            return None
+        unsent = [n.due_at for n in self.notices if n.sent_at is None]
+        return min([*unsent, self.due_at])
+
+    def pending_notices(self) -> tuple[Notice, ...]:
+        """Notices not yet sent, in due order."""
+        return tuple(sorted((n for n in self.notices if n.sent_at is None), key=lambda n: n.due_at))
+
+
+def _prune(observations: Iterable[Observation]) -> tuple[Observation, ...]:
+    ordered = sorted(set(observations), key=lambda o: (o.at, o.since))
+    if len(ordered) <= MAX_OBSERVATIONS:
+        return tuple(ordered)
+    half = MAX_OBSERVATIONS // 2
+    return tuple(ordered[:half] + ordered[-half:])
+
+
+def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None:
+    """Fold commands for one (resource, rule) into its timer. Pure, commutative, idempotent.
+
+    ``commands`` hold an action command per event (schedule or cancel) and the notify
+    commands that came with it. Returns None when there is nothing to keep (a cancel of a
+    rule that never had a timer still leaves a record: it orders later deliveries).
+    """
+    cmds = list(commands)
+    if not cmds:
+        return timer
+    first = cmds[0]
+    t = timer or Timer(
+        resource_type=first.resource_type,
+        resource_id=first.resource_id,
+        rule=first.rule,
+        action=first.action,
+        state="cancelled",
+    )
+    closed = t.closed_at
+    observations = set(t.observations)
+    spec = t
+    updates: dict[str, object] = {}
+    for c in sorted(cmds, key=lambda c: (c.event_time, c.op == "schedule")):
+        if c.op == "cancel":
+            if closed is None or c.event_time > closed:
+                closed = c.event_time
+        elif c.action != "notify" and c.since is not None and c.due_at is not None:
+            observations.add(Observation(at=c.event_time, since=c.since))
+            if spec.spec_at is None or c.event_time >= spec.spec_at:
+                notices = tuple(
+                    (n.notice or "", c.due_at - n.due_at)
+                    for n in cmds
+                    if n.action == "notify" and n.event_time == c.event_time and n.due_at
+                )
+                updates = {
+                    "action": c.action,
+                    "project_id": c.project_id,
+                    "user_id": c.user_id,
+                    "clause": c.clause,
+                    "detail": dict(c.detail),
+                    "delay": c.due_at - c.since,
+                    "notice_spec": tuple(sorted(set(notices), key=lambda x: -x[1])),
+                    "spec_at": c.event_time,
+                }
+                spec = spec.model_copy(update=updates)
+    kept = _prune(o for o in observations if closed is None or o.at > closed)
+    return _derive(spec.model_copy(update={"observations": kept, "closed_at": closed}), t)
+
+
+def _derive(t: Timer, before: Timer) -> Timer:
+    """Recompute state, start, due date and notices from the evidence."""
+    if not t.observations:
+        state = "cancelled" if before.state == "pending" else before.state
+        return t.model_copy(update={"state": state})
+    start = min(t.observations, key=lambda o: (o.at, o.since)).since
+    due = start + t.delay
+    sent = {(n.kind, n.before, n.due_at): n.sent_at for n in before.notices}
+    notices = tuple(
+        Notice(kind=k, before=b, due_at=due - b, sent_at=sent.get((k, b, due - b)))
+        for k, b in t.notice_spec
+    )
+    fresh_run = before.state != "pending"
+    return t.model_copy(
+        update={
+            "state": "pending",
+            "since": start,
+            "due_at": due,
+            "notices": notices,
+            "attempts": 0 if fresh_run else t.attempts,
+        }
+    )
+
+
+def close(timer: Timer, state: TimerState, entry: AuditEntry) -> Timer:
+    """End the timer's run as ``state`` (done, failed, skipped, gone) with an audit entry.
+
+    The run's observations become history: only events newer than them start a new run.
+    """
+    last = timer.last_event_at
+    return timer.model_copy(
+        update={
+            "state": state,
+            "observations": (),
+            "closed_at": last,
+            "lease_owner": None,
+            "lease_until": None,
+            "history": (*timer.history, entry),
+        }
+    )
+
+
+def mark_notice_sent(timer: Timer, notice: Notice, at: datetime) -> Timer:
+    """Record that ``notice`` went out at ``at``. Pure."""
+    notices = tuple(
+        n.model_copy(update={"sent_at": at}) if (n.kind, n.before, n.due_at) == (notice.kind, notice.before, notice.due_at) else n
+        for n in timer.notices
+    )
+    entry = AuditEntry(at=at, what=f"notice {notice.kind}", outcome="sent", detail={"due_at": notice.due_at.isoformat()})
+    return timer.model_copy(update={"notices": notices, "history": (*timer.history, entry)})
