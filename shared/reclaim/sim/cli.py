@@ -1,0 +1,97 @@
+"""``reclaim sim``: run the simulated cloud."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from reclaim.sim.scenario import build_cloud, demo_scenario_path
+from reclaim.sim.server import ADMIN_CLOUD, SimServer
+
+app = typer.Typer(
+    name="sim",
+    help="A stateful simulated OpenStack cloud on 127.0.0.1 (Keystone, Nova, Glance, Cinder, "
+    "Neutron, Swift) that emits the services' notifications.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """The simulated cloud."""
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Seed scenario YAML (default: the packaged demo).")
+    ] = None,
+    clouds_yaml: Annotated[
+        Path, typer.Option(help="Where to write the clouds.yaml for this cloud.")
+    ] = Path(".reclaim-sim/clouds.yaml"),
+    transport_url: Annotated[
+        str | None,
+        typer.Option(
+            help="oslo.messaging transport for notifications, e.g. "
+            "rabbit://guest:guest@127.0.0.1:5672/ (default: none emitted)."
+        ),
+    ] = None,
+    driver: Annotated[str, typer.Option(help="messagingv2 or messaging")] = "messagingv2",
+    notification_format: Annotated[
+        str | None, typer.Option(help="Nova: unversioned, versioned or both.")
+    ] = None,
+    frozen: Annotated[
+        bool, typer.Option(help="Freeze the clock (it then moves only when advanced).")
+    ] = False,
+) -> None:
+    """Start the simulated cloud and print how to point openstacksdk at it."""
+    console = Console(soft_wrap=True)
+    source = scenario or demo_scenario_path()
+    overrides = {"notification_format": notification_format} if notification_format else {}
+    if driver not in ("messagingv2", "messaging"):
+        raise typer.BadParameter("driver must be messagingv2 or messaging")
+    cloud = build_cloud(
+        source,
+        transport_url=transport_url,
+        ticking=not frozen,
+        driver="messaging" if driver == "messaging" else "messagingv2",
+        **overrides,
+    )
+    stop = threading.Event()
+    with SimServer(cloud, port=port) as server:
+        path = server.write_clouds_yaml(clouds_yaml).resolve()
+        others = [name for name in server.clouds() if name != ADMIN_CLOUD]
+        console.print(f"[bold]reclaim sim[/] serving {source} at {server.url}")
+        console.print(
+            f"  simulated time  {cloud.clock.now():%Y-%m-%d %H:%M:%S} UTC "
+            f"({'frozen' if frozen else 'ticking'})"
+        )
+        console.print(f"  notifications   {transport_url or 'off (no --transport-url)'}")
+        console.print(f"  clouds.yaml     {path}")
+        console.print(f"  clouds          {ADMIN_CLOUD} (admin), {', '.join(others)}")
+        console.print("\nPoint openstacksdk or the openstack client at it:")
+        console.print(f"  export OS_CLIENT_CONFIG_FILE={path}")
+        console.print(f"  export OS_CLOUD={ADMIN_CLOUD}")
+        console.print(
+            escape(
+                '  python -c "import openstack; c = openstack.connect(); '
+                'print([s.name for s in c.compute.servers(all_projects=True)])"'
+            )
+        )
+        console.print("\nControl it (no auth, 127.0.0.1 only):")
+        console.print(f"  curl -s {server.url}/_sim/")
+        console.print(f'  curl -s -XPOST {server.url}/_sim/clock -d \'{{"advance": "14d"}}\'')
+        console.print(f"  curl -s '{server.url}/_sim/requests?mutating=1'")
+        console.print("\nCtrl-C stops it.")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    cloud.close()

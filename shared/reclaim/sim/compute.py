@@ -1,0 +1,1228 @@
+"""Simulated Nova v2.1: servers, their actions and state machine, metadata, notifications."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from reclaim.sim.clock import iso_micro, iso_z, parse_time
+from reclaim.sim.core import (
+    Ctx,
+    SimError,
+    bad_request,
+    conflict,
+    forbidden,
+    new_id,
+    not_found,
+)
+from reclaim.sim.notify import Notification
+from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
+
+if TYPE_CHECKING:
+    from reclaim.sim.cloud import Cloud
+
+MIN_MICROVERSION = (2, 1)
+MAX_MICROVERSION = (2, 100)
+
+#: vm_state -> API status, as Nova's ``common.status_from_state`` maps them (no task state).
+STATUS = {
+    "active": "ACTIVE",
+    "building": "BUILD",
+    "stopped": "SHUTOFF",
+    "suspended": "SUSPENDED",
+    "paused": "PAUSED",
+    "shelved": "SHELVED",
+    "shelved_offloaded": "SHELVED_OFFLOADED",
+    "rescued": "RESCUE",
+    "resized": "VERIFY_RESIZE",
+    "soft-delete": "SOFT_DELETED",
+    "deleted": "DELETED",
+    "error": "ERROR",
+}
+#: vm_state -> power state number (0 NOSTATE, 1 RUNNING, 3 PAUSED, 4 SHUTDOWN, 7 SUSPENDED)
+POWER = {
+    "active": 1,
+    "building": 0,
+    "stopped": 4,
+    "suspended": 7,
+    "paused": 3,
+    "shelved": 4,
+    "shelved_offloaded": 0,
+    "rescued": 1,
+    "resized": 1,
+    "soft-delete": 4,
+    "deleted": 0,
+    "error": 0,
+}
+POWER_NAME = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A server action: the states it may start from, where it ends, how Nova names it."""
+
+    api: str  # the key in the action body
+    allowed: frozenset[str]
+    end: str
+    event: str  # notification action name (instance.<event>.end)
+    task: str  # task_state while running
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.api: t
+    for t in (
+        Transition(
+            "os-stop",
+            frozenset({"active", "error", "rescued"}),
+            "stopped",
+            "power_off",
+            "powering-off",
+        ),
+        Transition("os-start", frozenset({"stopped"}), "active", "power_on", "powering-on"),
+        Transition("suspend", frozenset({"active"}), "suspended", "suspend", "suspending"),
+        Transition("resume", frozenset({"suspended"}), "active", "resume", "resuming"),
+        Transition("pause", frozenset({"active"}), "paused", "pause", "pausing"),
+        Transition("unpause", frozenset({"paused"}), "active", "unpause", "unpausing"),
+        Transition(
+            "shelve",
+            frozenset({"active", "stopped", "paused", "suspended"}),
+            "shelved",
+            "shelve",
+            "shelving",
+        ),
+        Transition(
+            "shelveOffload",
+            frozenset({"shelved"}),
+            "shelved_offloaded",
+            "shelve_offload",
+            "shelving_offloading",
+        ),
+        Transition(
+            "unshelve",
+            frozenset({"shelved", "shelved_offloaded"}),
+            "active",
+            "unshelve",
+            "unshelving",
+        ),
+        Transition(
+            "reboot",
+            frozenset({"active", "stopped", "paused", "suspended", "error"}),
+            "active",
+            "reboot",
+            "rebooting",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram: int
+    disk: int
+    ephemeral: int = 0
+    swap: int = 0
+
+    def to_api(self, base: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "vcpus": self.vcpus,
+            "ram": self.ram,
+            "disk": self.disk,
+            "OS-FLV-EXT-DATA:ephemeral": self.ephemeral,
+            "swap": self.swap or "",
+            "rxtx_factor": 1.0,
+            "os-flavor-access:is_public": True,
+            "OS-FLV-DISABLED:disabled": False,
+            "description": None,
+            "extra_specs": {},
+            "links": [{"rel": "self", "href": f"{base}/compute/v2.1/flavors/{self.id}"}],
+        }
+
+
+FLAVORS: dict[str, Flavor] = {
+    f.id: f
+    for f in (
+        Flavor("1", "m1.tiny", 1, 512, 1),
+        Flavor("2", "m1.small", 1, 2048, 20),
+        Flavor("3", "m1.medium", 2, 4096, 40),
+        Flavor("4", "m1.large", 4, 8192, 80),
+    )
+}
+
+
+@dataclass
+class Server:
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    image_id: str  # "" when booted from a volume
+    flavor: Flavor
+    vm_state: str
+    created_at: datetime
+    updated_at: datetime
+    host: str | None
+    task_state: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    locked: bool = False
+    locked_by: str | None = None  # "admin" or "owner"
+    locked_reason: str | None = None
+    launched_at: datetime | None = None
+    key_name: str | None = None
+    availability_zone: str = "nova"
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    port_ids: list[str] = field(default_factory=list)
+    volume_ids: list[str] = field(default_factory=list)
+    shelved_image_id: str | None = None
+    shelved_at: datetime | None = None
+    reservation_id: str = field(default_factory=lambda: "r-" + new_id()[:8])
+    launch_index: int = 0
+
+    @property
+    def status(self) -> str:
+        return STATUS.get(self.vm_state, "UNKNOWN")
+
+    @property
+    def power_state(self) -> int:
+        return POWER.get(self.vm_state, 0)
+
+
+def _microversion(request: Request) -> tuple[int, int]:
+    header = request.headers.get("OpenStack-API-Version", "")
+    value = None
+    for part in header.split(","):
+        words = part.strip().split()
+        if len(words) == 2 and words[0].lower() == "compute":
+            value = words[1]
+    if value is None:
+        value = request.headers.get("X-OpenStack-Nova-API-Version")
+    if not value:
+        return MIN_MICROVERSION
+    if value == "latest":
+        return MAX_MICROVERSION
+    try:
+        major, minor = (int(x) for x in value.split("."))
+    except ValueError as exc:
+        raise bad_request(f"Invalid microversion {value}") from exc
+    if not MIN_MICROVERSION <= (major, minor) <= MAX_MICROVERSION:
+        raise SimError(406, f"Version {value} is not supported by the API.", "notAcceptable")
+    return (major, minor)
+
+
+class ComputeState:
+    """Nova's servers and the rules of their state machine."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.servers: dict[str, Server] = {}
+        self.flavors = dict(FLAVORS)
+        self._shelved: set[str] = set()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def get(self, ctx: Ctx | None, server_id: str) -> Server:
+        """The server if it exists and ``ctx`` may see it (admins see all), else 404."""
+        server = self.servers.get(server_id)
+        if server is None or (
+            ctx is not None and not ctx.is_admin and server.project_id != ctx.project_id
+        ):
+            raise not_found("Instance", server_id)
+        return server
+
+    def flavor(self, ref: str) -> Flavor:
+        found = self.flavors.get(ref) or next(
+            (f for f in self.flavors.values() if f.name == ref), None
+        )
+        if found is None:
+            raise bad_request(f"Flavor {ref} could not be found.")
+        return found
+
+    # -- changes ---------------------------------------------------------------------------
+    def create_server(
+        self,
+        *,
+        project_id: str,
+        user_id: str,
+        name: str,
+        image_id: str | None = None,
+        flavor: str = "m1.small",
+        state: str = "active",
+        metadata: dict[str, str] | None = None,
+        locked: bool = False,
+        networks: list[str] | None = None,
+        volume_ids: list[str] | None = None,
+        key_name: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        id: str | None = None,
+        ctx: Ctx | None = None,
+    ) -> Server:
+        """Boot a server (it is ACTIVE at once) or, with ``state``, seed one in that state."""
+        cloud = self.cloud
+        if state not in STATUS or state == "deleted":
+            raise bad_request(f"Unknown vm_state {state}")
+        with cloud.transaction():
+            if image_id:
+                cloud.image.get(None, image_id)  # 400 below if it does not exist
+            if not image_id and not volume_ids:
+                raise bad_request("Block Device Mapping is Invalid: no image and no volume.")
+            now = cloud.clock.now()
+            created = created_at or now
+            server = Server(
+                id=id or new_id(),
+                name=name,
+                project_id=project_id,
+                user_id=user_id,
+                image_id=image_id or "",
+                flavor=self.flavor(flavor),
+                vm_state="building",
+                task_state="scheduling",
+                created_at=created,
+                updated_at=updated_at or created,
+                host=cloud.config.compute_host,
+                metadata=dict(metadata or {}),
+                key_name=key_name,
+            )
+            if ctx is None:
+                ctx = Ctx(user_id=user_id, project_id=project_id, roles=("member",))
+            self.servers[server.id] = server
+            self._emit(server, "create", "start", ctx)
+            for net_id in networks or []:
+                port = cloud.network.create_port(
+                    ctx,
+                    network_id=net_id,
+                    project_id=project_id,
+                    device_owner="compute:nova",
+                    device_id=server.id,
+                )
+                server.port_ids.append(port["id"])
+            for vol_id in volume_ids or []:
+                cloud.volume.attach(vol_id, server.id)
+                server.volume_ids.append(vol_id)
+            old = server.vm_state
+            server.vm_state, server.task_state = "active", None
+            server.launched_at = created
+            self._state_update(server, old, "scheduling", ctx)
+            self._emit(server, "create", "end", ctx)
+            if state != "active":
+                # a seeded server: put it straight into the wanted state
+                server.vm_state = state
+                if state in ("shelved", "shelved_offloaded"):
+                    server.shelved_at = updated_at or created
+                    self._shelve_snapshot(server)
+                    if state == "shelved":
+                        self._shelved.add(server.id)
+                    else:
+                        server.host = None
+            if locked:
+                server.locked, server.locked_by = True, "admin"
+            server.updated_at = updated_at or created
+            return server
+
+    def action(self, ctx: Ctx, server_id: str, name: str, arg: Any = None) -> Server:
+        """Run a server action as Nova does; 409 from a wrong state or when locked."""
+        cloud = self.cloud
+        with cloud.transaction():
+            server = self.get(ctx, server_id)
+            if name == "lock":
+                return self._lock(ctx, server, arg)
+            if name == "unlock":
+                return self._unlock(ctx, server)
+            transition = TRANSITIONS.get(name)
+            if transition is None:
+                raise bad_request(f"There is no such action: {name}")
+            self._check_lock(ctx, server)
+            if server.vm_state not in transition.allowed:
+                raise conflict(
+                    f"Cannot '{transition.api}' instance {server.id} while it is in vm_state "
+                    f"{server.vm_state}"
+                )
+            self._run(ctx, server, transition)
+            if transition.end == "shelved" and cloud.config.shelved_offload_time == 0:
+                self._run(ctx, server, TRANSITIONS["shelveOffload"])
+            return server
+
+    def delete(self, ctx: Ctx, server_id: str) -> None:
+        """Delete at once (no soft delete); ports go, volumes detach, shelve snapshot goes."""
+        cloud = self.cloud
+        with cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            old_state = server.vm_state
+            server.task_state = "deleting"
+            self._state_update(server, old_state, None, ctx, task_only=True)
+            self._emit(server, "delete", "start", ctx)
+            for port_id in server.port_ids:
+                cloud.network.delete_port_quietly(port_id)
+            for vol_id in server.volume_ids:
+                cloud.volume.detach(vol_id, server.id)
+            if server.shelved_image_id:
+                cloud.image.delete_quietly(server.shelved_image_id)
+            del self.servers[server.id]
+            self._shelved.discard(server.id)
+            server.vm_state, server.task_state = "deleted", None
+            server.updated_at = cloud.clock.now()
+            self._state_update(server, old_state, "deleting", ctx)
+            self._emit(server, "delete", "end", ctx)
+
+    def set_metadata(
+        self, ctx: Ctx, server_id: str, items: dict[str, str], *, replace: bool = False
+    ) -> Server:
+        with self.cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            if replace:
+                server.metadata = {}
+            server.metadata.update({str(k): str(v) for k, v in items.items()})
+            server.updated_at = self.cloud.clock.now()
+            return server
+
+    def delete_metadata(self, ctx: Ctx, server_id: str, key: str) -> None:
+        with self.cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            if key not in server.metadata:
+                raise not_found("Metadata item", key)
+            del server.metadata[key]
+            server.updated_at = self.cloud.clock.now()
+
+    def attach_volume(self, ctx: Ctx, server_id: str, volume_id: str) -> None:
+        with self.cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            self.cloud.volume.attach(volume_id, server.id)
+            server.volume_ids.append(volume_id)
+            server.updated_at = self.cloud.clock.now()
+
+    def detach_volume(self, ctx: Ctx, server_id: str, volume_id: str) -> None:
+        with self.cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            if volume_id not in server.volume_ids:
+                raise not_found("Volume attachment", volume_id)
+            self.cloud.volume.detach(volume_id, server.id)
+            server.volume_ids.remove(volume_id)
+            server.updated_at = self.cloud.clock.now()
+
+    def tick(self) -> None:
+        """Offload shelved servers whose ``shelved_offload_time`` has passed (sim clock)."""
+        delay = self.cloud.config.shelved_offload_time
+        if delay <= 0 or not self._shelved:
+            return
+        with self.cloud.transaction():
+            now = self.cloud.clock.now()
+            for sid in list(self._shelved):
+                server = self.servers.get(sid)
+                if server is None or server.vm_state != "shelved":
+                    self._shelved.discard(sid)
+                    continue
+                if server.shelved_at and server.shelved_at + timedelta(seconds=delay) <= now:
+                    self._run(self.cloud.admin_ctx(), server, TRANSITIONS["shelveOffload"])
+
+    # -- the state machine -----------------------------------------------------------------
+    def _check_lock(self, ctx: Ctx, server: Server) -> None:
+        if server.locked and not ctx.is_admin:
+            raise conflict(f"Instance {server.id} is locked", "conflictingRequest")
+
+    def _lock(self, ctx: Ctx, server: Server, arg: Any) -> Server:
+        server.locked = True
+        server.locked_by = (
+            "admin" if ctx.is_admin and ctx.project_id != server.project_id else "owner"
+        )
+        if isinstance(arg, dict):
+            server.locked_reason = arg.get("locked_reason")
+        server.updated_at = self.cloud.clock.now()
+        self._emit(server, "lock", None, ctx)
+        return server
+
+    def _unlock(self, ctx: Ctx, server: Server) -> Server:
+        if server.locked_by == "admin" and not ctx.is_admin:
+            raise forbidden(
+                "Policy doesn't allow os_compute_api:os-lock-server:unlock:"
+                "unlock_override to be performed."
+            )
+        server.locked, server.locked_by, server.locked_reason = False, None, None
+        server.updated_at = self.cloud.clock.now()
+        self._emit(server, "unlock", None, ctx)
+        return server
+
+    def _run(self, ctx: Ctx, server: Server, t: Transition) -> None:
+        cloud = self.cloud
+        old_state = server.vm_state
+        server.task_state = t.task
+        server.updated_at = cloud.clock.now()
+        self._state_update(server, old_state, None, ctx, task_only=True)
+        self._emit(server, t.event, "start", ctx)
+        if t.end == "shelved":
+            server.shelved_at = cloud.clock.now()
+            self._shelve_snapshot(server)
+            self._shelved.add(server.id)
+        elif t.end == "shelved_offloaded":
+            server.host = None
+            self._shelved.discard(server.id)
+        elif t.api == "unshelve":
+            server.host = cloud.config.compute_host
+            server.shelved_at = None
+            self._shelved.discard(server.id)
+            if server.shelved_image_id:
+                cloud.image.delete_quietly(server.shelved_image_id)
+                server.shelved_image_id = None
+                server.metadata.pop("shelved_image_id", None)
+        server.vm_state, server.task_state = t.end, None
+        server.updated_at = cloud.clock.now()
+        self._state_update(server, old_state, t.task, ctx)
+        self._emit(server, t.event, "end", ctx)
+
+    def _shelve_snapshot(self, server: Server) -> None:
+        if not server.image_id or server.shelved_image_id:
+            return
+        image = self.cloud.image.create_image(
+            owner=server.project_id,
+            name=f"{server.name}-shelved",
+            visibility="private",
+            properties={
+                "image_type": "snapshot",
+                "instance_uuid": server.id,
+                "user_id": server.user_id,
+                "base_image_ref": server.image_id,
+            },
+            status="active",
+        )
+        server.shelved_image_id = image.id
+
+    # -- notifications ---------------------------------------------------------------------
+    def _state_update(
+        self,
+        server: Server,
+        old_state: str,
+        old_task: str | None,
+        ctx: Ctx,
+        *,
+        task_only: bool = False,
+    ) -> None:
+        """``instance.update`` as ``notify_on_state_change`` asks for."""
+        mode = self.cloud.config.notify_on_state_change
+        if mode is None or not self.cloud.notifying:
+            return
+        if task_only and mode != "vm_and_task_state":
+            return
+        if not task_only and mode == "vm_state" and old_state == server.vm_state:
+            return
+        update = {
+            "old_state": old_state,
+            "state": server.vm_state,
+            "old_task_state": old_task,
+            "new_task_state": server.task_state,
+        }
+        self._emit(server, "update", None, ctx, state_update=update)
+
+    def _emit(
+        self,
+        server: Server,
+        action: str,
+        phase: str | None,
+        ctx: Ctx,
+        *,
+        state_update: dict[str, Any] | None = None,
+    ) -> None:
+        cloud = self.cloud
+        if not cloud.notifying:
+            return
+        fmt = cloud.config.notification_format
+        now = cloud.clock.now()
+        context = ctx.oslo_context()
+        suffix = f".{phase}" if phase else ""
+        if fmt in ("versioned", "both"):
+            cloud.notify(
+                Notification(
+                    exchange="nova",
+                    topic="versioned_notifications",
+                    publisher_id=f"nova-compute:{cloud.config.compute_host}",
+                    event_type=f"instance.{action}{suffix}",
+                    payload=self._versioned_payload(server, action, ctx, state_update),
+                    timestamp=now,
+                    context=context,
+                )
+            )
+        if fmt in ("unversioned", "both") and action not in ("lock", "unlock"):
+            cloud.notify(
+                Notification(
+                    exchange="nova",
+                    topic="notifications",
+                    publisher_id=f"compute.{cloud.config.compute_host}",
+                    event_type=f"compute.instance.{action}{suffix}",
+                    payload=self._legacy_payload(server, state_update),
+                    timestamp=now,
+                    context=context,
+                )
+            )
+
+    def _versioned_payload(
+        self, server: Server, action: str, ctx: Ctx, state_update: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        cloud = self.cloud
+        f = server.flavor
+        gone = server.vm_state == "deleted"
+        data: dict[str, Any] = {
+            "action_initiator_project": ctx.project_id,
+            "action_initiator_user": ctx.user_id,
+            "architecture": "x86_64",
+            "auto_disk_config": "MANUAL",
+            "availability_zone": server.availability_zone,
+            "block_devices": [
+                _nova_object(
+                    "BlockDevicePayload",
+                    "1.0",
+                    {
+                        "boot_index": None if server.image_id else 0,
+                        "delete_on_termination": False,
+                        "device_name": f"/dev/vd{chr(ord('b') + i)}",
+                        "tag": None,
+                        "volume_id": vid,
+                    },
+                )
+                for i, vid in enumerate(server.volume_ids)
+            ],
+            "created_at": iso_z(server.created_at),
+            "deleted_at": iso_z(server.updated_at) if gone else None,
+            "display_description": server.description or server.name,
+            "display_name": server.name,
+            "fault": None,
+            "flavor": _nova_object(
+                "FlavorPayload",
+                "1.4",
+                {
+                    "description": None,
+                    "disabled": False,
+                    "ephemeral_gb": f.ephemeral,
+                    "extra_specs": {},
+                    "flavorid": f.id,
+                    "is_public": True,
+                    "memory_mb": f.ram,
+                    "name": f.name,
+                    "projects": None,
+                    "root_gb": f.disk,
+                    "rxtx_factor": 1.0,
+                    "swap": f.swap,
+                    "vcpu_weight": 0,
+                    "vcpus": f.vcpus,
+                },
+            ),
+            "host": server.host,
+            "host_name": server.name,
+            "image_uuid": server.image_id,
+            "ip_addresses": self._ip_payloads(server),
+            "kernel_id": "",
+            "key_name": server.key_name,
+            "launched_at": iso_z(server.launched_at),
+            "locked": server.locked,
+            "locked_reason": server.locked_reason,
+            "metadata": dict(server.metadata),
+            "node": None if server.host is None else f"{server.host}-node",
+            "os_type": None,
+            "power_state": POWER_NAME[server.power_state],
+            "progress": 0,
+            "ramdisk_id": "",
+            "request_id": ctx.request_id,
+            "reservation_id": server.reservation_id,
+            "shares": [],
+            "state": server.vm_state,
+            "task_state": server.task_state,
+            "tenant_id": server.project_id,
+            "terminated_at": iso_z(server.updated_at) if gone else None,
+            "updated_at": iso_z(server.updated_at),
+            "user_id": server.user_id,
+            "uuid": server.id,
+        }
+        if action == "update":
+            del data["fault"]
+            now = cloud.clock.now()
+            data["audit_period"] = _nova_object(
+                "AuditPeriodPayload",
+                "1.0",
+                {
+                    "audit_period_beginning": iso_z(
+                        now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                    ),
+                    "audit_period_ending": iso_z(now),
+                },
+            )
+            data["old_display_name"] = None
+            data["tags"] = list(server.tags)
+            data["state_update"] = _nova_object(
+                "InstanceStateUpdatePayload", "1.0", dict(state_update or {})
+            )
+            return _nova_object("InstanceUpdatePayload", "2.1", data)
+        if action == "create":
+            data["instance_name"] = f"instance-{server.id[:8]}"
+            data["keypairs"] = []
+            data["tags"] = list(server.tags)
+            data["trusted_image_certificates"] = None
+            return _nova_object("InstanceCreatePayload", "1.13", data)
+        return _nova_object("InstanceActionPayload", "1.9", data)
+
+    def _ip_payloads(self, server: Server) -> list[dict[str, Any]]:
+        out = []
+        for port_id in server.port_ids:
+            port = self.cloud.network.ports.get(port_id)
+            if port is None:
+                continue
+            net = self.cloud.network.networks.get(port["network_id"])
+            for ip in port["fixed_ips"]:
+                out.append(
+                    _nova_object(
+                        "IpPayload",
+                        "1.0",
+                        {
+                            "address": ip["ip_address"],
+                            "device_name": f"tap{port['id'][:11]}",
+                            "label": net["name"] if net else "",
+                            "mac": port["mac_address"],
+                            "meta": {},
+                            "port_uuid": port["id"],
+                            "version": 6 if ":" in ip["ip_address"] else 4,
+                        },
+                    )
+                )
+        return out
+
+    def _legacy_payload(
+        self, server: Server, state_update: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        f = server.flavor
+        gone = server.vm_state == "deleted"
+
+        def legacy_time(when: datetime | None) -> str:
+            return "" if when is None else str(when.replace(microsecond=0))
+
+        payload: dict[str, Any] = {
+            "tenant_id": server.project_id,
+            "user_id": server.user_id,
+            "instance_id": server.id,
+            "display_name": server.name,
+            "reservation_id": server.reservation_id,
+            "hostname": server.name,
+            "instance_type": f.name,
+            "instance_type_id": int(f.id) if f.id.isdigit() else 0,
+            "instance_flavor_id": f.id,
+            "memory_mb": f.ram,
+            "disk_gb": f.disk + f.ephemeral,
+            "root_gb": f.disk,
+            "ephemeral_gb": f.ephemeral,
+            "vcpus": f.vcpus,
+            "host": server.host,
+            "node": None if server.host is None else f"{server.host}-node",
+            "availability_zone": server.availability_zone,
+            "cell_name": "",
+            "created_at": legacy_time(server.created_at),
+            "terminated_at": legacy_time(server.updated_at) if gone else "",
+            "deleted_at": legacy_time(server.updated_at) if gone else "",
+            "launched_at": legacy_time(server.launched_at),
+            "image_ref_url": (
+                f"{self.cloud.image_url}/images/{server.image_id}" if server.image_id else ""
+            ),
+            "os_type": None,
+            "kernel_id": "",
+            "ramdisk_id": "",
+            "state": server.vm_state,
+            "state_description": server.task_state or "",
+            "progress": "",
+            "access_ip_v4": None,
+            "access_ip_v6": None,
+            "metadata": dict(server.metadata),
+            "fixed_ips": [],
+            "image_meta": {"base_image_ref": server.image_id} if server.image_id else {},
+            "architecture": "x86_64",
+        }
+        if state_update is not None:
+            now = self.cloud.clock.now()
+            payload.update(
+                old_state=state_update["old_state"],
+                old_task_state=state_update["old_task_state"],
+                new_task_state=state_update["new_task_state"],
+                audit_period_beginning=legacy_time(now.replace(day=1, hour=0, minute=0, second=0)),
+                audit_period_ending=legacy_time(now),
+                bandwidth={},
+            )
+        return payload
+
+
+def _nova_object(name: str, version: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nova_object.data": data,
+        "nova_object.name": name,
+        "nova_object.namespace": "nova",
+        "nova_object.version": version,
+    }
+
+
+def _version_doc(base: str) -> dict[str, Any]:
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": "{}.{}".format(*MAX_MICROVERSION),
+        "min_version": "{}.{}".format(*MIN_MICROVERSION),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
+        "media-types": [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ],
+    }
+
+
+_SORT_KEYS = {"created_at", "updated_at", "display_name", "uuid", "vm_state", "launched_at"}
+
+
+class ComputeAPI(ServiceAPI):
+    name = "compute"
+    prefix = "/compute"
+    public_endpoints = frozenset({"versions", "version"})
+
+    @property
+    def state(self) -> ComputeState:
+        return self.cloud.compute
+
+    def rules(self) -> list[Rule]:
+        r = "/v2.1"
+        return [
+            Rule("/", endpoint="versions", methods=["GET"]),
+            Rule(r, endpoint="version", methods=["GET"]),
+            Rule(f"{r}/servers", endpoint="list_servers", methods=["GET"]),
+            Rule(f"{r}/servers/detail", endpoint="list_servers_detail", methods=["GET"]),
+            Rule(f"{r}/servers", endpoint="create_server", methods=["POST"]),
+            Rule(f"{r}/servers/<sid>", endpoint="get_server", methods=["GET"]),
+            Rule(f"{r}/servers/<sid>", endpoint="update_server", methods=["PUT"]),
+            Rule(f"{r}/servers/<sid>", endpoint="delete_server", methods=["DELETE"]),
+            Rule(f"{r}/servers/<sid>/action", endpoint="server_action", methods=["POST"]),
+            Rule(f"{r}/servers/<sid>/metadata", endpoint="get_metadata", methods=["GET"]),
+            Rule(f"{r}/servers/<sid>/metadata", endpoint="merge_metadata", methods=["POST"]),
+            Rule(f"{r}/servers/<sid>/metadata", endpoint="replace_metadata", methods=["PUT"]),
+            Rule(f"{r}/servers/<sid>/metadata/<key>", endpoint="get_meta_item", methods=["GET"]),
+            Rule(f"{r}/servers/<sid>/metadata/<key>", endpoint="set_meta_item", methods=["PUT"]),
+            Rule(
+                f"{r}/servers/<sid>/metadata/<key>", endpoint="delete_meta_item", methods=["DELETE"]
+            ),
+            Rule(
+                f"{r}/servers/<sid>/os-volume_attachments",
+                endpoint="list_attachments",
+                methods=["GET"],
+            ),
+            Rule(f"{r}/servers/<sid>/os-volume_attachments", endpoint="attach", methods=["POST"]),
+            Rule(
+                f"{r}/servers/<sid>/os-volume_attachments/<vid>",
+                endpoint="detach",
+                methods=["DELETE"],
+            ),
+            Rule(f"{r}/flavors", endpoint="list_flavors", methods=["GET"]),
+            Rule(f"{r}/flavors/detail", endpoint="list_flavors", methods=["GET"]),
+            Rule(f"{r}/flavors/<fid>", endpoint="get_flavor", methods=["GET"]),
+            Rule(f"{r}/os-server-groups", endpoint="list_server_groups", methods=["GET"]),
+            Rule(f"{r}/os-keypairs", endpoint="list_keypairs", methods=["GET"]),
+        ]
+
+    def handle(self, request: Request, ctx_for: Any) -> tuple[Response, Ctx | None]:
+        try:
+            version = _microversion(request)
+        except SimError as err:
+            return self.error(err), None
+        request.environ["sim.microversion"] = version
+        self.state.tick()
+        response, ctx = super().handle(request, ctx_for)
+        text = "{}.{}".format(*version)
+        response.headers["OpenStack-API-Version"] = f"compute {text}"
+        response.headers["X-OpenStack-Nova-API-Version"] = text
+        response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+        return response, ctx
+
+    # -- discovery -------------------------------------------------------------------------
+    def versions(self, request: Request, ctx: Ctx | None) -> Response:
+        return json_response({"versions": [_version_doc(base_url(request))]})
+
+    def version(self, request: Request, ctx: Ctx | None) -> Response:
+        return json_response({"version": _version_doc(base_url(request))})
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self, server: Server, request: Request, ctx: Ctx) -> dict[str, Any]:
+        base = base_url(request)
+        mv: tuple[int, int] = request.environ.get("sim.microversion", MIN_MICROVERSION)
+        f = server.flavor
+        links = [
+            {"rel": "self", "href": f"{base}/compute/v2.1/servers/{server.id}"},
+            {"rel": "bookmark", "href": f"{base}/compute/servers/{server.id}"},
+        ]
+        addresses: dict[str, list[dict[str, Any]]] = {}
+        for port_id in server.port_ids:
+            port = self.cloud.network.ports.get(port_id)
+            net = self.cloud.network.networks.get(port["network_id"]) if port else None
+            if port and net:
+                addresses.setdefault(net["name"], []).extend(
+                    {
+                        "addr": ip["ip_address"],
+                        "version": 4,
+                        "OS-EXT-IPS:type": "fixed",
+                        "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+                    }
+                    for ip in port["fixed_ips"]
+                )
+        body: dict[str, Any] = {
+            "id": server.id,
+            "name": server.name,
+            "status": server.status,
+            "tenant_id": server.project_id,
+            "user_id": server.user_id,
+            "metadata": dict(server.metadata),
+            "hostId": (server.project_id + (server.host or ""))[:56] if server.host else "",
+            "image": (
+                {
+                    "id": server.image_id,
+                    "links": [
+                        {"rel": "bookmark", "href": f"{base}/compute/images/{server.image_id}"}
+                    ],
+                }
+                if server.image_id
+                else ""
+            ),
+            "created": iso_z(server.created_at),
+            "updated": iso_z(server.updated_at),
+            "addresses": addresses,
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "links": links,
+            "OS-DCF:diskConfig": "MANUAL",
+            "progress": 0,
+            "OS-EXT-AZ:availability_zone": server.availability_zone,
+            "config_drive": "",
+            "key_name": server.key_name,
+            "OS-SRV-USG:launched_at": iso_micro(server.launched_at),
+            "OS-SRV-USG:terminated_at": None,
+            "OS-EXT-STS:task_state": server.task_state,
+            "OS-EXT-STS:vm_state": server.vm_state,
+            "OS-EXT-STS:power_state": server.power_state,
+            "os-extended-volumes:volumes_attached": [
+                {"id": v, "delete_on_termination": False} for v in server.volume_ids
+            ],
+            "security_groups": [{"name": "default"}],
+        }
+        if mv >= (2, 47):
+            body["flavor"] = {
+                "vcpus": f.vcpus,
+                "ram": f.ram,
+                "disk": f.disk,
+                "ephemeral": f.ephemeral,
+                "swap": f.swap,
+                "original_name": f.name,
+                "extra_specs": {},
+            }
+        else:
+            body["flavor"] = {
+                "id": f.id,
+                "links": [{"rel": "bookmark", "href": f"{base}/compute/flavors/{f.id}"}],
+            }
+        if mv >= (2, 9):
+            body["locked"] = server.locked
+        if mv >= (2, 73):
+            body["locked_reason"] = server.locked_reason
+        if mv >= (2, 19):
+            body["description"] = server.description
+        if mv >= (2, 26):
+            body["tags"] = list(server.tags)
+        if mv >= (2, 63):
+            body["trusted_image_certificates"] = None
+        if mv >= (2, 71):
+            body["server_groups"] = []
+        if mv >= (2, 96):
+            body["pinned_availability_zone"] = None
+        if ctx.is_admin:
+            body.update(
+                {
+                    "OS-EXT-SRV-ATTR:host": server.host,
+                    "OS-EXT-SRV-ATTR:hypervisor_hostname": (
+                        f"{server.host}-node" if server.host else None
+                    ),
+                    "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.id[:8]}",
+                }
+            )
+        return body
+
+    # -- servers ---------------------------------------------------------------------------
+    def list_servers(self, request: Request, ctx: Ctx | None) -> Response:
+        return self._list(request, ctx, detail=False)
+
+    def list_servers_detail(self, request: Request, ctx: Ctx | None) -> Response:
+        return self._list(request, ctx, detail=True)
+
+    def _list(self, request: Request, ctx: Ctx | None, *, detail: bool) -> Response:
+        assert ctx is not None
+        args = request.args
+        all_tenants = "all_tenants" in args and args.get("all_tenants", "").lower() not in (
+            "0",
+            "false",
+            "off",
+            "no",
+            "f",
+            "n",
+        )
+        if all_tenants and not ctx.is_admin:
+            raise forbidden(
+                "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be "
+                "performed."
+            )
+        project = (
+            (args.get("project_id") or args.get("tenant_id")) if all_tenants else ctx.project_id
+        )
+        image = args.get("image")
+        status = args.get("status", "").upper() or None
+        vm_state = args.get("vm_state")
+        user = args.get("user_id") if ctx.is_admin else None
+        locked = query_flag(args.get("locked"))
+        name_re = re.compile(args["name"]) if args.get("name") else None
+        since = parse_time(args["changes-since"]) if args.get("changes-since") else None
+        sort_key = args.get("sort_key", "created_at")
+        if sort_key not in _SORT_KEYS:
+            raise bad_request(f"Invalid sort_key {sort_key}")
+        reverse = args.get("sort_dir", "desc") != "asc"
+        limit = min(int(args.get("limit", 1000)), 1000)
+        marker = args.get("marker")
+        with self.cloud.lock:
+            rows = [
+                s
+                for s in self.state.servers.values()
+                if (project is None or s.project_id == project)
+                and (image is None or s.image_id == image)
+                and (status is None or s.status == status)
+                and (vm_state is None or s.vm_state == vm_state)
+                and (user is None or s.user_id == user)
+                and (locked is None or s.locked == locked)
+                and (name_re is None or name_re.search(s.name))
+                and (since is None or s.updated_at >= since)
+            ]
+            attr = {"display_name": "name", "uuid": "id"}.get(sort_key, sort_key)
+            rows.sort(key=lambda s: (getattr(s, attr) or s.created_at, s.id), reverse=reverse)
+            if marker:
+                idx = next((i for i, s in enumerate(rows) if s.id == marker), None)
+                if idx is None:
+                    raise bad_request(f"marker [{marker}] not found")
+                rows = rows[idx + 1 :]
+            page = rows[:limit]
+            if detail:
+                items = [self.render(s, request, ctx) for s in page]
+            else:
+                items = [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "links": [
+                            {
+                                "rel": "self",
+                                "href": f"{base_url(request)}/compute/v2.1/servers/{s.id}",
+                            }
+                        ],
+                    }
+                    for s in page
+                ]
+        body: dict[str, Any] = {"servers": items}
+        if len(page) == limit and len(rows) > 0 and page:
+            params = request.args.copy()
+            params["marker"] = page[-1].id
+            params["limit"] = str(limit)
+            query = "&".join(f"{k}={v}" for k, v in params.items(multi=True))
+            path = "servers/detail" if detail else "servers"
+            body["servers_links"] = [
+                {"rel": "next", "href": f"{base_url(request)}/compute/v2.1/{path}?{query}"}
+            ]
+        return json_response(body)
+
+    def get_server(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        with self.cloud.lock:
+            return json_response({"server": self.render(self.state.get(ctx, sid), request, ctx)})
+
+    def create_server(self, request: Request, ctx: Ctx | None) -> Response:
+        assert ctx is not None and ctx.project_id is not None
+        spec = read_json(request).get("server") or {}
+        if not spec.get("name"):
+            raise bad_request("Invalid input for field/attribute server: 'name' is required")
+        networks: list[str] = []
+        requested = spec.get("networks", "auto")
+        if isinstance(requested, list):
+            for item in requested:
+                if item.get("uuid"):
+                    networks.append(item["uuid"])
+        elif requested == "auto":
+            own = [
+                n["id"]
+                for n in self.cloud.network.networks.values()
+                if n["project_id"] == ctx.project_id and not n["router:external"]
+            ]
+            networks = own[:1]
+        volumes = [
+            b["uuid"]
+            for b in spec.get("block_device_mapping_v2") or []
+            if b.get("source_type") == "volume" and b.get("uuid")
+        ]
+        image_id = spec.get("imageRef") or None
+        if image_id:
+            try:
+                self.cloud.image.get(ctx, image_id)
+            except SimError as exc:
+                raise bad_request(f"Image {image_id} could not be found.") from exc
+        flavor_ref = str(spec.get("flavorRef", "")).rstrip("/").rsplit("/", 1)[-1]
+        server = self.state.create_server(
+            project_id=ctx.project_id,
+            user_id=ctx.user_id,
+            name=spec["name"],
+            image_id=image_id,
+            flavor=flavor_ref or "m1.small",
+            metadata=spec.get("metadata"),
+            networks=networks,
+            volume_ids=volumes,
+            key_name=spec.get("key_name"),
+            ctx=ctx,
+        )
+        base = base_url(request)
+        return json_response(
+            {
+                "server": {
+                    "id": server.id,
+                    "links": [{"rel": "self", "href": f"{base}/compute/v2.1/servers/{server.id}"}],
+                    "OS-DCF:diskConfig": "MANUAL",
+                    "security_groups": [{"name": "default"}],
+                    "adminPass": "sim-password",
+                }
+            },
+            202,
+        )
+
+    def update_server(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        spec = read_json(request).get("server") or {}
+        with self.cloud.transaction():
+            server = self.state.get(ctx, sid)
+            self.state._check_lock(ctx, server)
+            if "name" in spec:
+                server.name = spec["name"]
+            if "description" in spec:
+                server.description = spec["description"]
+            server.updated_at = self.cloud.clock.now()
+            return json_response({"server": self.render(server, request, ctx)})
+
+    def delete_server(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        self.state.delete(ctx, sid)
+        return empty(204)
+
+    def server_action(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        body = read_json(request)
+        if not isinstance(body, dict) or len(body) != 1:
+            raise bad_request("Malformed request body")
+        name, arg = next(iter(body.items()))
+        self.state.action(ctx, sid, name, arg)
+        return empty(202)
+
+    # -- metadata --------------------------------------------------------------------------
+    def get_metadata(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        return json_response({"metadata": dict(self.state.get(ctx, sid).metadata)})
+
+    def merge_metadata(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        items = read_json(request).get("metadata") or {}
+        server = self.state.set_metadata(ctx, sid, items)
+        return json_response({"metadata": dict(server.metadata)})
+
+    def replace_metadata(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        items = read_json(request).get("metadata") or {}
+        server = self.state.set_metadata(ctx, sid, items, replace=True)
+        return json_response({"metadata": dict(server.metadata)})
+
+    def get_meta_item(self, request: Request, ctx: Ctx | None, sid: str, key: str) -> Response:
+        assert ctx is not None
+        meta = self.state.get(ctx, sid).metadata
+        if key not in meta:
+            raise not_found("Metadata item", key)
+        return json_response({"meta": {key: meta[key]}})
+
+    def set_meta_item(self, request: Request, ctx: Ctx | None, sid: str, key: str) -> Response:
+        assert ctx is not None
+        item = read_json(request).get("meta") or {}
+        if key not in item or len(item) != 1:
+            raise bad_request("Request body and URI mismatch")
+        self.state.set_metadata(ctx, sid, item)
+        return json_response({"meta": {key: str(item[key])}})
+
+    def delete_meta_item(self, request: Request, ctx: Ctx | None, sid: str, key: str) -> Response:
+        assert ctx is not None
+        self.state.delete_metadata(ctx, sid, key)
+        return empty(204)
+
+    # -- volume attachments ----------------------------------------------------------------
+    def list_attachments(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        server = self.state.get(ctx, sid)
+        return json_response(
+            {
+                "volumeAttachments": [
+                    {
+                        "id": v,
+                        "volumeId": v,
+                        "serverId": server.id,
+                        "device": f"/dev/vd{chr(98 + i)}",
+                        "tag": None,
+                        "delete_on_termination": False,
+                    }
+                    for i, v in enumerate(server.volume_ids)
+                ]
+            }
+        )
+
+    def attach(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
+        assert ctx is not None
+        spec = read_json(request).get("volumeAttachment") or {}
+        vid = spec.get("volumeId", "")
+        self.state.attach_volume(ctx, sid, vid)
+        return json_response(
+            {
+                "volumeAttachment": {
+                    "id": vid,
+                    "volumeId": vid,
+                    "serverId": sid,
+                    "device": "/dev/vdb",
+                }
+            }
+        )
+
+    def detach(self, request: Request, ctx: Ctx | None, sid: str, vid: str) -> Response:
+        assert ctx is not None
+        self.state.detach_volume(ctx, sid, vid)
+        return empty(202)
+
+    # -- flavors and the rest project_cleanup walks ----------------------------------------
+    def list_flavors(self, request: Request, ctx: Ctx | None) -> Response:
+        base = base_url(request)
+        return json_response({"flavors": [f.to_api(base) for f in self.state.flavors.values()]})
+
+    def get_flavor(self, request: Request, ctx: Ctx | None, fid: str) -> Response:
+        flavor = self.state.flavors.get(fid)
+        if flavor is None:
+            raise not_found("Flavor", fid)
+        return json_response({"flavor": flavor.to_api(base_url(request))})
+
+    def list_server_groups(self, request: Request, ctx: Ctx | None) -> Response:
+        return json_response({"server_groups": []})
+
+    def list_keypairs(self, request: Request, ctx: Ctx | None) -> Response:
+        return json_response({"keypairs": []})
