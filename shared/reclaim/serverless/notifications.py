@@ -1,0 +1,182 @@
+"""Notification batches from Lambda (Amazon MQ for RabbitMQ or SQS) through parse, policy, store.
+
+Each record goes the way a message from the bus goes: :func:`reclaim.routes.parse`, then
+:func:`reclaim.routes.decide`, then ``store.apply``. What differs is failure:
+
+* A *poison* record (a body that cannot be parsed, a payload that does not validate, a
+  policy handler that raises, a write the store rejects as invalid) fails the same way on
+  every delivery. Retrying it would only block the records behind it.
+* A *transient* failure (the store unreachable or throttling) may pass on the next delivery.
+
+Amazon MQ event sources have no partial batch response: an error returns the whole batch.
+So :func:`handle_mq` dead-letters poison records (durably, see
+:mod:`reclaim.serverless.deadletters`) and succeeds, and raises only on a transient store
+error. The batch then comes back whole, which is safe: every timer write is conditional on
+event time, so the records already applied change nothing the second time.
+
+SQS event sources with ``ReportBatchItemFailures`` redeliver only the records the function
+names, so :func:`handle_sqs` reports exactly those: each poison record, and on a transient
+store error that record and every one after it (the store is likely down for them too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError, ParamValidationError
+
+from reclaim import routes
+from reclaim.serverless.deadletters import DeadLetter, DeadLetterSink, utcnow
+from reclaim.serverless.events import MQ_SOURCE, Record, event_source, mq_records, sqs_records
+from reclaim.settings import PolicySettings
+from reclaim.store import StoreError
+from reclaim.store.port import TimerStore
+from reclaim.wire import ParseError
+
+log = logging.getLogger("reclaim.serverless")
+
+#: DynamoDB errors that say the request itself is wrong: the same record fails every time.
+_REJECTED = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
+
+
+class Poison(Exception):
+    """A record that can never be processed; ``problem`` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+@dataclass
+class BatchResult:
+    """What one invocation did with its batch."""
+
+    received: int = 0
+    applied: int = 0
+    ignored: int = 0
+    written: int = 0
+    unchanged: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as a JSON object (what ``handle_mq`` returns and the log shows)."""
+        return {
+            "received": self.received,
+            "applied": self.applied,
+            "ignored": self.ignored,
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "dead_lettered": list(self.dead_lettered),
+            "failed": list(self.failed),
+        }
+
+
+def _rejected(exc: StoreError) -> bool:
+    cause = exc.__cause__
+    if isinstance(cause, ParamValidationError):
+        return True
+    return (
+        isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _REJECTED
+    )
+
+
+def process(record: Record, policy: PolicySettings, store: TimerStore, result: BatchResult) -> None:
+    """Parse, decide and apply one record, counting into ``result``.
+
+    Raises :class:`Poison` for a record that will never succeed and
+    :class:`reclaim.store.StoreError` for a transient store failure.
+    """
+    if record.body is None:
+        raise Poison(record.problem or "no body")
+    try:
+        notification = routes.parse(record.body)
+    except ParseError as exc:
+        raise Poison(f"unreadable notification: {exc}") from exc
+    if notification is None:
+        result.ignored += 1
+        return
+    try:
+        commands = routes.decide(notification, policy)
+    except Exception as exc:  # pure code: whatever it raised, it raises on every delivery
+        raise Poison(
+            f"policy for {notification.event_type} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        applied = store.apply(commands)
+    except StoreError as exc:
+        if _rejected(exc):
+            raise Poison(f"store rejected the timers of {notification.event_type}: {exc}") from exc
+        raise
+    result.applied += 1
+    result.written += applied.written
+    result.unchanged += applied.unchanged
+
+
+def handle_mq(
+    event: Mapping[str, Any],
+    policy: PolicySettings,
+    store: TimerStore,
+    deadletters: DeadLetterSink,
+    clock: Callable[[], datetime] = utcnow,
+) -> BatchResult:
+    """Process an Amazon MQ for RabbitMQ batch; dead-letter poison records, raise on transient errors."""
+    result = BatchResult()
+    for record in mq_records(event):
+        result.received += 1
+        try:
+            process(record, policy, store, result)
+        except Poison as exc:
+            # Kept before the batch is acknowledged; if this write fails the batch fails too.
+            deadletters.put(
+                DeadLetter(record.evidence(), exc.problem, record.source, record.ref), clock()
+            )
+            result.dead_lettered.append(record.ref)
+            log.warning("dead-lettered %s: %s", record.ref, exc.problem)
+    return result
+
+
+def handle_sqs(event: Mapping[str, Any], policy: PolicySettings, store: TimerStore) -> BatchResult:
+    """Process an SQS batch; ``result.failed`` names exactly the records to redeliver."""
+    result = BatchResult()
+    records = sqs_records(event)
+    for index, record in enumerate(records):
+        result.received += 1
+        try:
+            process(record, policy, store, result)
+        except Poison as exc:
+            result.failed.append(record.ref)
+            log.warning("failed %s: %s", record.ref, exc.problem)
+        except StoreError as exc:
+            rest = [r.ref for r in records[index:]]
+            result.failed.extend(rest)
+            result.received = len(records)
+            log.error("store unavailable, returning %d records: %s", len(rest), exc)
+            break
+    return result
+
+
+def sqs_response(result: BatchResult) -> dict[str, Any]:
+    """The partial batch response Lambda reads when ``ReportBatchItemFailures`` is on."""
+    return {"batchItemFailures": [{"itemIdentifier": ref} for ref in result.failed]}
+
+
+def handle(
+    event: Mapping[str, Any],
+    policy: PolicySettings,
+    store: TimerStore,
+    deadletters: DeadLetterSink,
+    clock: Callable[[], datetime] = utcnow,
+) -> dict[str, Any]:
+    """Process either kind of batch; return what Lambda expects back from that source."""
+    if event_source(event) == MQ_SOURCE:
+        result = handle_mq(event, policy, store, deadletters, clock)
+        log.info("batch: %s", result.as_json())
+        return result.as_json()
+    result = handle_sqs(event, policy, store)
+    log.info("batch: %s", result.as_json())
+    return sqs_response(result)

@@ -1,0 +1,42 @@
+"""What a function builds once per execution environment: settings, store, dead letters.
+
+Lambda reuses an environment for many invocations; clients made at the first invocation
+(not at import, so tests and ``reclaim invoke --lambda`` can set the environment first) are
+kept until :func:`reset`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reclaim.serverless.deadletters import TableDeadLetters
+from reclaim.settings import Settings, load_settings
+from reclaim.store import DynamoTimerStore, open_store
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The settings and adapters a handler runs with."""
+
+    settings: Settings
+    store: DynamoTimerStore
+    deadletters: TableDeadLetters
+
+
+_current: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The environment's runtime, built from ``RECLAIM_*`` variables on first use."""
+    global _current
+    if _current is None:
+        settings = load_settings()
+        store = open_store(settings.store_url)
+        _current = Runtime(settings, store, TableDeadLetters(store.client, store.table))
+    return _current
+
+
+def reset() -> None:
+    """Forget the runtime, so the next call reads the environment again."""
+    global _current
+    _current = None
