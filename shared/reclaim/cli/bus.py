@@ -2,8 +2,263 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from reclaim.cli.common import event_files, fail, print_json
+
+TransportOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transport-url",
+        help="oslo.messaging transport URL (default: RECLAIM_BUS__TRANSPORT_URL).",
+    ),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
+]
+DriverOpt = Annotated[
+    str | None, typer.Option("--driver", help="Notification driver: messaging (v1) or messagingv2.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _bus(**overrides: Any) -> Any:
+    from reclaim.bus.settings import load_bus_settings
+
+    try:
+        return load_bus_settings(**overrides)
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def _store(url: str | None) -> Any:
+    from reclaim.settings import load_settings
+    from reclaim.store import StoreError, open_store
+
+    try:
+        return open_store(url or load_settings().store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def listen(
+    transport_url: TransportOpt = None,
+    pool: Annotated[
+        str | None, typer.Option("--pool", help="Listener pool (reclaim's own queue).")
+    ] = None,
+    exchange: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exchange", help="Exchange to listen on (repeat; default: the route table's)."
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    durable: Annotated[
+        bool | None,
+        typer.Option("--durable/--no-durable", help="Durable queues (amqp_durable_queues)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Messages per batch.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Prometheus port on 127.0.0.1 (0: off).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+) -> None:
+    """Consume OpenStack notifications and store their timers until SIGTERM or SIGINT.
+
+    A message is acknowledged only once its timers are stored; what cannot be used is kept
+    as a dead letter (see ``reclaim deadletters``). Logs are JSON lines on stderr.
+    """
+    from reclaim.bus import log
+    from reclaim.bus.listener import Listener
+    from reclaim.settings import load_settings
+
+    settings = _bus(
+        transport_url=transport_url, pool=pool, exchanges=tuple(exchange) if exchange else None,
+        durable_queues=durable, batch_size=batch_size, metrics_port=metrics_port,
+    )  # fmt: skip
+    log.configure(log_level)
+    try:
+        policy = load_settings().policy
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+    timer_store = _store(store)
+    try:
+        Listener(settings, timer_store, policy).run()
+    except OSError as exc:
+        fail(f"listen: {exc}", 1)
+
+
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")],
+    transport_url: TransportOpt = None,
+    driver: DriverOpt = None,
+    exchange: Annotated[
+        str | None, typer.Option("--exchange", help="Exchange (default: the event type's service).")
+    ] = None,
+) -> None:
+    """Send sample notifications to the bus as the OpenStack service would.
+
+    Each goes to its service's exchange with routing key ``<topic>.<priority>``; missing
+    ``message_id``/``timestamp`` are filled in, present ones kept.
+    """
+    from reclaim.bus.publisher import Publisher
+    from reclaim.wire import ParseError
+
+    settings = _bus(transport_url=transport_url, driver=driver)
+    bodies = list(event_files(files))
+    publisher = Publisher(settings)
+    sent = 0
+    try:
+        for path, body in bodies:
+            try:
+                ex, key = publisher.publish(body, exchange=exchange)
+            except ParseError as exc:
+                fail(f"{path}: {exc}")
+            sent += 1
+            typer.echo(f"{path}: {body.get('event_type')} -> {ex} {key}", err=True)
+    except Exception as exc:
+        fail(f"publish: {exc}", 1)
+    finally:
+        publisher.close()
+    typer.echo(f"published {sent} notification(s)", err=True)
+
+
+def _send_allocation(kind: str, project: str, end_date: str | None, allocation_id: str | None,
+                     transport_url: str | None, driver: str | None) -> None:  # fmt: skip
+    from reclaim.bus.publisher import Publisher, allocation_event
+    from reclaim.wire import parse_timestamp
+
+    if end_date is not None:
+        try:
+            parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
+        except ValueError as exc:
+            fail(f"--date: {exc}")
+    settings = _bus(transport_url=transport_url, driver=driver)
+    body = allocation_event(kind, project, end_date=end_date, allocation_id=allocation_id)
+    publisher = Publisher(settings)
+    try:
+        ex, key = publisher.publish(body)
+    except Exception as exc:
+        fail(f"publish: {exc}", 1)
+    finally:
+        publisher.close()
+    typer.echo(f"allocation.{kind} for {project} -> {ex} {key} (message_id {body['message_id']})")
+
+
+def allocation_end(
+    project: Annotated[str, typer.Argument(help="Keystone project id.")],
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="When it ended (YYYY-MM-DD or ISO-8601; default: now)."),
+    ] = None,
+    allocation_id: Annotated[str | None, typer.Option("--allocation-id")] = None,
+    transport_url: TransportOpt = None,
+    driver: DriverOpt = None,
+) -> None:
+    """Publish ``allocation.ended`` for a project (clouds whose allocation system emits none)."""
+    end = date or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _send_allocation("ended", project, end, allocation_id, transport_url, driver)
+
+
+def allocation_renew(
+    project: Annotated[str, typer.Argument(help="Keystone project id.")],
+    allocation_id: Annotated[str | None, typer.Option("--allocation-id")] = None,
+    transport_url: TransportOpt = None,
+    driver: DriverOpt = None,
+) -> None:
+    """Publish ``allocation.renewed`` for a project: its cleanup and warnings are cancelled."""
+    _send_allocation("renewed", project, None, allocation_id, transport_url, driver)
+
+
+def deadletters_list(
+    store: StoreOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the dead letters: what could not be used, when, and why."""
+    from reclaim.bus.deadletters import DeadLetterStore
+    from reclaim.store import StoreError
+
+    letters_store = DeadLetterStore.beside(_store(store))
+    try:
+        letters = letters_store.list(include_replayed=all_)
+    except StoreError as exc:
+        fail(f"store: {exc}")
+    if json_out:
+        print_json(
+            [
+                lt.model_dump(mode="json", exclude={"body"}) | {"body_head": lt.body[:200]}
+                for lt in letters
+            ]
+        )
+        return
+    table = Table(title=f"Dead letters ({len(letters)})")
+    for col in ("id", "received", "stage", "event type", "reason", "size", "state"):
+        table.add_column(col)
+    for lt in letters:
+        table.add_row(lt.id, f"{lt.received_at:%Y-%m-%d %H:%M:%S}", lt.stage, lt.event_type or "-",
+                      lt.reason[:80], str(lt.body_size), lt.state)  # fmt: skip
+    Console().print(table)
+
+
+def deadletters_replay(
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Dead letter ids (default: --all).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every open dead letter.")] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run dead letters through parse, policy and store again (after a fix).
+
+    A letter that now works is marked replayed; one that still fails keeps its new reason.
+    Exits 1 if any still fails.
+    """
+    from reclaim.bus.replay import replay
+    from reclaim.settings import load_settings
+    from reclaim.store import StoreError
+
+    if not ids and not all_:
+        fail("name dead letter ids, or --all")
+    try:
+        policy = load_settings().policy
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+    try:
+        results = replay(_store(store), policy, ids or None)
+    except (StoreError, KeyError) as exc:
+        fail(f"replay: {exc}")
+    if json_out:
+        print_json(results)
+    else:
+        for r in results:
+            typer.echo(
+                f"{r['id']}: {r['outcome']}" + (f" ({r['reason']})" if r.get("reason") else "")
+            )
+    if any(r["outcome"] != "replayed" for r in results):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add the bus commands to ``app``."""
+    app.command()(listen)
+    app.command()(publish)
+    allocation = typer.Typer(help="Publish allocation events.", no_args_is_help=True)
+    allocation.command("end")(allocation_end)
+    allocation.command("renew")(allocation_renew)
+    app.add_typer(allocation, name="allocation")
+    deadletters = typer.Typer(help="Messages the listener could not use.", no_args_is_help=True)
+    deadletters.command("list")(deadletters_list)
+    deadletters.command("replay")(deadletters_replay)
+    app.add_typer(deadletters, name="deadletters")

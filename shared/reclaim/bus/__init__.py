@@ -1,0 +1,1 @@
+"""The bus runtime: consume OpenStack notifications from RabbitMQ and store their timers."""

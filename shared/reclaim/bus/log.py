@@ -1,0 +1,53 @@
+"""Structured log lines: one JSON object per batch or problem."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+LOG = logging.getLogger("reclaim.bus")
+
+
+def emit(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``{"event": event, **fields}`` as one JSON line on the ``reclaim.bus`` logger."""
+    if LOG.isEnabledFor(level):
+        LOG.log(level, json.dumps({"event": event, **fields}, default=str, sort_keys=False))
+
+
+class JsonLineFormatter(logging.Formatter):
+    """Format records as JSON lines; reclaim's own lines are merged in, others wrapped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        base: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        try:
+            parsed = json.loads(message) if message.startswith("{") else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            base.update(parsed)
+        else:
+            base["message"] = message
+        if record.exc_info:
+            base["exc"] = self.formatException(record.exc_info)
+        return json.dumps(base, default=str)
+
+
+def configure(level: str = "INFO") -> None:
+    """Send every log record to stderr as a JSON line (``reclaim listen``)."""
+    import time
+
+    handler = logging.StreamHandler()
+    formatter = JsonLineFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # oslo.messaging logs every reconnect attempt at INFO/ERROR: keep them, they matter.
+    logging.getLogger("oslo_messaging").setLevel(logging.WARNING)

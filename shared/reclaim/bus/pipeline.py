@@ -1,0 +1,217 @@
+"""One batch of notifications through parse, policy and store; dead letters for the rest.
+
+The listener acknowledges a batch only when :meth:`Pipeline.process` returns: by then the
+batch's dead letters are recorded and its timer commands stored. If the store fails it
+raises :class:`StoreError` and the batch is requeued; applying it again later changes
+nothing that was already applied (timer merges are idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reclaim import routes
+from reclaim.bus.deadletters import DeadLetter, DeadLetterStore, dead_letter
+from reclaim.bus.log import emit
+from reclaim.bus.metrics import Metrics
+from reclaim.commands import TimerCommand
+from reclaim.settings import PolicySettings
+from reclaim.store import StoreError
+from reclaim.store.port import ApplyResult, TimerStore
+from reclaim.wire import Notification, ParseError
+
+#: Keys oslo adds to a notification's context that are not the publisher's.
+_OSLO_CONTEXT_KEYS = frozenset({"msg_id", "reply_q", "client_timeout"})
+
+#: Called with the event times of a stored batch and the moment it was stored.
+Observer = Callable[[Sequence[datetime], datetime], None]
+
+
+def envelope_of(message: Mapping[str, Any], priority: str) -> dict[str, Any]:
+    """Rebuild the oslo v1 body from what a notification endpoint receives. Pure.
+
+    oslo hands endpoints ``{ctxt, publisher_id, event_type, payload, metadata}`` with the
+    priority implied by the endpoint method; ``routes.parse`` reads the wire form.
+    """
+    metadata = message.get("metadata")
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    ctxt = message.get("ctxt")
+    context = ctxt if isinstance(ctxt, Mapping) else {}
+    body: dict[str, Any] = {
+        "message_id": meta.get("message_id"),
+        "publisher_id": message.get("publisher_id"),
+        "event_type": message.get("event_type"),
+        "priority": priority.upper(),
+        "timestamp": meta.get("timestamp"),
+        "payload": message.get("payload"),
+    }
+    for key, value in context.items():
+        if key not in _OSLO_CONTEXT_KEYS or value is not None:
+            body[f"_context_{key}"] = value
+    return body
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did."""
+
+    received: int = 0
+    applied: int = 0
+    ignored: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    commands: int = 0
+    result: ApplyResult = field(default_factory=ApplyResult)
+
+
+def _resource_slot(command: TimerCommand, slots: int) -> int:
+    # Every command of one resource (wildcard cancels included) goes to the same writer.
+    return zlib.crc32(f"{command.resource_type}#{command.resource_id}".encode()) % slots
+
+
+class Pipeline:
+    """Parse, decide and store batches of notifications; thread-safe."""
+
+    def __init__(
+        self,
+        store: TimerStore,
+        deadletters: DeadLetterStore,
+        policy: PolicySettings,
+        *,
+        apply_threads: int = 8,
+        handler_retries: int = 2,
+        metrics: Metrics | None = None,
+        observer: Observer | None = None,
+        decide: Callable[[Notification[Any], PolicySettings], list[TimerCommand]] = routes.decide,
+    ) -> None:
+        self.store = store
+        self.deadletters = deadletters
+        self.policy = policy
+        self.apply_threads = apply_threads
+        self.handler_retries = handler_retries
+        self.metrics = metrics or Metrics()
+        self.observer = observer
+        self._decide = decide
+        self._writers = ThreadPoolExecutor(apply_threads, thread_name_prefix="reclaim-apply")
+
+    def close(self) -> None:
+        """Stop the store writers (after the last batch)."""
+        self._writers.shutdown(wait=True)
+
+    # -- pure-ish steps -------------------------------------------------------------
+    def _decide_with_retries(self, notification: Notification[Any]) -> list[TimerCommand]:
+        attempts = self.handler_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._decide(notification, self.policy)
+            except Exception as exc:
+                if attempt == attempts:
+                    raise HandlerFailed(
+                        f"{type(exc).__name__}: {exc} (after {attempts} attempts)"
+                    ) from exc
+                emit("handler_retry", logging.WARNING, message_id=notification.message_id,
+                     event_type=notification.event_type, attempt=attempt, error=repr(exc)[:300])  # fmt: skip
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def sort(
+        self, bodies: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[TimerCommand], list[datetime], BatchOutcome]:
+        """Parse and decide every body; collect commands, event times and dead letters."""
+        outcome = BatchOutcome(received=len(bodies))
+        commands: list[TimerCommand] = []
+        times: list[datetime] = []
+        for body in bodies:
+            try:
+                notification = routes.parse(body)
+            except ParseError as exc:
+                outcome.dead_letters.append(dead_letter(body, stage="parse", reason=str(exc)))
+                continue
+            except Exception as exc:  # pydantic or json internals on hostile input
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                outcome.dead_letters.append(dead_letter(body, stage="parse", reason=reason))
+                continue
+            if notification is None:
+                outcome.ignored += 1
+                continue
+            try:
+                decided = self._decide_with_retries(notification)
+            except HandlerFailed as exc:
+                outcome.dead_letters.append(
+                    dead_letter(body, stage="handler", reason=f"handler failed: {exc}")
+                )
+                continue
+            if decided:
+                outcome.applied += 1
+                commands.extend(decided)
+                times.append(notification.timestamp)
+            else:
+                outcome.ignored += 1
+        outcome.commands = len(commands)
+        return commands, times, outcome
+
+    # -- I/O ------------------------------------------------------------------------
+    def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
+        """Store commands, resources spread over the writers; raises StoreError on failure.
+
+        All commands of one (resource, rule) go to one ``store.apply`` call, which folds
+        them into one read and one conditional write: the in-order stream's result.
+        """
+        if not commands:
+            return ApplyResult()
+        slots = min(self.apply_threads, len(commands))
+        if slots == 1:
+            return self.store.apply(commands)
+        chunks: list[list[TimerCommand]] = [[] for _ in range(slots)]
+        for c in commands:
+            chunks[_resource_slot(c, slots)].append(c)
+        futures = [self._writers.submit(self.store.apply, chunk) for chunk in chunks if chunk]
+        written = unchanged = retries = 0
+        failure: BaseException | None = None
+        for f in futures:
+            try:
+                r = f.result()
+            except BaseException as exc:
+                failure = failure or exc
+                continue
+            written, unchanged, retries = (
+                written + r.written,
+                unchanged + r.unchanged,
+                retries + r.retries,
+            )
+        if failure is not None:
+            if isinstance(failure, StoreError):
+                raise failure
+            raise StoreError(f"applying commands: {type(failure).__name__}: {failure}") from failure
+        return ApplyResult(written=written, unchanged=unchanged, retries=retries)
+
+    def process(self, bodies: Sequence[Mapping[str, Any]]) -> BatchOutcome:
+        """Handle one batch: dead letters recorded, commands stored; raises StoreError."""
+        commands, times, outcome = self.sort(bodies)
+        started = time.perf_counter()
+        if outcome.dead_letters:
+            self.deadletters.record(outcome.dead_letters)
+        outcome.result = self.apply(commands)
+        stored_at = datetime.now(UTC)
+        m = self.metrics
+        m.apply_latency.observe(time.perf_counter() - started)
+        m.applied.inc(outcome.applied)
+        m.ignored.inc(outcome.ignored)
+        m.writes.inc(outcome.result.written)
+        for letter in outcome.dead_letters:
+            m.dead_lettered.labels(letter.stage).inc()
+        for t in times:
+            m.event_latency.observe(max((stored_at - t).total_seconds(), 0.0))
+        if self.observer is not None:
+            self.observer(times, stored_at)
+        return outcome
+
+
+class HandlerFailed(RuntimeError):
+    """A policy handler raised on every attempt."""

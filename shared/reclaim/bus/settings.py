@@ -1,0 +1,99 @@
+"""Settings of the bus runtime (``reclaim listen``, ``publish``, ``deadletters``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+
+class BusSettings(BaseModel):
+    """How reclaim reaches the message bus and consumes from it.
+
+    Read from the ``bus`` section of the config file or ``RECLAIM_BUS__*`` variables
+    (e.g. ``RECLAIM_BUS__TRANSPORT_URL``); ``reclaim listen`` flags override both.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transport_url: str = Field(
+        "rabbit://guest:guest@127.0.0.1:5672/", description="oslo.messaging transport URL"
+    )
+    pool: str = Field(
+        "reclaim",
+        min_length=1,
+        description="listener pool: reclaim's own queue, so it never takes Ceilometer's messages",
+    )
+    exchanges: tuple[str, ...] = Field(
+        (), description="exchanges to listen on (default: every exchange of the route table)"
+    )
+    durable_queues: bool = Field(True, description="declare durable queues (amqp_durable_queues)")
+    batch_size: int = Field(100, ge=1, description="messages handed to the pipeline at once")
+    batch_timeout: float = Field(0.05, gt=0, description="seconds to wait to fill a batch")
+    prefetch: int = Field(
+        400, ge=0, description="unacknowledged messages the broker may send (0: no limit)"
+    )
+    executor_threads: int = Field(4, ge=1, description="batches processed concurrently")
+    apply_threads: int = Field(8, ge=1, description="concurrent store writers per batch")
+    handler_retries: int = Field(
+        2, ge=0, description="retries of a failing policy handler before dead-lettering"
+    )
+    store_retry_delay: float = Field(
+        1.0, ge=0, description="pause before requeueing a batch the store refused"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address of the Prometheus metrics server")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0: off)")
+    driver: str = Field("messagingv2", pattern=r"^messaging(v2)?$", description="publish driver")
+
+
+def load_bus_settings(**overrides: Any) -> BusSettings:
+    """Bus settings from the config file's ``bus`` section and ``RECLAIM_BUS__*``, then ``overrides``.
+
+    Uses ``reclaim.settings.Settings.bus`` when the main settings carry it; until then reads
+    the same sources itself (same file, same variables, same precedence).
+    """
+    from reclaim import settings as main
+
+    if "bus" in main.Settings.model_fields:
+        base: BusSettings = getattr(main.load_settings(), "bus")  # noqa: B009
+    else:
+        base = _BusOnly().bus
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return BusSettings.model_validate({**base.model_dump(), **given}) if given else base
+
+
+class _BusOnly(BaseSettings):
+    """The ``bus`` part of reclaim's settings, read from the same sources."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECLAIM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    bus: BusSettings = Field(default_factory=BusSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from reclaim.settings import config_file
+
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            if path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
