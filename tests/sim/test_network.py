@@ -1,0 +1,111 @@
+"""Neutron v2.0 through openstacksdk: project filters, routers, interfaces, floating IPs,
+security groups and their notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openstack import exceptions
+from reclaim.sim import Cloud, RecordingSink
+
+from tests.sim.conftest import Tenant
+
+
+def _public(conn: Any) -> Any:
+    return next(n for n in conn.network.networks(is_router_external=True))
+
+
+def test_network_router_interface_round_trip(tenant: Tenant) -> None:
+    net = tenant.conn.network
+    network = net.create_network(name="lab")
+    subnet = net.create_subnet(network_id=network.id, cidr="10.1.0.0/24", ip_version=4)
+    router = net.create_router(
+        name="lab-router", external_gateway_info={"network_id": _public(tenant.conn).id}
+    )
+    net.add_interface_to_router(router, subnet_id=subnet.id)
+    ports = list(net.ports(device_id=router.id))
+    owners = sorted(p.device_owner for p in ports)
+    assert owners == ["network:router_gateway", "network:router_interface"]
+    with pytest.raises(exceptions.ConflictException):
+        net.delete_router(router)  # RouterInUse
+    with pytest.raises(exceptions.ConflictException):
+        net.delete_network(network)  # NetworkInUse
+    interface = next(p for p in ports if p.device_owner == "network:router_interface")
+    net.remove_interface_from_router(router, port_id=interface.id)
+    net.delete_router(router)
+    net.delete_network(network)
+    assert list(net.networks(project_id=tenant.project_id)) == []
+
+
+def test_project_filters(admin_conn: Any, tenant_factory: Any) -> None:
+    a, b = tenant_factory(), tenant_factory()
+    na = a.conn.network.create_network(name="a-net")
+    nb = b.conn.network.create_network(name="b-net")
+    ra = a.conn.network.create_router(name="a-router")
+    assert {n.id for n in admin_conn.network.networks(project_id=a.project_id)} == {na.id}
+    assert nb.id not in {n.id for n in a.conn.network.networks()}
+    # an admin-role token lists every project's routers when no filter is given
+    assert ra.id in {r.id for r in admin_conn.network.routers()}
+    assert ra.id not in {r.id for r in b.conn.network.routers()}
+    with pytest.raises(exceptions.NotFoundException):
+        b.conn.network.get_router(ra.id)
+
+
+def test_floating_ip_follows_port(tenant: Tenant) -> None:
+    net = tenant.conn.network
+    network = net.create_network(name="fip-net")
+    net.create_subnet(network_id=network.id, cidr="10.2.0.0/24", ip_version=4)
+    port = net.create_port(network_id=network.id)
+    fip = net.create_ip(floating_network_id=_public(tenant.conn).id, port_id=port.id)
+    assert net.get_ip(fip.id).port_id == port.id
+    assert [f.id for f in net.ips(project_id=tenant.project_id)] == [fip.id]
+    net.delete_port(port)
+    assert net.get_ip(fip.id).port_id is None
+    net.delete_ip(fip)
+
+
+def test_security_group_rules_notify(tenant: Tenant, recorder: RecordingSink) -> None:
+    net = tenant.conn.network
+    sg = net.create_security_group(name="mongo")
+    rule = net.create_security_group_rule(
+        security_group_id=sg.id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=27017,
+        port_range_max=27017,
+        remote_ip_prefix="0.0.0.0/0",
+    )
+    net.delete_security_group_rule(rule)
+    created = recorder.of_type("security_group_rule.create.end")[0]
+    assert created.exchange == "neutron"
+    body = created.payload["security_group_rule"]
+    assert (body["id"], body["security_group_id"], body["project_id"]) == (
+        rule.id,
+        sg.id,
+        tenant.project_id,
+    )
+    assert (body["port_range_min"], body["remote_ip_prefix"]) == (27017, "0.0.0.0/0")
+    deleted = recorder.of_type("security_group_rule.delete.end")[0]
+    assert deleted.payload == {"security_group_rule_id": rule.id}
+    assert deleted.context["project_id"] == tenant.project_id
+
+
+def test_default_security_group_exists_and_is_kept(tenant: Tenant) -> None:
+    groups = list(tenant.conn.network.security_groups(project_id=tenant.project_id))
+    assert [g.name for g in groups] == ["default"]
+    with pytest.raises(exceptions.ConflictException):
+        tenant.conn.network.delete_security_group(groups[0])
+
+
+def test_server_ports_go_with_the_server(tenant: Tenant, sim_cloud: Cloud) -> None:
+    network = tenant.conn.network.create_network(name="vm-net")
+    tenant.conn.network.create_subnet(network_id=network.id, cidr="10.3.0.0/24", ip_version=4)
+    sid = tenant.boot("with-port", networks=[network.id])
+    ports = list(tenant.conn.network.ports(device_id=sid))
+    assert [p.device_owner for p in ports] == ["compute:nova"]
+    addresses = tenant.conn.compute.get_server(sid).addresses
+    assert addresses["vm-net"][0]["addr"] == ports[0].fixed_ips[0]["ip_address"]
+    tenant.conn.compute.delete_server(sid)
+    assert list(tenant.conn.network.ports(device_id=sid)) == []
