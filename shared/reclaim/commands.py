@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import PlainSerializer
 
 ResourceType = Literal["server", "project", "user", "image", "security_group_rule"]
 Op = Literal["schedule", "cancel"]
@@ -21,34 +21,52 @@ def iso_z(value: datetime) -> str:
 Instant = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
 
 
-class TimerCommand(BaseModel):
+@dataclass(frozen=True, slots=True)
+class TimerCommand:
     """Schedule or cancel one timer of a rule on a resource.
 
     ``event_time`` is the timestamp of the event that decided it: the store orders
     deliveries by it, so redelivered or late events change nothing. ``since`` is when the
     rule's condition began (the event time for server states, the end date for
     allocations). A ``cancel`` stops the rule's action and all of its notices.
+    A plain dataclass, not a pydantic model: handlers build many per event, from typed data.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     op: Op
     resource_type: ResourceType
     resource_id: str
     rule: str
     action: str
+    event_time: datetime
     notice: str | None = None
-    due_at: Instant | None = None
-    since: Instant | None = None
-    event_time: Instant
+    due_at: datetime | None = None
+    since: datetime | None = None
     project_id: str | None = None
     user_id: str | None = None
     clause: str = ""
-    detail: dict[str, str] = Field(default_factory=dict)
+    detail: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        """The command as printed by ``reclaim invoke``: JSON types, no empty fields."""
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+        """The command as printed by ``reclaim invoke``: JSON types, instants in ISO ``Z``."""
+        out: dict[str, Any] = {
+            "op": self.op,
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "rule": self.rule,
+            "action": self.action,
+        }
+        if self.notice is not None:
+            out["notice"] = self.notice
+        for name in ("due_at", "since", "event_time"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = iso_z(value)
+        for name in ("project_id", "user_id"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        out["clause"] = self.clause
+        out["detail"] = dict(self.detail)
+        return out
 
 
 @dataclass(frozen=True)

@@ -48,52 +48,85 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(
         "nova-versioned",
-        tuple(f"instance.{a}.end" for a in _NOVA_ACTIONS) + ("instance.update",),
-        InstancePayload, servers.on_instance, "nova", "versioned_notifications",
+        (*tuple(f"instance.{a}.end" for a in _NOVA_ACTIONS), "instance.update"),
+        InstancePayload,
+        servers.on_instance,
+        "nova",
+        "versioned_notifications",
         summary="server state: start, continue or cancel the shelve and delete timers",
     ),
     Route(
         "nova-legacy",
-        tuple(f"compute.instance.{a}.end" for a in _NOVA_ACTIONS) + ("compute.instance.update",),
-        InstancePayload, servers.on_instance, "nova",
+        (*tuple(f"compute.instance.{a}.end" for a in _NOVA_ACTIONS), "compute.instance.update"),
+        InstancePayload,
+        servers.on_instance,
+        "nova",
         summary="the same, from Nova's default unversioned notifications",
     ),
     Route(
-        "allocation-ended", ("allocation.ended", "expiry.allocation.restrict"),
-        AllocationPayload, projects.on_allocation_ended, "openstack", priorities=("info", "audit"),
+        "allocation-ended",
+        ("allocation.ended", "expiry.allocation.restrict"),
+        AllocationPayload,
+        projects.on_allocation_ended,
+        "openstack",
+        priorities=("info", "audit"),
         summary="schedule project cleanup (+180 d) with notices; warn the image dependents",
     ),
     Route(
-        "allocation-renewed", ("allocation.renewed",),
-        AllocationPayload, projects.on_allocation_renewed, "openstack",
+        "allocation-renewed",
+        ("allocation.renewed",),
+        AllocationPayload,
+        projects.on_allocation_renewed,
+        "openstack",
         summary="cancel the project's cleanup and image warnings",
     ),
     Route(
-        "owner-removed", ("identity.project.deleted", "identity.user.deleted"),
-        IdentityPayload, projects.on_owner_removed, "keystone",
+        "owner-removed",
+        ("identity.project.deleted", "identity.user.deleted"),
+        IdentityPayload,
+        projects.on_owner_removed,
+        "keystone",
         summary="warn the image dependents; delete the owner's shared images after a grace",
     ),
     Route(
-        "project-updated", ("identity.project.updated",),
-        IdentityPayload, projects.on_project_updated, "keystone",
+        "project-updated",
+        ("identity.project.updated",),
+        IdentityPayload,
+        projects.on_project_updated,
+        "keystone",
         summary="nothing: Keystone's docs warn against acting on it",
     ),
     Route(
-        "image-deleted", ("image.delete",), ImagePayload, images.on_image_deleted, "glance",
+        "image-deleted",
+        ("image.delete",),
+        ImagePayload,
+        images.on_image_deleted,
+        "glance",
         summary="cancel the image's timers",
     ),
     Route(
-        "image", ("image.create", "image.update"), ImagePayload, None, "glance",
+        "image",
+        ("image.create", "image.update"),
+        ImagePayload,
+        None,
+        "glance",
         summary="parsed; no rule yet",
     ),
     Route(
-        "image-member", ("image.member.create", "image.member.update", "image.member.delete"),
-        ImageMemberPayload, None, "glance", summary="parsed; no rule yet",
+        "image-member",
+        ("image.member.create", "image.member.update", "image.member.delete"),
+        ImageMemberPayload,
+        None,
+        "glance",
+        summary="parsed; no rule yet",
     ),
     Route(
         "security-group-rule",
         ("security_group_rule.create.end", "security_group_rule.delete.end"),
-        SecurityGroupRulePayload, None, "neutron", summary="parsed; no rule yet",
+        SecurityGroupRulePayload,
+        None,
+        "neutron",
+        summary="parsed; no rule yet",
     ),
 )
 
@@ -125,7 +158,9 @@ def decide(notification: Notification[Any], policy: PolicySettings) -> list[Time
     return route.handler(notification, policy)
 
 
-def commands_for(body: bytes | str | Mapping[str, Any], policy: PolicySettings) -> list[TimerCommand]:
+def commands_for(
+    body: bytes | str | Mapping[str, Any], policy: PolicySettings
+) -> list[TimerCommand]:
     """Parse a body and decide its commands: the whole pure pipeline in one call."""
     notification = parse(body)
     return [] if notification is None else decide(notification, policy)

@@ -30,37 +30,51 @@ class PolicySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    shelve_after: Duration = Field(parse_duration("14d"), description="time stopped/suspended before shelving")
+    shelve_after: Duration = Field(
+        parse_duration("14d"), description="time stopped/suspended before shelving"
+    )
     shelve_states: frozenset[str] = Field(
         frozenset({"stopped", "suspended"}), description="vm_states that start the shelve clock"
     )
     shelve_notices: tuple[Duration, ...] = Field(
-        (parse_duration("7d"), parse_duration("1d")), description="notices this long before a shelve"
+        (parse_duration("7d"), parse_duration("1d")),
+        description="notices this long before a shelve",
     )
-    delete_shelved_after: Duration = Field(parse_duration("180d"), description="time shelved before deletion")
+    delete_shelved_after: Duration = Field(
+        parse_duration("180d"), description="time shelved before deletion"
+    )
     delete_notices: tuple[Duration, ...] = Field(
         (parse_duration("30d"), parse_duration("7d"), parse_duration("1d")),
         description="notices this long before a server deletion",
     )
-    cleanup_after: Duration = Field(parse_duration("180d"), description="time after an allocation ends before its project is cleaned up")
+    cleanup_after: Duration = Field(
+        parse_duration("180d"),
+        description="time after an allocation ends before its project is cleaned up",
+    )
     cleanup_notices: tuple[Duration, ...] = Field(
         (parse_duration("30d"), parse_duration("7d"), parse_duration("1d")),
         description="notices this long before a project cleanup (one is also sent when the allocation ends)",
     )
     owner_removed_grace: Duration = Field(
-        parse_duration("30d"), description="time after an image owner is removed before their shared images are deleted"
+        parse_duration("30d"),
+        description="time after an image owner is removed before their shared images are deleted",
     )
     image_deletion_notices: tuple[Duration, ...] = Field(
-        (parse_duration("7d"), parse_duration("1d")), description="notices this long before an owner's images are deleted"
+        (parse_duration("7d"), parse_duration("1d")),
+        description="notices this long before an owner's images are deleted",
     )
     dependents_reminder: Duration = Field(
         parse_duration("7d"), description="remind an image's dependents this long before it goes"
     )
-    exempt_metadata_key: str = Field("reclaim:exempt", description="server metadata key that exempts a server")
+    exempt_metadata_key: str = Field(
+        "reclaim:exempt", description="server metadata key that exempts a server"
+    )
     exempt_servers: frozenset[str] = Field(frozenset(), description="server ids never acted on")
     exempt_projects: frozenset[str] = Field(frozenset(), description="project ids never acted on")
 
-    @field_validator("shelve_notices", "delete_notices", "cleanup_notices", "image_deletion_notices")
+    @field_validator(
+        "shelve_notices", "delete_notices", "cleanup_notices", "image_deletion_notices"
+    )
     @classmethod
     def _sorted_offsets(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(sorted(set(value), reverse=True))
@@ -73,8 +87,10 @@ class Settings(BaseSettings):
         env_prefix="RECLAIM_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    policy: PolicySettings = Field(default_factory=PolicySettings)  # type: ignore[arg-type]
-    store_url: str = Field("memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE")
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    store_url: str = Field(
+        "memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE"
+    )
 
     @classmethod
     def settings_customise_sources(

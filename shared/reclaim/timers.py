@@ -213,8 +213,15 @@ def close(timer: Timer, state: TimerState, entry: AuditEntry) -> Timer:
 def mark_notice_sent(timer: Timer, notice: Notice, at: datetime) -> Timer:
     """Record that ``notice`` went out at ``at``. Pure."""
     notices = tuple(
-        n.model_copy(update={"sent_at": at}) if (n.kind, n.before, n.due_at) == (notice.kind, notice.before, notice.due_at) else n
+        n.model_copy(update={"sent_at": at})
+        if (n.kind, n.before, n.due_at) == (notice.kind, notice.before, notice.due_at)
+        else n
         for n in timer.notices
     )
-    entry = AuditEntry(at=at, what=f"notice {notice.kind}", outcome="sent", detail={"due_at": notice.due_at.isoformat()})
+    entry = AuditEntry(
+        at=at,
+        what=f"notice {notice.kind}",
+        outcome="sent",
+        detail={"due_at": notice.due_at.isoformat()},
+    )
     return timer.model_copy(update={"notices": notices, "history": (*timer.history, entry)})

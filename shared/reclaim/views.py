@@ -12,7 +12,9 @@ from reclaim.commands import iso_z
 from reclaim.timers import Timer
 
 
-def pending_rows(timers: Iterable[Timer], due_before: datetime | None = None) -> list[dict[str, Any]]:
+def pending_rows(
+    timers: Iterable[Timer], due_before: datetime | None = None
+) -> list[dict[str, Any]]:
     """One row per pending action and per unsent notice, in due order.
 
     Notify rows carry ``"action": "notify"`` and the ``notice`` kind; every row names the
@@ -43,15 +45,15 @@ def pending_rows(timers: Iterable[Timer], due_before: datetime | None = None) ->
 def rows_table(rows: list[dict[str, Any]], title: str) -> Table:
     """A rich table of :func:`pending_rows` output."""
     table = Table(title=title, title_justify="left")
-    for col in ("due (UTC)", "action", "resource", "rule", "project"):
-        table.add_column(col)
+    for col in ("due (UTC)", "action", "resource", "owner"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
-        action = r["action"] if r["action"] != "notify" else f"notify: {r['notice']}"
+        action = r["action"] if r["action"] != "notify" else f"notify {r['notice']}"
+        owner = r.get("project_id") or (f"user {r['user_id']}" if r.get("user_id") else "")
         table.add_row(
             r["due_at"].replace("T", " ")[:16],
             action,
-            f"{r['resource_type']} {r['resource_id']}",
-            r["rule"],
-            r.get("project_id", ""),
+            f"{r['resource_type']} {r['resource_id'][:8]}",
+            owner[:13],
         )
     return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 
 from reclaim.cli import bus, core
@@ -23,10 +25,8 @@ def _mount_sim() -> None:
     app.add_typer(sim_app, name="sim", help="The simulated OpenStack cloud (for tests and demos).")
 
 
-try:
+with contextlib.suppress(ImportError):  # the simulated cloud is optional at run time
     _mount_sim()
-except ImportError:  # the simulated cloud is optional at run time
-    pass
 
 
 def main() -> None:

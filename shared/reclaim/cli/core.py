@@ -22,7 +22,8 @@ EVENTS_DIR = Path(__file__).resolve().parents[3] / "events"
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")]
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://).")
+    str | None,
+    typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -75,7 +76,9 @@ def replay(files: FilesArg, store: StoreOpt = None, json_out: JsonOpt = False) -
 
 def timers_list(
     store: StoreOpt = None,
-    due_before: Annotated[str | None, typer.Option("--due-before", help="Only what is due by this ISO-8601 time.")] = None,
+    due_before: Annotated[
+        str | None, typer.Option("--due-before", help="Only what is due by this ISO-8601 time.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List the pending timers (actions and notices) of a store, in due order."""
@@ -102,14 +105,17 @@ def demo(json_out: JsonOpt = False) -> None:
     settings = _settings()
     timer_store = open_store("memory://reclaim-demo")
     console = Console()
-    for path, body in event_files(stream):
+    for _path, body in event_files(stream):
         notification = routes.parse(body)
         if notification is None:
             continue
         commands = routes.decide(notification, settings.policy)
         timer_store.apply(commands)
         if not json_out:
-            what = ", ".join(sorted({f"{c.op} {c.action}" for c in commands if c.action != "notify"})) or "no change"
+            what = (
+                ", ".join(sorted({f"{c.op} {c.action}" for c in commands if c.action != "notify"}))
+                or "no change"
+            )
             console.print(
                 f"[dim]{notification.timestamp:%Y-%m-%d %H:%M}[/] [bold]{notification.event_type}[/] -> {what}"
             )

@@ -30,8 +30,8 @@ class IdentityPayload(BaseModel):
         if not isinstance(raw, dict):
             return raw
         if "typeURI" in raw or "target" in raw:
-            target = raw.get("target") if isinstance(raw.get("target"), dict) else {}
-            initiator = raw.get("initiator") if isinstance(raw.get("initiator"), dict) else {}
+            target = raw["target"] if isinstance(raw.get("target"), dict) else {}
+            initiator = raw["initiator"] if isinstance(raw.get("initiator"), dict) else {}
             return {
                 "resource_id": raw.get("resource_info") or target.get("id"),
                 "cadf": True,

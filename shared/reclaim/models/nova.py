@@ -73,7 +73,9 @@ class InstancePayload(BaseModel):
             "state": raw.get("state"),
             "old_state": raw.get("old_state"),
             "task_state": raw.get("new_task_state", raw.get("state_description")),
-            "image_id": image_ref.rstrip("/").rsplit("/", 1)[-1] if isinstance(image_ref, str) and image_ref else None,
+            "image_id": image_ref.rstrip("/").rsplit("/", 1)[-1]
+            if isinstance(image_ref, str) and image_ref
+            else None,
             "display_name": raw.get("display_name"),
             "metadata": raw.get("metadata") or {},
             "versioned": False,
@@ -84,5 +86,7 @@ class InstancePayload(BaseModel):
     def _metadata_as_dict(cls, value: Any) -> Any:
         # Very old legacy payloads send metadata as a list of {"key", "value"} pairs.
         if isinstance(value, list):
-            return {str(i["key"]): str(i["value"]) for i in value if isinstance(i, dict) and "key" in i}
+            return {
+                str(i["key"]): str(i["value"]) for i in value if isinstance(i, dict) and "key" in i
+            }
         return value

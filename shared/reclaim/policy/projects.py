@@ -48,22 +48,42 @@ OWNER_IMAGES = Rule(
 
 
 def _dependents(
-    resource_type: ResourceType, owner_id: str, since: datetime, images_go: timedelta,
-    policy: PolicySettings, event_time: datetime, detail: dict[str, str],
+    resource_type: ResourceType,
+    owner_id: str,
+    since: datetime,
+    images_go: timedelta,
+    policy: PolicySettings,
+    event_time: datetime,
+    detail: dict[str, str],
 ) -> list[TimerCommand]:
     """Warn dependents now and remind them ``dependents_reminder`` before the images go."""
     detail = {**detail, "images_go_at": iso_z(since + images_go)}
     warn = replace(DEPENDENTS_WARNING, resource_type=resource_type)
     remind = replace(DEPENDENTS_REMINDER, resource_type=resource_type)
     reminder_delay = max(images_go - policy.dependents_reminder, timedelta(0))
-    owner = {"project_id": owner_id} if resource_type == "project" else {"user_id": owner_id}
-    return [
-        *warn.schedule(owner_id, since=since, delay=timedelta(0), event_time=event_time, detail=detail, **owner),
-        *remind.schedule(owner_id, since=since, delay=reminder_delay, event_time=event_time, detail=detail, **owner),
-    ]
+    project_id, user_id = _owner(resource_type, owner_id)
+    out: list[TimerCommand] = []
+    for rule, delay in ((warn, timedelta(0)), (remind, reminder_delay)):
+        out += rule.schedule(
+            owner_id,
+            since=since,
+            delay=delay,
+            event_time=event_time,
+            detail=detail,
+            project_id=project_id,
+            user_id=user_id,
+        )
+    return out
 
 
-def on_allocation_ended(n: Notification[AllocationPayload], policy: PolicySettings) -> list[TimerCommand]:
+def _owner(resource_type: ResourceType, owner_id: str) -> tuple[str | None, str | None]:
+    """(project_id, user_id) of an image owner that is a project or a user."""
+    return (owner_id, None) if resource_type == "project" else (None, owner_id)
+
+
+def on_allocation_ended(
+    n: Notification[AllocationPayload], policy: PolicySettings
+) -> list[TimerCommand]:
     """Schedule the project's cleanup with its notices, and the image-dependents warnings. Pure."""
     alloc, t = n.payload, n.timestamp
     project = alloc.project_id
@@ -74,25 +94,39 @@ def on_allocation_ended(n: Notification[AllocationPayload], policy: PolicySettin
     if alloc.contacts:
         detail["contacts"] = ",".join(c.email for c in alloc.contacts)
     detail = {k: v for k, v in detail.items() if v}
-    notices = ((ALLOCATION_ENDED_NOTICE, policy.cleanup_after),) + tuple(
-        (PROJECT_CLEANUP.notice or "", d) for d in policy.cleanup_notices if d < policy.cleanup_after
+    notices = (
+        (ALLOCATION_ENDED_NOTICE, policy.cleanup_after),
+        *tuple(
+            (PROJECT_CLEANUP.notice or "", d)
+            for d in policy.cleanup_notices
+            if d < policy.cleanup_after
+        ),
     )
     return [
         *PROJECT_CLEANUP.schedule(
-            project, since=ended, delay=policy.cleanup_after, event_time=t,
-            notices=notices, project_id=project, detail=detail,
+            project,
+            since=ended,
+            delay=policy.cleanup_after,
+            event_time=t,
+            notices=notices,
+            project_id=project,
+            detail=detail,
         ),
         *_dependents("project", project, ended, policy.cleanup_after, policy, t, detail),
     ]
 
 
-def on_allocation_renewed(n: Notification[AllocationPayload], policy: PolicySettings) -> list[TimerCommand]:
+def on_allocation_renewed(
+    n: Notification[AllocationPayload], policy: PolicySettings
+) -> list[TimerCommand]:
     """Cancel the project's cleanup and image warnings: the allocation goes on. Pure."""
     rules = (PROJECT_CLEANUP, DEPENDENTS_WARNING, DEPENDENTS_REMINDER)
     return [r.cancel(n.payload.project_id, event_time=n.timestamp) for r in rules]
 
 
-def on_owner_removed(n: Notification[IdentityPayload], policy: PolicySettings) -> list[TimerCommand]:
+def on_owner_removed(
+    n: Notification[IdentityPayload], policy: PolicySettings
+) -> list[TimerCommand]:
     """A Keystone project or user was deleted: warn dependents, then delete their images. Pure.
 
     The event type says which (``identity.project.deleted`` or ``identity.user.deleted``).
@@ -101,19 +135,25 @@ def on_owner_removed(n: Notification[IdentityPayload], policy: PolicySettings) -
     owner_id, t = n.payload.resource_id, n.timestamp
     if resource_type == "project" and owner_id in policy.exempt_projects:
         return []
-    owner = {"project_id": owner_id} if resource_type == "project" else {"user_id": owner_id}
+    project_id, user_id = _owner(resource_type, owner_id)
     rule = replace(OWNER_IMAGES, resource_type=resource_type)
     return [
         *rule.schedule(
-            owner_id, since=t, delay=policy.owner_removed_grace, event_time=t,
+            owner_id,
+            since=t,
+            delay=policy.owner_removed_grace,
+            event_time=t,
             notices=tuple((rule.notice or "", d) for d in policy.image_deletion_notices),
-            **owner,
+            project_id=project_id,
+            user_id=user_id,
         ),
         *_dependents(resource_type, owner_id, t, policy.owner_removed_grace, policy, t, {}),
     ]
 
 
-def on_project_updated(n: Notification[IdentityPayload], policy: PolicySettings) -> list[TimerCommand]:
+def on_project_updated(
+    n: Notification[IdentityPayload], policy: PolicySettings
+) -> list[TimerCommand]:
     """No action. Pure.
 
     Keystone sends ``identity.project.updated`` with only the id (never "disabled"), and

@@ -8,8 +8,9 @@ attribute ``doc``; ``version`` guards every write. Pending timers also carry
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import heapq
-import json
 import os
 import zlib
 from collections.abc import Iterator, Sequence
@@ -191,7 +192,7 @@ class DynamoTimerStore:
         for c in commands:
             if c.rule == ALL_RULES:
                 for t in self.timers_for(c.resource_type, c.resource_id):
-                    groups.setdefault(t.key, []).append(c.model_copy(update={"rule": t.rule}))
+                    groups.setdefault(t.key, []).append(dataclasses.replace(c, rule=t.rule))
             else:
                 groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
         written = unchanged = retries = 0
@@ -208,7 +209,9 @@ class DynamoTimerStore:
                     break
                 retries += 1
             else:
-                raise StoreError(f"{rtype} {rid} rule {rule}: gave up after {MAX_RETRIES} conflicting writes")
+                raise StoreError(
+                    f"{rtype} {rid} rule {rule}: gave up after {MAX_RETRIES} conflicting writes"
+                )
         return ApplyResult(written=written, unchanged=unchanged, retries=retries)
 
     # -- table ----------------------------------------------------------------------
@@ -229,13 +232,12 @@ class DynamoTimerStore:
         )
         ttl = schema.ttl_attribute(template)
         if ttl:
-            try:
+            # dynalite has no TTL: there, closed timers stay until removed by hand.
+            with contextlib.suppress(ClientError):
                 self.client.update_time_to_live(
                     TableName=self.table,
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
                 )
-            except ClientError:
-                pass  # dynalite has no TTL; expired audit records then stay until removed
 
 
 _memory_mock: Any = None
@@ -267,7 +269,9 @@ def open_store(url: str, *, create: bool | None = None) -> DynamoTimerStore:
     parts = urlsplit(url)
     table = parts.path.strip("/") or "reclaim-timers"
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10
+    )
     if parts.scheme == "memory":
         client = _memory_client(region)
         table = parts.netloc or table
@@ -286,7 +290,9 @@ def open_store(url: str, *, create: bool | None = None) -> DynamoTimerStore:
         client = boto3.client("dynamodb", region_name=parts.netloc or region, config=config)
         default_create = False
     else:
-        raise ValueError(f"unknown store URL {url!r}: use memory://, http://HOST:PORT/TABLE or dynamodb:///TABLE")
+        raise ValueError(
+            f"unknown store URL {url!r}: use memory://, http://HOST:PORT/TABLE or dynamodb:///TABLE"
+        )
     store = DynamoTimerStore(client, table)
     if default_create if create is None else create:
         store.ensure_table()

@@ -45,7 +45,7 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
             "(set RECLAIM_TEMPLATE to its path)"
         )
     with path.open(encoding="utf-8") as fh:
-        loaded = yaml.load(fh, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+        loaded = yaml.load(fh, Loader=_CloudFormationLoader)
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: not a template")
     return loaded

@@ -1,0 +1,1 @@
+"""reclaim's benchmarks: ``python -m benchmarks [NAME...]`` runs them and prints ratios."""

@@ -1,0 +1,142 @@
+"""The timer store contract, run against moto and a real dynalite server."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from reclaim import routes
+from reclaim.settings import PolicySettings
+from reclaim.store import DynamoTimerStore, StoreError, open_store, schema
+from reclaim.store.dynamodb import DUE_INDEX, SHARDS
+from reclaim.timers import AuditEntry, close
+
+from tests.support.builders import SERVER, T0, days, event, server_body
+
+POLICY = PolicySettings()
+
+
+def deliver(store: DynamoTimerStore, *bodies: dict) -> None:  # type: ignore[type-arg]
+    for body in bodies:
+        store.apply(routes.commands_for(body, POLICY))
+
+
+def test_schedule_then_cancel(store: DynamoTimerStore) -> None:
+    deliver(store, server_body("stopped", T0))
+    [shelve] = [t for t in store.pending() if t.rule == "shelve"]
+    assert shelve.due_at == T0 + days(14) and shelve.state == "pending"
+    deliver(store, server_body("active", T0 + days(2)))
+    assert list(store.pending()) == []
+    states = {t.rule: t.state for t in store.timers_for("server", SERVER)}
+    assert states == {"shelve": "cancelled", "delete-shelved": "cancelled"}
+
+
+def test_duplicate_and_older_events_change_nothing(store: DynamoTimerStore) -> None:
+    deliver(store, server_body("stopped", T0))
+    before = store.timers_for("server", SERVER)
+    result = store.apply(routes.commands_for(server_body("stopped", T0), POLICY))
+    assert result.written == 0 and result.unchanged == 2
+    deliver(store, server_body("active", T0 + days(1)), server_body("stopped", T0))
+    assert list(store.pending()) == []
+    assert [t.version for t in before] == [1, 1]
+
+
+def test_pending_reads_the_due_index_in_due_order(store: DynamoTimerStore) -> None:
+    for i in range(20):
+        deliver(store, server_body("stopped", T0 + timedelta(hours=i), server=f"server-{i:02d}"))
+    due = list(store.pending(T0 + days(7) + timedelta(hours=4, minutes=30)))
+    # the first notice of servers 0..4 (7 days before their shelve) is due by then
+    assert [t.resource_id for t in due] == [f"server-{i:02d}" for i in range(5)]
+    everything = [t.next_due() for t in store.pending()]
+    assert everything == sorted(everything) and len(everything) == 20
+
+
+def test_pending_never_scans_the_table(
+    store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver(store, server_body("stopped", T0))
+    calls: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    real = store.client.query
+
+    def spy(**kwargs: object) -> object:
+        calls.append(("query", kwargs))
+        return real(**kwargs)
+
+    monkeypatch.setattr(
+        store.client, "scan", lambda **kw: pytest.fail("pending() scanned the table")
+    )
+    monkeypatch.setattr(store.client, "query", spy)
+    assert len(list(store.pending(T0 + days(30)))) == 1
+    assert len(calls) == SHARDS and all(kw["IndexName"] == DUE_INDEX for _, kw in calls)
+
+
+def test_closed_timers_leave_the_due_index(store: DynamoTimerStore) -> None:
+    deliver(store, server_body("stopped", T0))
+    [t] = [t for t in store.pending() if t.rule == "shelve"]
+    done = close(t, "done", AuditEntry(at=T0 + days(14), what="shelve", outcome="shelved"))
+    assert store.replace(t, done) is not None
+    assert list(store.pending()) == []
+    [stored] = [x for x in store.timers_for("server", SERVER) if x.rule == "shelve"]
+    assert stored.state == "done" and stored.history[-1].outcome == "shelved"
+
+
+def test_replace_is_compare_and_set(store: DynamoTimerStore) -> None:
+    deliver(store, server_body("stopped", T0))
+    [t] = [t for t in store.pending() if t.rule == "shelve"]
+    first = store.replace(t, t.model_copy(update={"attempts": 1}))
+    second = store.replace(t, t.model_copy(update={"attempts": 2}))
+    assert first is not None and second is None
+    [stored] = [x for x in store.timers_for("server", SERVER) if x.rule == "shelve"]
+    assert stored.attempts == 1 and stored.version == t.version + 1
+
+
+def test_wildcard_cancel_reaches_every_rule_of_a_resource(store: DynamoTimerStore) -> None:
+    deliver(store, server_body("stopped", T0))
+    assert list(store.pending())
+    cmds = routes.decide(
+        event("image.delete", {"id": SERVER, "deleted": True}, T0 + days(1)), POLICY
+    )
+    cmds = [dataclasses.replace(c, resource_type="server") for c in cmds]
+    store.apply(cmds)
+    assert list(store.pending()) == []
+
+
+def test_items_use_no_reserved_word_unescaped(dynalite: object) -> None:
+    # dynalite rejects reserved words in expressions as DynamoDB does; moto accepts some.
+    store = open_store(f"{dynalite.url}/reserved-words")  # type: ignore[attr-defined]
+    deliver(store, server_body("stopped", T0), server_body("shelved", T0 + days(1)))
+    assert [t.rule for t in store.pending()] == ["delete-shelved"]
+
+
+def test_table_is_built_from_the_template(store: DynamoTimerStore) -> None:
+    described = store.client.describe_table(TableName=store.table)["Table"]
+    request = schema.create_table_request(store.table)
+    assert described["KeySchema"] == request["KeySchema"]
+    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == [DUE_INDEX]
+
+
+def test_unreachable_store_raises_store_error() -> None:
+    store = DynamoTimerStore(
+        boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                     aws_access_key_id="x", aws_secret_access_key="x",
+                     config=__import__("botocore.config").config.Config(retries={"max_attempts": 0}, connect_timeout=0.5)),
+        "nowhere",
+    )  # fmt: skip
+    with pytest.raises(StoreError):
+        store.apply(routes.commands_for(server_body("stopped", T0), POLICY))
+
+
+def test_missing_table_is_a_clear_error(dynalite: object) -> None:
+    store = open_store(f"{dynalite.url}/never-created", create=False)  # type: ignore[attr-defined]
+    with pytest.raises(StoreError, match="never-created"):
+        list(store.pending())
+    with pytest.raises(ClientError):
+        store.client.describe_table(TableName="never-created")
+
+
+def test_unknown_store_url() -> None:
+    with pytest.raises(ValueError, match="unknown store URL"):
+        open_store("redis://localhost")

@@ -1,0 +1,141 @@
+"""The timer merge: ordering by event time, runs of one condition, and the order-free property."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reclaim import routes
+from reclaim.commands import TimerCommand
+from reclaim.settings import PolicySettings
+from reclaim.store import open_store
+from reclaim.timers import AuditEntry, Timer, close, merge
+from reclaim.views import pending_rows
+
+from tests.support.builders import T0, days, server_event
+
+POLICY = PolicySettings()
+STATES = ["stopped", "suspended", "shelved", "shelved_offloaded", "active", "paused", "deleted"]
+
+
+def commands(states_at: Iterable[tuple[str, datetime]]) -> list[list[TimerCommand]]:
+    """The commands of each delivery, in delivery order."""
+    return [routes.decide(server_event(s, at), POLICY) for s, at in states_at]
+
+
+def fold(deliveries: list[list[TimerCommand]]) -> dict[tuple[str, str, str], Timer]:
+    """Apply deliveries one at a time, as the store does, with the pure merge."""
+    timers: dict[tuple[str, str, str], Timer] = {}
+    for cmds in deliveries:
+        for c in cmds:
+            key = (c.resource_type, c.resource_id, c.rule)
+            new = merge(
+                timers.get(key),
+                [x for x in cmds if (x.resource_type, x.resource_id, x.rule) == key],
+            )
+            if new is not None:
+                timers[key] = new
+    return timers
+
+
+def pending(timers: dict[tuple[str, str, str], Timer]) -> list[dict[str, object]]:
+    return pending_rows(timers.values())
+
+
+def test_shelve_offload_after_shelve_keeps_the_deletion_date() -> None:
+    timers = fold(commands([("shelved", T0), ("shelved_offloaded", T0 + days(0.0001))]))
+    [row] = [r for r in pending(timers) if r["action"] == "delete"]
+    assert row["due_at"] == "2026-08-28T10:00:00Z"  # T0 + 180 d, not later
+
+
+def test_restart_then_stop_again_starts_a_new_clock() -> None:
+    timers = fold(commands([("stopped", T0), ("active", T0 + days(3)), ("stopped", T0 + days(5))]))
+    [row] = [r for r in pending(timers) if r["action"] == "shelve"]
+    assert row["due_at"] == "2026-03-20T10:00:00Z"  # T0 + 5 d + 14 d
+
+
+def test_late_older_event_changes_nothing() -> None:
+    in_order = fold(commands([("stopped", T0), ("active", T0 + days(1))]))
+    late = fold(commands([("active", T0 + days(1)), ("stopped", T0)]))
+    assert pending(in_order) == pending(late) == []
+
+
+def test_duplicate_delivery_changes_nothing() -> None:
+    once = fold(commands([("stopped", T0)]))
+    twice = fold(commands([("stopped", T0), ("stopped", T0)]))
+    assert once == twice
+
+
+def test_a_done_timer_ignores_redelivery_but_a_new_run_schedules_again() -> None:
+    timers = fold(commands([("stopped", T0)]))
+    key = next(k for k in timers if k[2] == "shelve")
+    timers[key] = close(
+        timers[key], "done", AuditEntry(at=T0 + days(14), what="shelve", outcome="shelved")
+    )
+    again = merge(timers[key], commands([("stopped", T0)])[0])
+    assert again is not None and again.state == "done"
+    later = merge(
+        timers[key], [c for c in commands([("stopped", T0 + days(30))])[0] if c.rule == "shelve"]
+    )
+    assert later is not None and later.state == "pending" and later.due_at == T0 + days(44)
+
+
+def test_notices_sent_stay_sent_unless_the_date_moves() -> None:
+    [cmds] = commands([("stopped", T0)])
+    t = merge(None, [c for c in cmds if c.rule == "shelve"])
+    assert t is not None
+    first = t.pending_notices()[0]
+    from reclaim.timers import mark_notice_sent
+
+    sent = mark_notice_sent(t, first, T0 + days(7))
+    assert len(sent.pending_notices()) == 1
+    assert sent.next_due() == T0 + days(13)
+    # the same condition seen again: the sent notice stays sent
+    [again] = commands([("stopped", T0 + days(8))])
+    same = merge(sent, [c for c in again if c.rule == "shelve"])
+    assert same is not None and len(same.pending_notices()) == 1
+
+
+# -- the order-free property -------------------------------------------------------------
+
+streams = st.lists(st.sampled_from(STATES), min_size=1, max_size=8).map(
+    lambda states: [(s, T0 + days(i * 2.5)) for i, s in enumerate(states)]
+)
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[tuple[str, datetime]], list[tuple[str, datetime]]]:
+    """An in-order stream, and the same stream reordered with some events delivered twice."""
+    stream = draw(streams)
+    dup = draw(st.lists(st.sampled_from(stream), max_size=4))
+    shuffled = draw(st.permutations(stream + dup))
+    return stream, list(shuffled)
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries())
+def test_any_reordering_and_duplication_leaves_the_same_pending_timers(
+    case: tuple[list[tuple[str, datetime]], list[tuple[str, datetime]]],
+) -> None:
+    in_order, delivered = case
+    assert pending(fold(commands(delivered))) == pending(fold(commands(in_order)))
+
+
+_n = iter(range(10**9))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries())
+def test_the_store_agrees_under_reordering(
+    case: tuple[list[tuple[str, datetime]], list[tuple[str, datetime]]],
+) -> None:
+    in_order, delivered = case
+    results = []
+    for stream in (in_order, delivered):
+        store = open_store(f"memory://prop-{next(_n)}")
+        for cmds in commands(stream):
+            store.apply(cmds)
+        results.append(pending_rows(store.pending()))
+    assert results[0] == results[1]
