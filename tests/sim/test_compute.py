@@ -89,7 +89,7 @@ STATUS_AFTER = [
     ("resume_server", "ACTIVE", "active", 1),
     ("pause_server", "PAUSED", "paused", 3),
     ("unpause_server", "ACTIVE", "active", 1),
-    ("shelve_server", "SHELVED_OFFLOADED", "shelved_offloaded", 0),
+    ("shelve_server", "SHELVED_OFFLOADED", "shelved_offloaded", 4),
     ("unshelve_server", "ACTIVE", "active", 1),
 ]
 

@@ -52,7 +52,7 @@ POWER = {
     "suspended": 7,
     "paused": 3,
     "shelved": 4,
-    "shelved_offloaded": 0,
+    "shelved_offloaded": 4,  # the power state read before the offload, as Nova keeps it
     "rescued": 1,
     "resized": 1,
     "soft-delete": 4,
