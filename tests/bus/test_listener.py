@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from reclaim.bus.deadletters import DeadLetterStore
 from reclaim.bus.publisher import Publisher
 from reclaim.bus.settings import BusSettings
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
+
 from tests.bus.conftest import (
     conformance_samples,
     expected_snapshot,
@@ -55,7 +55,7 @@ def test_published_samples_become_the_in_order_timers(
     assert any(k[0] == "project#proj-gone" for k in expected)
     _publish(bus_settings, bodies, driver)
     wait_for(lambda: table_snapshot(bus_store) == expected, timeout=30)
-    assert listener.metrics.value("reclaim_bus_received_total") == len(bodies)
+    wait_for(lambda: listener.metrics.value("reclaim_bus_received_total") == len(bodies))
     assert DeadLetterStore.beside(bus_store).list() == []
 
 
@@ -79,7 +79,7 @@ def test_events_of_one_resource_in_one_batch_collapse_to_the_in_order_result(
     listener = run_listener(batch_size=500, batch_timeout=1.0)
     expected = expected_snapshot(stream, policy)
     wait_for(lambda: table_snapshot(bus_store) == expected, timeout=30)
-    assert listener.metrics.value("reclaim_bus_applied_total") == len(stream)
+    wait_for(lambda: listener.metrics.value("reclaim_bus_applied_total") == len(stream))
     # Two servers, one rule each: a handful of writes, not one per event.
     assert listener.metrics.value("reclaim_bus_timer_writes_total") <= 8
 

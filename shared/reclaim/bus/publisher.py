@@ -9,6 +9,7 @@ same transport call the notifier drivers make, so the sample's ``message_id`` an
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from reclaim.bus.settings import BusSettings
 from reclaim.bus.transport import notification_transport
 from reclaim.oslo import messaging
 from reclaim.routes import route_for
-from reclaim.wire import ParseError, read_envelope
+from reclaim.wire import ParseError
 
 OSLO_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -46,10 +47,13 @@ def normalise(body: Any) -> dict[str, Any]:
         raise ParseError(f"expected a JSON object, got {type(body).__name__}")
     message = dict(body)
     if "oslo.message" in message:
-        message = read_envelope(body).model_dump()
-        context = message.pop("context")
-        message["timestamp"] = message["timestamp"].strftime(OSLO_TIME)
-        message.update({f"_context_{k}": v for k, v in context.items()})
+        inner = message["oslo.message"]
+        try:
+            message = json.loads(inner) if isinstance(inner, str | bytes) else inner
+        except ValueError as exc:
+            raise ParseError(f"not JSON ({exc})", "oslo.message") from exc
+        if not isinstance(message, dict):
+            raise ParseError("expected a JSON object", "oslo.message")
     for key in ("event_type", "payload"):
         if key not in message:
             raise ParseError(f"missing {key}", "envelope")
