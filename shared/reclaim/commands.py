@@ -116,6 +116,10 @@ class Rule:
         )
         return out
 
+    def notices_before(self, offsets: tuple[timedelta, ...]) -> tuple[tuple[str, timedelta], ...]:
+        """This rule's advance-notice kind at each offset before the action."""
+        return tuple((self.notice or "notice", d) for d in offsets)
+
     def cancel(self, resource_id: str, *, event_time: datetime) -> TimerCommand:
         """The command that cancels this rule's action and notices on ``resource_id``."""
         return TimerCommand(

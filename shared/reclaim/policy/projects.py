@@ -96,10 +96,8 @@ def on_allocation_ended(
     detail = {k: v for k, v in detail.items() if v}
     notices = (
         (ALLOCATION_ENDED_NOTICE, policy.cleanup_after),
-        *tuple(
-            (PROJECT_CLEANUP.notice or "", d)
-            for d in policy.cleanup_notices
-            if d < policy.cleanup_after
+        *PROJECT_CLEANUP.notices_before(
+            tuple(d for d in policy.cleanup_notices if d < policy.cleanup_after)
         ),
     )
     return [
@@ -143,7 +141,7 @@ def on_owner_removed(
             since=t,
             delay=policy.owner_removed_grace,
             event_time=t,
-            notices=tuple((rule.notice or "", d) for d in policy.image_deletion_notices),
+            notices=rule.notices_before(policy.image_deletion_notices),
             project_id=project_id,
             user_id=user_id,
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from reclaim.commands import Rule, TimerCommand
 from reclaim.models.nova import GONE_STATES, InstancePayload
 from reclaim.settings import PolicySettings
@@ -48,34 +50,26 @@ def on_instance(n: Notification[InstancePayload], policy: PolicySettings) -> lis
     arrive in, the store can tell a continuing condition from a new one.
     """
     server, t = n.payload, n.timestamp
-    owner = {"project_id": server.project_id, "user_id": server.user_id}
-    detail = {k: v for k, v in (("name", server.display_name), ("image_id", server.image_id)) if v}
-    holding: list[TimerCommand] = []
+    clock: tuple[Rule, timedelta, tuple[timedelta, ...]] | None = None
     if is_exempt(server, policy) or server.state in GONE_STATES:
-        active: set[str] = set()
+        clock = None
     elif server.state in policy.shelve_states:
-        active = {SHELVE.id}
-        holding = SHELVE.schedule(
-            server.server_id,
-            since=t,
-            delay=policy.shelve_after,
-            event_time=t,
-            notices=tuple((SHELVE.notice or "", d) for d in policy.shelve_notices),
-            detail={**detail, "state": server.state},
-            **owner,
-        )
+        clock = (SHELVE, policy.shelve_after, policy.shelve_notices)
     elif server.state in SHELVED_STATES:
-        active = {DELETE_SHELVED.id}
-        holding = DELETE_SHELVED.schedule(
+        clock = (DELETE_SHELVED, policy.delete_shelved_after, policy.delete_notices)
+    running = clock[0] if clock else None
+    out = [r.cancel(server.server_id, event_time=t) for r in SERVER_RULES if r is not running]
+    if clock is not None:
+        rule, delay, before = clock
+        detail = {"name": server.display_name, "image_id": server.image_id, "state": server.state}
+        out += rule.schedule(
             server.server_id,
             since=t,
-            delay=policy.delete_shelved_after,
+            delay=delay,
             event_time=t,
-            notices=tuple((DELETE_SHELVED.notice or "", d) for d in policy.delete_notices),
-            detail={**detail, "state": server.state},
-            **owner,
+            notices=rule.notices_before(before),
+            project_id=server.project_id,
+            user_id=server.user_id,
+            detail={k: v for k, v in detail.items() if v},
         )
-    else:
-        active = set()
-    cancels = [r.cancel(server.server_id, event_time=t) for r in SERVER_RULES if r.id not in active]
-    return cancels + holding
+    return out
