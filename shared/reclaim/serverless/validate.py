@@ -4,7 +4,7 @@ cfn-lint alone no longer expands ``AWS::Serverless`` resources, so a wrong event
 bad event property passes it. This runs the SAM translator (offline: local code paths are
 replaced by ``s3://`` placeholders), lints the CloudFormation it produces, and checks what
 neither of them can see: that each function's ``CodeUri`` folder holds the module and the
-function its ``Handler`` names.
+function its ``Handler`` names, and that each MQ event names its one queue.
 """
 
 from __future__ import annotations
@@ -94,6 +94,24 @@ def check_handlers(template: dict[str, Any], root: Path) -> list[Problem]:
     return problems
 
 
+def check_events(template: dict[str, Any]) -> list[Problem]:
+    """Event-source rules the translator and cfn-lint let through but Lambda enforces."""
+    problems: list[Problem] = []
+    for name, props in _functions(template).items():
+        for event_id, event in (props.get("Events") or {}).items():
+            if not isinstance(event, dict) or event.get("Type") != "MQ":
+                continue
+            queues = (event.get("Properties") or {}).get("Queues")
+            # Lambda reads exactly one queue per Amazon MQ event source mapping.
+            if not isinstance(queues, list) or len(queues) != 1:
+                problems.append(
+                    Problem(
+                        "events", f"{name}/{event_id}", "an MQ event needs Queues with one queue"
+                    )
+                )
+    return problems
+
+
 def _placeholders(template: dict[str, Any]) -> dict[str, Any]:
     """A copy with local code paths replaced by ``s3://`` URIs, as ``sam package`` would."""
     out: dict[str, Any] = json.loads(json.dumps(template))
@@ -170,7 +188,7 @@ def validate(path: Path | None = None, region: str | None = None) -> list[Proble
     """Every problem the handler check, the SAM translator and cfn-lint find; [] when sound."""
     path = path or template_path()
     template = load(path)
-    problems = check_handlers(template, path.parent)
+    problems = check_handlers(template, path.parent) + check_events(template)
     try:
         cloudformation = translate(template, region)
     except TemplateError as exc:
