@@ -66,6 +66,8 @@ def serve(
         **overrides,
     )
     stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     with SimServer(cloud, port=port) as server:
         path = server.write_clouds_yaml(clouds_yaml).resolve()
         others = [name for name in server.clouds() if name != ADMIN_CLOUD]
@@ -91,7 +93,5 @@ def serve(
         console.print(f'  curl -s -XPOST {server.url}/_sim/clock -d \'{{"advance": "14d"}}\'')
         console.print(f"  curl -s '{server.url}/_sim/requests?mutating=1'")
         console.print("\nCtrl-C stops it.")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         stop.wait()
     cloud.close()
