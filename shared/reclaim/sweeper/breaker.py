@@ -1,0 +1,98 @@
+"""The circuit breaker: once a cap is hit, destructive actions stop until an operator resets it.
+
+It is one item in the timer table (``pk = breaker#global``, ``sk = breaker``): it has no
+``due_shard``, so the due index never sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reclaim.store import DynamoTimerStore, StoreError
+
+KEY = {"pk": {"S": "breaker#global"}, "sk": {"S": "breaker"}}
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """Whether destructive actions are blocked, since when, and why."""
+
+    open: bool
+    opened_at: str = ""
+    reason: str = ""
+    reset_at: str = ""
+    reset_by: str = ""
+
+
+class Breaker:
+    """Reads and flips the breaker item with the store's client."""
+
+    def __init__(self, store: DynamoTimerStore) -> None:
+        self.client: Any = store.client
+        self.table = store.table
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, op)(TableName=self.table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"breaker {op} on {self.table}: {exc}") from exc
+
+    def status(self) -> BreakerState:
+        """The breaker as stored (closed when it was never opened)."""
+        item = self._call("get_item", Key=KEY, ConsistentRead=True).get("Item")
+        if not item:
+            return BreakerState(open=False)
+
+        def s(name: str) -> str:
+            return str(item.get(name, {}).get("S", ""))
+
+        return BreakerState(
+            open=s("breaker_state") == "open",
+            opened_at=s("opened_at"),
+            reason=s("reason"),
+            reset_at=s("reset_at"),
+            reset_by=s("reset_by"),
+        )
+
+    def open(self, at: datetime, reason: str) -> bool:
+        """Open the breaker; False when it was open already (the first reason is kept)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **KEY,
+                    "breaker_state": {"S": "open"},
+                    "opened_at": {"S": at.isoformat()},
+                    "reason": {"S": reason},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #s <> :open",
+                ExpressionAttributeNames={"#s": "breaker_state"},
+                ExpressionAttributeValues={":open": {"S": "open"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"breaker open on {self.table}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"breaker open on {self.table}: {exc}") from exc
+        return True
+
+    def reset(self, at: datetime, by: str) -> BreakerState:
+        """Close the breaker (an operator's decision); returns the state it had."""
+        before = self.status()
+        self._call(
+            "put_item",
+            Item={
+                **KEY,
+                "breaker_state": {"S": "closed"},
+                "opened_at": {"S": before.opened_at},
+                "reason": {"S": before.reason},
+                "reset_at": {"S": at.isoformat()},
+                "reset_by": {"S": by},
+            },
+        )
+        return before
