@@ -31,8 +31,11 @@ def _check(template: Path | None) -> list[str]:
 
 def build(
     out: Annotated[
-        Path, typer.Option("--out", help="Where to write layer.zip and functions/*.zip.")
-    ] = Path("build/lambda"),
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write layer.zip and functions/ (default: build/lambda)."
+        ),
+    ] = None,
     deps: Annotated[
         DepsSource,
         typer.Option(
@@ -68,11 +71,11 @@ def build(
         if check:
             typer.echo("template: sound (SAM translator, cfn-lint, handlers)")
             return
-    from reclaim.serverless.build import BuildError, mib
+    from reclaim.serverless.build import DEFAULT_OUT, BuildError, mib
     from reclaim.serverless.build import build as run_build
 
     try:
-        report = run_build(out, deps=deps.value)
+        report = run_build(out or DEFAULT_OUT, deps=deps.value)
     except BuildError as exc:
         fail(str(exc))
     artefacts = {"layer": report.layer, **report.functions}

@@ -7,6 +7,8 @@ kept until :func:`reset`.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 
 from reclaim.serverless.deadletters import TableDeadLetters
@@ -30,6 +32,10 @@ def runtime() -> Runtime:
     """The environment's runtime, built from ``RECLAIM_*`` variables on first use."""
     global _current
     if _current is None:
+        # Lambda's root logger passes WARNING and up; the batch summaries are INFO.
+        logging.getLogger("reclaim").setLevel(
+            os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper()
+        )
         settings = load_settings()
         store = open_store(settings.store_url)
         _current = Runtime(settings, store, TableDeadLetters(store.client, store.table))
