@@ -25,6 +25,7 @@ def test_work_stops_before_the_deadline_with_the_reserve_left() -> None:
     assert done == 8  # 56 s used; a ninth unit could end past 60 - 10
     assert deadline.remaining() == 4
     assert deadline.remaining() > 0, "stopped before Lambda would have killed the invocation"
+    assert deadline.stop_at == 1000 + 60 - 10
 
 
 def test_deadline_from_lambda_context() -> None:

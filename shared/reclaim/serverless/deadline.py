@@ -48,6 +48,11 @@ class Deadline:
         """Seconds until the deadline (negative once past it)."""
         return self.at - self.clock()
 
+    @property
+    def stop_at(self) -> float:
+        """The monotonic time after which no new work starts (``Sweeper.sweep(deadline=...)``)."""
+        return self.at - self.reserve
+
     def expired(self) -> bool:
         """True once less than the reserve is left: start no new work (no new claims)."""
         return self.remaining() <= self.reserve
