@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reclaim.store import DynamoTimerStore, open_store
 
+from reclaim.store import DynamoTimerStore, open_store
 from tests.support.dynalite import Dynalite
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from reclaim.cli import app
 from typer.testing import CliRunner
 
+from reclaim.cli import app
 from tests.conftest import EVENTS
 from tests.support.dynalite import Dynalite
 

@@ -9,7 +9,6 @@ from reclaim.commands import TimerCommand
 from reclaim.policy.projects import OWNER_IMAGES, PROJECT_CLEANUP
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings
-
 from tests.support.builders import SERVER, T0, days, event, server_event
 
 POLICY = PolicySettings()

@@ -8,12 +8,12 @@ from datetime import timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from reclaim import routes
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore, StoreError, open_store, schema
 from reclaim.store.dynamodb import DUE_INDEX, SHARDS
 from reclaim.timers import AuditEntry, close
-
 from tests.support.builders import SERVER, T0, days, event, server_body
 
 POLICY = PolicySettings()

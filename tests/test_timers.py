@@ -7,13 +7,13 @@ from datetime import datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from reclaim import routes
 from reclaim.commands import TimerCommand
 from reclaim.settings import PolicySettings
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry, Timer, close, merge
 from reclaim.views import pending_rows
-
 from tests.support.builders import T0, days, server_event
 
 POLICY = PolicySettings()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from reclaim import routes
 from reclaim.models.allocation import AllocationPayload
 from reclaim.models.glance import ImageMemberPayload, ImagePayload
@@ -14,7 +15,6 @@ from reclaim.models.keystone import IdentityPayload
 from reclaim.models.neutron import SecurityGroupRulePayload
 from reclaim.models.nova import InstancePayload
 from reclaim.wire import ParseError, read_envelope
-
 from tests.conftest import EVENTS, load_event
 from tests.support.samples import CONFORMANCE, nova_sample, on_the_wire, sample_names, v2
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 P = TypeVar("P", bound=BaseModel)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from reclaim.serverless.deadletters import TableDeadLetters
 from reclaim.store import DynamoTimerStore, open_store
 

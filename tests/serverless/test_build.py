@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from reclaim.serverless import build
 from reclaim.serverless.build import (
     EXCLUDED,

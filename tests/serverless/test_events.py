@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from reclaim import routes
 from reclaim.serverless.events import (
     EventShapeError,
@@ -16,7 +17,6 @@ from reclaim.serverless.events import (
     sqs_event,
     sqs_records,
 )
-
 from tests.serverless.conftest import lambda_event
 
 #: The record shape of AWS's sample Amazon MQ for RabbitMQ event (Lambda developer guide).

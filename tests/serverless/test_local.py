@@ -8,12 +8,12 @@ from typing import Annotated
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
 from reclaim.cli import serverless as cli
 from reclaim.serverless import local
 from reclaim.serverless.deadletters import TableDeadLetters
 from reclaim.store import open_store
-from typer.testing import CliRunner
-
 from tests.serverless.conftest import LAMBDA_EVENTS, fresh_table, lambda_event
 
 BATCHES = sorted(p.stem for p in LAMBDA_EVENTS.glob("*.json") if p.stem.startswith(("mq-", "sqs-")))

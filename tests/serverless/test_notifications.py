@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from reclaim import routes
 from reclaim.commands import TimerCommand
 from reclaim.serverless import notifications
@@ -18,7 +19,6 @@ from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore, StoreError, open_store
 from reclaim.store.port import ApplyResult
 from reclaim.timers import Timer
-
 from tests.serverless.conftest import fresh_table, lambda_event
 
 POLICY = PolicySettings()

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from reclaim.serverless import local
 from reclaim.serverless.validate import load, translate, validate
 from reclaim.settings import load_settings
 from reclaim.store.schema import create_table_request
-
 from tests.serverless.conftest import TEMPLATE
 
 MQ_EVENT = """      Events:

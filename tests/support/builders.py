@@ -8,7 +8,6 @@ from typing import Any
 
 from reclaim import routes
 from reclaim.wire import Notification
-
 from tests.support.samples import nova_sample, on_the_wire
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)

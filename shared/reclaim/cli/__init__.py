@@ -6,7 +6,7 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core
+from reclaim.cli import bus, core, serverless
 
 app = typer.Typer(
     name="reclaim",
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 core.register(app)
 bus.register(app)
+serverless.register(app)
 
 
 def _mount_sim() -> None:

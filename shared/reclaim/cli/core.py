@@ -52,11 +52,27 @@ def _open(url: str | None, settings: Settings) -> TimerStore:
         fail(f"store: {exc}")
 
 
-def invoke(files: FilesArg) -> None:
+def invoke(
+    files: FilesArg,
+    lambda_function: Annotated[
+        str | None,
+        typer.Option(
+            "--lambda",
+            help="Run this function's real lambda_handler on Lambda event files instead "
+            "(moto for the table).",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
     """Parse each file, run the routed policy handler, print all commands as one JSON array.
 
     Pure: no store, no bus, no cloud. Unknown event types yield no commands.
     """
+    if lambda_function is not None:
+        from reclaim.cli.serverless import invoke_lambda
+
+        invoke_lambda(lambda_function, files, store)
+        return
     settings = _settings()
     print_json([c.as_json() for c in _commands(files, settings)])
 
