@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, SimClock, SimServer

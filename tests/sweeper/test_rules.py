@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from reclaim.settings import PolicySettings
 from reclaim.sweeper.rules import ServerSnapshot, decide_delete, decide_shelve
 from reclaim.timers import Timer

@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from reclaim.store import open_store
 from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.timers import Timer
-
 from tests.sweeper.conftest import NOW, STOPPED_AT, World, make_sweeper
 
 

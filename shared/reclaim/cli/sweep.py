@@ -1,0 +1,299 @@
+"""The sweeper's commands: ``sweep``, ``plan``, ``audit``, ``breaker status|reset``."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from reclaim.cli.common import fail, print_json
+from reclaim.durations import parse_duration
+from reclaim.settings import Settings, load_settings
+from reclaim.store import DynamoTimerStore, StoreError, open_store
+from reclaim.sweeper import (
+    Breaker,
+    OpenStackCloud,
+    OsloNotices,
+    RecordingNotices,
+    Sweeper,
+    SweepReport,
+    SweepSettings,
+)
+from reclaim.sweeper.notices import NoticePort
+from reclaim.timers import Timer
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+NowOpt = Annotated[
+    str | None,
+    typer.Option("--now", help="Sweep as if it were this time (ISO 8601, UTC if no zone)."),
+]
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def _store(url: str | None, settings: Settings) -> DynamoTimerStore:
+    try:
+        return open_store(url or settings.store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now {text!r}: not an ISO 8601 time")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def owner_id() -> str:
+    """This sweeper's name in leases and audit entries: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _report_json(report: SweepReport) -> dict[str, Any]:
+    return {
+        "started": report.started.isoformat(),
+        "dry_run": report.dry_run,
+        "counts": dict(report.counts()),
+        "notices_sent": report.notices_sent(),
+        "stopped": report.stopped,
+        "breaker_opened": report.breaker_opened,
+        "breaker_was_open": report.breaker_was_open,
+        "alerts": report.alerts,
+        "outcomes": [
+            {
+                "resource_type": o.resource_type,
+                "resource_id": o.resource_id,
+                "rule": o.rule,
+                "action": o.action,
+                "result": o.result,
+                "reason": o.reason,
+                "notices": list(o.notices),
+                "request_ids": list(o.request_ids),
+                "project_id": o.project_id,
+            }
+            for o in report.outcomes
+        ],
+    }
+
+
+def _summary(report: SweepReport) -> Table:
+    title = "Sweep" + (" (dry run: nothing changed)" if report.dry_run else "")
+    table = Table(title=title)
+    for col in ("resource", "rule", "result", "notices", "why"):
+        table.add_column(col)
+    for o in report.outcomes:
+        table.add_row(
+            f"{o.resource_type} {o.resource_id}", o.rule, o.result, ",".join(o.notices), o.reason
+        )
+    return table
+
+
+def sweep(
+    store: StoreOpt = None,
+    cloud: Annotated[
+        str | None, typer.Option("--cloud", help="clouds.yaml entry (default: OS_CLOUD).")
+    ] = None,
+    dry_run: Annotated[
+        bool | None,
+        typer.Option("--dry-run/--no-dry-run", help="Read only: no mutating request at all."),
+    ] = None,
+    now: NowOpt = None,
+    max_actions: Annotated[
+        int | None, typer.Option("--max-actions", help="Destructive actions cap for this sweep.")
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="Transport URL for notices (default: RECLAIM_BUS_URL)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """One pass over the due timers: warn, re-check, act, record."""
+    import openstack
+
+    settings = _settings()
+    sweep_settings = SweepSettings()
+    timer_store = _store(store, settings)
+    try:
+        conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
+    except Exception as exc:
+        fail(f"cloud: {exc}")
+    url = bus or os.environ.get("RECLAIM_BUS_URL")
+    dry = sweep_settings.dry_run if dry_run is None else dry_run
+    if not dry and not url:
+        fail("no bus for notices: pass --bus URL or set RECLAIM_BUS_URL (or use --dry-run)")
+    notices: NoticePort = RecordingNotices() if dry or not url else OsloNotices(url)
+    sweeper = Sweeper(
+        timer_store, OpenStackCloud(conn), notices, settings.policy, owner_id(), sweep_settings
+    )
+    when = _now(now)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=json_out) as progress:
+        task = progress.add_task("sweeping", total=None)
+        report = sweeper.sweep(
+            when, dry_run=dry, max_actions=max_actions, progress=lambda _o: progress.advance(task)
+        )
+    if json_out:
+        print_json(_report_json(report))
+    else:
+        out = Console()
+        out.print(_summary(report))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
+        out.print(f"{counts}; notices {report.notices_sent()}")
+        if not url and not dry:
+            out.print(
+                "[yellow]no bus configured (--bus / RECLAIM_BUS_URL): notices were not delivered[/]"
+            )
+        for alert in report.alerts:
+            out.print(f"[red]alert:[/] {alert}")
+    if report.stopped and report.stopped != "deadline":
+        raise typer.Exit(3)
+
+
+def plan_rows(timers: list[Timer], project: str | None) -> list[dict[str, Any]]:
+    """What will happen to what, when: each pending notice and action in time order. Pure."""
+    rows: list[dict[str, Any]] = []
+    for t in timers:
+        if project and t.project_id != project:
+            continue
+        base = {
+            "resource_type": t.resource_type,
+            "resource_id": t.resource_id,
+            "name": t.detail.get("name", ""),
+            "project_id": t.project_id,
+            "rule": t.rule,
+        }
+        for n in t.pending_notices():
+            rows.append({**base, "when": n.due_at.isoformat(), "what": f"notice {n.kind}"})
+        if t.due_at is not None:
+            rows.append({**base, "when": t.due_at.isoformat(), "what": t.action})
+    return sorted(rows, key=lambda r: (r["when"], r["resource_id"], r["what"]))
+
+
+def plan(
+    store: StoreOpt = None,
+    within: Annotated[str, typer.Option("--within", help="How far ahead (e.g. 30d).")] = "30d",
+    project: Annotated[str | None, typer.Option("--project", help="Only this project id.")] = None,
+    now: NowOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The forecast: what will happen to what, and when (from the due index only)."""
+    try:
+        horizon: timedelta = parse_duration(within)
+    except ValueError as exc:
+        fail(str(exc))
+    settings = _settings()
+    start = _now(now)
+    end = start + horizon
+    timers = list(_store(store, settings).pending(end))
+    rows = [r for r in plan_rows(timers, project) if r["when"] <= end.isoformat()]
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title=f"Plan until {end:%Y-%m-%d %H:%M} UTC")
+    for col in ("when", "what", "resource", "name", "project", "rule"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["when"],
+            r["what"],
+            f"{r['resource_type']} {r['resource_id']}",
+            r["name"],
+            r["project_id"] or "",
+            r["rule"],
+        )
+    Console().print(table)
+
+
+def audit(
+    resource_type: Annotated[str, typer.Argument(help="server, project or user.")],
+    resource_id: Annotated[str, typer.Argument(help="The resource's id.")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A resource's history: every timer's audit entries, oldest first."""
+    timers = _store(store, _settings()).timers_for(resource_type, resource_id)
+    if not timers:
+        fail(f"no timer for {resource_type} {resource_id}", code=1)
+    rows = sorted(
+        (
+            {
+                "at": e.at.isoformat(),
+                "rule": t.rule,
+                "what": e.what,
+                "outcome": e.outcome,
+                **e.detail,
+            }
+            for t in timers
+            for e in t.history
+        ),
+        key=lambda r: r["at"],
+    )
+    if json_out:
+        print_json({"timers": [t.model_dump(mode="json") for t in timers], "history": rows})
+        return
+    table = Table(title=f"{resource_type} {resource_id}")
+    for col in ("at", "rule", "what", "outcome", "why", "request ids"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["at"], r["rule"], r["what"], r["outcome"], r.get("why", ""), r.get("request_ids", "")
+        )
+    Console().print(table)
+    for t in timers:
+        Console().print(
+            f"{t.rule}: {t.state}"
+            + (f", due {t.due_at.isoformat()}" if t.due_at and t.state == "pending" else "")
+        )
+
+
+def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Whether destructive actions are blocked, since when and why."""
+    state = Breaker(_store(store, _settings())).status()
+    if json_out:
+        print_json(state.__dict__)
+        return
+    if state.open:
+        typer.echo(f"open since {state.opened_at}: {state.reason}")
+    else:
+        typer.echo(
+            "closed" + (f" (reset {state.reset_at} by {state.reset_by})" if state.reset_at else "")
+        )
+
+
+def breaker_reset(store: StoreOpt = None) -> None:
+    """Close the breaker: destructive actions resume on the next sweep."""
+    breaker = Breaker(_store(store, _settings()))
+    before = breaker.reset(datetime.now(UTC), getpass.getuser())
+    typer.echo(f"closed (was {'open: ' + before.reason if before.open else 'closed'})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sweeper's commands to ``app``."""
+    app.command()(sweep)
+    app.command()(plan)
+    app.command()(audit)
+    breaker = typer.Typer(help="The circuit breaker on destructive actions.", no_args_is_help=True)
+    breaker.command("status")(breaker_status)
+    breaker.command("reset")(breaker_reset)
+    app.add_typer(breaker, name="breaker")

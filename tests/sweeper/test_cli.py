@@ -1,0 +1,98 @@
+"""``reclaim sweep``, ``plan``, ``audit``, ``breaker`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from reclaim.cli import sweep as sweep_cli
+from tests.sweeper.conftest import NOW, World
+
+app = typer.Typer()
+sweep_cli.register(app)
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    monkeypatch.setenv("OS_CLOUD", "sim-admin")
+    monkeypatch.setenv("RECLAIM_BUS_URL", "kombu+memory:////")
+    return f"memory://{world.store.table}"
+
+
+def test_sweep_dry_run_then_for_real_then_audit(world: World, env: str) -> None:
+    sid = world.server()
+    world.timer(sid)
+    now = NOW.isoformat()
+
+    dry = runner.invoke(app, ["sweep", "--store", env, "--now", now, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    out = json.loads(dry.stdout)
+    assert out["dry_run"] and out["counts"] == {"would-act": 1}
+    assert world.mutations() == []
+
+    real = runner.invoke(app, ["sweep", "--store", env, "--now", now])
+    assert real.exit_code == 0, real.output
+    assert "done 1; notices 2" in real.stdout and sid[:8] in real.stdout
+    assert world.shelves(sid) == 1
+
+    history = runner.invoke(app, ["audit", "server", sid, "--store", env, "--json"])
+    assert history.exit_code == 0, history.output
+    rows = json.loads(history.stdout)["history"]
+    assert [(r["what"], r["outcome"]) for r in rows][-1] == ("shelve", "done")
+    assert rows[-1]["request_ids"].startswith("req-")
+
+
+def test_a_real_sweep_needs_a_bus_for_its_notices(
+    world: World, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RECLAIM_BUS_URL")
+    world.timer(world.server())
+    result = runner.invoke(app, ["sweep", "--store", env, "--now", NOW.isoformat()])
+    assert result.exit_code == 2
+    assert "no bus" in result.output
+    assert world.mutations() == []
+
+
+def test_plan_forecasts_notices_and_actions(world: World, env: str) -> None:
+    sid = world.server()
+    world.timer(sid, since=NOW)
+    result = runner.invoke(
+        app, ["plan", "--store", env, "--now", NOW.isoformat(), "--within", "30d", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [r for r in json.loads(result.stdout) if r["resource_id"] == sid]
+    assert [r["what"] for r in rows] == [
+        "notice shelve_upcoming",
+        "notice shelve_upcoming",
+        "shelve",
+    ]
+    assert rows[-1]["when"].startswith("2026-03-15")
+    short = runner.invoke(
+        app, ["plan", "--store", env, "--now", NOW.isoformat(), "--within", "8d", "--json"]
+    )
+    assert [r["what"] for r in json.loads(short.stdout) if r["resource_id"] == sid] == [
+        "notice shelve_upcoming"
+    ]
+
+
+def test_the_cap_exits_non_zero_and_the_breaker_can_be_reset(world: World, env: str) -> None:
+    for _ in range(2):
+        world.timer(world.server())
+    capped = runner.invoke(
+        app, ["sweep", "--store", env, "--now", NOW.isoformat(), "--max-actions", "1"]
+    )
+    assert capped.exit_code == 3, capped.output
+    assert "alert" in capped.stdout
+    status = runner.invoke(app, ["breaker", "status", "--store", env])
+    assert status.stdout.startswith("open since")
+    reset = runner.invoke(app, ["breaker", "reset", "--store", env])
+    assert reset.exit_code == 0 and "was open" in reset.stdout
+    assert runner.invoke(app, ["breaker", "status", "--store", env]).stdout.startswith("closed")
