@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from reclaim.sim import Cloud, RecordingSink, SimClock, SimConfig, SimServer
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -8,7 +8,6 @@ from typing import Any
 
 from reclaim.sim import Cloud, SimServer
 from reclaim.sim.scenario import load_scenario
-
 from tests.sim.conftest import Tenant
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 from openstack import exceptions
-from reclaim.sim import Cloud, RecordingSink, SimServer
 
+from reclaim.sim import Cloud, RecordingSink, SimServer
 from tests.sim.conftest import Tenant
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 from openstack import exceptions
-from reclaim.sim import Cloud, SimServer
 
+from reclaim.sim import Cloud, SimServer
 from tests.sim.conftest import Tenant
 
 

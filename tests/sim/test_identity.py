@@ -10,8 +10,8 @@ import pytest
 import requests
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions
-from reclaim.sim import ADMIN_CLOUD, Cloud, RecordingSink, SimServer
 
+from reclaim.sim import ADMIN_CLOUD, Cloud, RecordingSink, SimServer
 from tests.sim.conftest import Tenant
 
 REFUSED = (ks_exceptions.Unauthorized, exceptions.SDKException)

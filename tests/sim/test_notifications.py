@@ -10,10 +10,10 @@ from typing import Any
 
 import kombu
 import pytest
+
 from reclaim import routes
 from reclaim.sim import Cloud, Notification, SimClock, SimConfig
 from reclaim.sim.clock import oslo_timestamp
-
 from tests.sim.conftest import START
 from tests.support.samples import nova_sample, on_the_wire
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openstack
 import pytest
+
 from reclaim.sim.scenario import build_cloud, demo_scenario_path, parse_duration
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from openstack import exceptions
-from reclaim.sim import Cloud
 
+from reclaim.sim import Cloud
 from tests.sim.conftest import Tenant
 
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 def utc(when: datetime) -> datetime:
     """Return ``when`` as an aware UTC datetime (naive values are taken to be UTC). Pure."""
+    if when.tzinfo is UTC:  # the common case, and astimezone() is slow
+        return when
     if when.tzinfo is None:
         return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)

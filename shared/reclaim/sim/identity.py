@@ -121,6 +121,8 @@ class IdentityState:
         #: (user id, project id) -> role names
         self.assignments: dict[tuple[str, str], set[str]] = {}
         self.tokens: dict[str, Token] = {}
+        self._project_names: dict[str, str] = {}
+        self._user_names: dict[str, str] = {}
 
     # -- lookups ---------------------------------------------------------------------------
     def project(self, ref: str) -> Project:
@@ -131,10 +133,11 @@ class IdentityState:
         return found
 
     def project_by_name(self, name: str) -> Project | None:
-        return next((p for p in self.projects.values() if p.name == name), None)
+        pid = self._project_names.get(name)
+        return None if pid is None else self.projects.get(pid)
 
     def user(self, ref: str) -> User:
-        found = self.users.get(ref) or next((u for u in self.users.values() if u.name == ref), None)
+        found = self.users.get(ref) or self.users.get(self._user_names.get(ref, ""))
         if found is None:
             raise SimError(404, f"Could not find user: {ref}.", "NotFound")
         return found
@@ -169,6 +172,7 @@ class IdentityState:
                 properties=dict(properties or {}),
             )
             self.projects[project.id] = project
+            self._project_names[project.name] = project.id
             self._notify("created", "project", project.id, ctx)
             cloud.on_project_created(project)
             return project
@@ -176,6 +180,15 @@ class IdentityState:
     def update_project(self, project_id: str, ctx: Ctx | None = None, **changes: Any) -> Project:
         with self.cloud.transaction():
             project = self.project(project_id)
+            if "name" in changes and changes["name"] != project.name:
+                if self.project_by_name(changes["name"]) is not None:
+                    raise SimError(
+                        409,
+                        f"Conflict occurred attempting to store project - {changes['name']}.",
+                        "Conflict",
+                    )
+                del self._project_names[project.name]
+                self._project_names[changes["name"]] = project.id
             for key, value in changes.items():
                 if key in ("name", "enabled", "description"):
                     setattr(project, key, value)
@@ -196,6 +209,7 @@ class IdentityState:
         with self.cloud.transaction():
             project = self.project(project_id)
             del self.projects[project.id]
+            self._project_names.pop(project.name, None)
             for key in [k for k in self.assignments if k[1] == project.id]:
                 del self.assignments[key]
             self._revoke_tokens(lambda t: t.project_id == project.id)
@@ -213,7 +227,7 @@ class IdentityState:
         ctx: Ctx | None = None,
     ) -> User:
         with self.cloud.transaction():
-            if any(u.name == name for u in self.users.values()):
+            if name in self._user_names:
                 raise SimError(
                     409, f"Conflict occurred attempting to store user - {name}.", "Conflict"
                 )
@@ -226,12 +240,22 @@ class IdentityState:
                 default_project_id=default_project_id,
             )
             self.users[user.id] = user
+            self._user_names[user.name] = user.id
             self._notify("created", "user", user.id, ctx)
             return user
 
     def update_user(self, user_id: str, ctx: Ctx | None = None, **changes: Any) -> User:
         with self.cloud.transaction():
             user = self.user(user_id)
+            if "name" in changes and changes["name"] != user.name:
+                if changes["name"] in self._user_names:
+                    raise SimError(
+                        409,
+                        f"Conflict occurred attempting to store user - {changes['name']}.",
+                        "Conflict",
+                    )
+                del self._user_names[user.name]
+                self._user_names[changes["name"]] = user.id
             for key in ("name", "email", "password", "enabled", "default_project_id"):
                 if key in changes:
                     setattr(user, key, changes[key])
@@ -244,6 +268,7 @@ class IdentityState:
         with self.cloud.transaction():
             user = self.user(user_id)
             del self.users[user.id]
+            self._user_names.pop(user.name, None)
             for key in [k for k in self.assignments if k[0] == user.id]:
                 del self.assignments[key]
             self._revoke_tokens(lambda t: t.user_id == user.id)

@@ -77,6 +77,7 @@ class NetworkState:
         self.cloud = cloud
         self.tables: dict[str, dict[str, Row]] = {c: {} for c in COLLECTIONS}
         self._next_ip: dict[str, int] = {}
+        self._used_ips: dict[str, set[str]] = {}
 
     @property
     def networks(self) -> dict[str, Row]:
@@ -170,7 +171,10 @@ class NetworkState:
 
     def _deleted(self, collection: str, row: Row, ctx: Ctx | None) -> None:
         singular = COLLECTIONS[collection]
-        del self.tables[collection][row["id"]]
+        if collection == "ports":
+            self._drop_port(row["id"])
+        else:
+            del self.tables[collection][row["id"]]
         self._notify(f"{singular}.delete.end", {f"{singular}_id": row["id"]}, ctx)
 
     def render(self, singular: str, row: Row) -> Row:
@@ -271,18 +275,22 @@ class NetworkState:
             return self._created("subnet", sub, ctx)
 
     def _allocate_ip(self, subnet: Row) -> str:
+        """The next free address of the subnet (the caller's port takes it)."""
         block = ipaddress.ip_network(subnet["cidr"])
+        used = self._used_ips.setdefault(subnet["id"], set())
         n = self._next_ip.get(subnet["id"], 2)
-        used = {
-            ip["ip_address"]
-            for p in self.ports.values()
-            for ip in p["fixed_ips"]
-            if ip["subnet_id"] == subnet["id"]
-        }
         while str(block[n]) in used or str(block[n]) == subnet["gateway_ip"]:
             n += 1
         self._next_ip[subnet["id"]] = n + 1
         return str(block[n])
+
+    def _drop_port(self, port_id: str) -> Row | None:
+        """Remove a port from the table and free its addresses (no notification)."""
+        port = self.ports.pop(port_id, None)
+        if port is not None:
+            for ip in port["fixed_ips"]:
+                self._used_ips.get(ip["subnet_id"], set()).discard(ip["ip_address"])
+        return port
 
     def delete_network(self, ctx: Ctx, network_id: str) -> None:
         with self.cloud.transaction():
@@ -299,7 +307,7 @@ class NetworkState:
                     "There are one or more ports still in use on the network.",
                 )
             for port in [p for p in self.ports.values() if p["network_id"] == net["id"]]:
-                del self.ports[port["id"]]
+                self._drop_port(port["id"])
             for sub in [s for s in self.tables["subnets"].values() if s["network_id"] == net["id"]]:
                 self._deleted("subnets", sub, ctx)
             self._deleted("networks", net, ctx)
@@ -352,9 +360,9 @@ class NetworkState:
             ]
             if subnets:
                 sub = subnets[0]
-                fixed_ips.append(
-                    {"subnet_id": sub["id"], "ip_address": ip_address or self._allocate_ip(sub)}
-                )
+                address = ip_address or self._allocate_ip(sub)
+                fixed_ips.append({"subnet_id": sub["id"], "ip_address": address})
+                self._used_ips.setdefault(sub["id"], set()).add(address)
             owner = project_id or ctx.project_id
             if security_groups is None and device_owner.startswith("compute:"):
                 default = self.ensure_default_security_group(owner) if owner else None
@@ -401,8 +409,7 @@ class NetworkState:
 
     def delete_port_quietly(self, port_id: str) -> None:
         """Nova unbinding and deleting a server's port."""
-        port = self.ports.pop(port_id, None)
-        if port is not None:
+        if self._drop_port(port_id) is not None:
             self._detach_floating_ips(port_id)
 
     def _detach_floating_ips(self, port_id: str) -> None:
@@ -444,7 +451,7 @@ class NetworkState:
             for p in self.ports.values()
             if p["device_id"] == router["id"] and p["device_owner"] == "network:router_gateway"
         ]:
-            del self.ports[port["id"]]
+            self._drop_port(port["id"])
         if not info or not info.get("network_id"):
             router["external_gateway_info"] = None
             return
@@ -550,7 +557,7 @@ class NetworkState:
                     f"subnet on router {router['id']} cannot be deleted, as it "
                     "is required by one or more routes.",
                 )
-            del self.ports[port["id"]]
+            self._drop_port(port["id"])
             self._touch(router)
             info = self._interface_info(router, port)
             self._notify("router.interface.delete", {"router_interface": info}, ctx)
@@ -663,7 +670,7 @@ class NetworkState:
                 for p in self.ports.values()
                 if p["device_id"] == fip["id"] and p["device_owner"] == "network:floatingip"
             ]:
-                del self.ports[port["id"]]
+                self._drop_port(port["id"])
             self._deleted("floatingips", fip, ctx)
 
     # -- security groups -------------------------------------------------------------------
