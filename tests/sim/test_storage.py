@@ -68,3 +68,11 @@ def test_swift_account_per_project(tenant_factory: Any) -> None:
     store.delete_object("run.txt", container="results")
     store.delete_container("results")
     assert list(store.containers()) == []
+
+
+def test_swift_head_object_reports_length(tenant: Tenant) -> None:
+    store = tenant.conn.object_store
+    store.create_container("heads")
+    store.upload_object("heads", "five.bin", data=b"12345")
+    head = store.get_object_metadata("five.bin", container="heads")
+    assert int(head.content_length) == 5 and head.etag

@@ -312,9 +312,7 @@ class ObjectStoreAPI(ServiceAPI):
                 "Last-Modified": _http_date(found.last_modified),
                 "X-Timestamp": f"{found.last_modified.timestamp():.5f}",
             }
-            if request.method == "HEAD":
-                headers["Content-Length"] = str(len(found.data))
-                return Response(b"", status=200, headers=headers, content_type=found.content_type)
+            # for HEAD werkzeug sends the headers (Content-Length included) without the body
             return Response(
                 found.data, status=200, headers=headers, content_type=found.content_type
             )
