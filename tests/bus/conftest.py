@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from reclaim.bus.listener import Listener
 from reclaim.bus.settings import BusSettings
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore, open_store
-
 from tests.conftest import CONFORMANCE
 from tests.support.dynalite import Dynalite
 
@@ -212,13 +212,7 @@ def table_snapshot(store: DynamoTimerStore) -> dict[tuple[str, str], dict[str, A
         for item in page.get("Items", []):
             if item["pk"]["S"] == "deadletter":
                 continue
-            doc = json.loads(item["doc"]["S"])
-            doc.pop("version", None)
-            if doc.get("state") != "pending":
-                # A closed timer keeps the derived fields of its last run (since, due_at,
-                # notices) when it had one: history, not evidence. Compare the evidence.
-                for key in ("since", "due_at", "notices", "attempts", "spec_at"):
-                    doc.pop(key, None)
+            doc = _comparable(json.loads(item["doc"]["S"]))
             out[(item["pk"]["S"], item["sk"]["S"])] = doc
         if "LastEvaluatedKey" not in page:
             return out
@@ -226,15 +220,49 @@ def table_snapshot(store: DynamoTimerStore) -> dict[tuple[str, str], dict[str, A
 
 
 def expected_snapshot(
-    bodies: list[Any], policy: PolicySettings
+    bodies: list[Any], policy: PolicySettings, *, via_store: bool = False
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """The table the in-order stream makes: each body applied alone, in order (moto)."""
-    from reclaim import routes
+    """The table the in-order stream makes: each body applied alone, in order.
 
-    ref = open_store(f"memory://expected-{uuid.uuid4().hex[:8]}")
+    By default folds with :func:`reclaim.timers.merge` in memory, as ``store.apply`` does
+    (fast); ``via_store`` applies to a moto table instead (the reference, slow).
+    """
+    from reclaim import routes
+    from reclaim.policy.images import ALL_RULES
+    from reclaim.timers import Timer, merge
+
+    if via_store:
+        ref = open_store(f"memory://expected-{uuid.uuid4().hex[:8]}")
+        for body in bodies:
+            ref.apply(routes.commands_for(body, policy))
+        return table_snapshot(ref)
+    timers: dict[tuple[str, str, str], Timer] = {}
     for body in bodies:
-        ref.apply(routes.commands_for(body, policy))
-    return table_snapshot(ref)
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for c in routes.commands_for(body, policy):
+            if c.rule == ALL_RULES:
+                for key in [k for k in timers if k[:2] == (c.resource_type, c.resource_id)]:
+                    groups.setdefault(key, []).append(c.model_copy(update={"rule": key[2]}))
+            else:
+                groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
+        for key, cmds in groups.items():
+            new = merge(timers.get(key), cmds)
+            if new is not None:
+                timers[key] = new
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (rtype, rid, rule), timer in timers.items():
+        out[(f"{rtype}#{rid}", rule)] = _comparable(json.loads(timer.model_dump_json()))
+    return out
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    doc.pop("version", None)
+    if doc.get("state") != "pending":
+        # A closed timer keeps the derived fields of its last run (since, due_at,
+        # notices) when it had one: history, not evidence. Compare the evidence.
+        for key in ("since", "due_at", "notices", "attempts", "spec_at"):
+            doc.pop(key, None)
+    return doc
 
 
 EVENTS_ROOT = Path(__file__).resolve().parents[2] / "events"

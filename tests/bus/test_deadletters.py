@@ -8,6 +8,7 @@ from typing import Any
 
 import kombu
 import pytest
+
 from reclaim.bus.deadletters import DeadLetterStore, dead_letter
 from reclaim.bus.metrics import Metrics
 from reclaim.bus.pipeline import Pipeline
@@ -15,7 +16,6 @@ from reclaim.bus.replay import replay
 from reclaim.bus.settings import BusSettings
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
-
 from tests.bus.conftest import amqp_url, nova_event, oslo_time, queue_depth, wait_for
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

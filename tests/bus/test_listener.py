@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from reclaim.bus.deadletters import DeadLetterStore
 from reclaim.bus.publisher import Publisher
 from reclaim.bus.settings import BusSettings
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
-
 from tests.bus.conftest import (
     conformance_samples,
     expected_snapshot,
@@ -21,8 +21,6 @@ from tests.bus.conftest import (
     table_snapshot,
     wait_for,
 )
-
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.dynalite]
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -36,6 +34,8 @@ def _publish(settings: BusSettings, bodies: list[Any], driver: str = "messagingv
         publisher.close()
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.dynalite
 @pytest.mark.parametrize("driver", ["messaging", "messagingv2"])
 def test_published_samples_become_the_in_order_timers(
     driver: str, run_listener: Any, bus_settings: BusSettings, bus_store: DynamoTimerStore,
@@ -59,6 +59,8 @@ def test_published_samples_become_the_in_order_timers(
     assert DeadLetterStore.beside(bus_store).list() == []
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.dynalite
 def test_events_of_one_resource_in_one_batch_collapse_to_the_in_order_result(
     run_listener: Any, bus_settings: BusSettings, bus_store: DynamoTimerStore,
     policy: PolicySettings,
@@ -84,6 +86,8 @@ def test_events_of_one_resource_in_one_batch_collapse_to_the_in_order_result(
     assert listener.metrics.value("reclaim_bus_timer_writes_total") <= 8
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.dynalite
 def test_allocation_events_schedule_and_cancel_the_project_cleanup(
     run_listener: Any, bus_settings: BusSettings, bus_store: DynamoTimerStore,
 ) -> None:  # fmt: skip
@@ -100,3 +104,13 @@ def test_allocation_events_schedule_and_cancel_the_project_cleanup(
     assert timer.due_at == datetime(2026, 1, 31, tzinfo=UTC) + timedelta(days=180)
     _publish(bus_settings, [allocation_event("renewed", "proj-x")])
     wait_for(lambda: cleanup()[0].state == "cancelled")
+
+
+def test_the_in_memory_oracle_agrees_with_the_store(policy: PolicySettings) -> None:
+    from tests.bus.test_runtime import stream
+
+    bodies = [*conformance_samples(), *stream(120, servers=15)]
+    bodies.append(keystone_event("identity.project.deleted", "p1", T0 + timedelta(days=1)))
+    fast = expected_snapshot(bodies, policy)
+    assert len(fast) > 20
+    assert fast == expected_snapshot(bodies, policy, via_store=True)

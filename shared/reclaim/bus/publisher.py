@@ -68,8 +68,10 @@ def normalise(body: Any) -> dict[str, Any]:
 class Publisher:
     """Sends notifications through oslo.messaging transports (one per exchange)."""
 
-    def __init__(self, settings: BusSettings) -> None:
+    def __init__(self, settings: BusSettings, *, retry: int | None = 3) -> None:
+        """``retry``: connection attempts per message (None: keep trying while the broker is away)."""
         self.settings = settings
+        self.retry = retry
         self.version = 2.0 if settings.driver == "messagingv2" else 1.0
         self._transports: dict[str, Any] = {}
 
@@ -92,7 +94,7 @@ class Publisher:
         }
         target = om.Target(topic=f"{topic}.{priority}")
         self._transport(ex)._send_notification(
-            target, context, message, version=self.version, retry=3
+            target, context, message, version=self.version, retry=self.retry
         )
         return ex, f"{topic}.{priority}"
 
