@@ -1,0 +1,221 @@
+"""End-to-end bus benchmark: RabbitMQ -> reclaim listener -> dynalite.
+
+1. Throughput: N relevant events are queued, then drained by (a) a no-op oslo batch
+   listener and (b) reclaim's listener storing timers in dynalite, on the same broker in
+   the same run. Reports events/s of each and their ratio (target >= 0.8).
+2. Latency: a steady rate (default 500 events/s) published through oslo; reports the
+   p50/p99 from each event's timestamp to its commands being stored (target p99 < 100 ms).
+
+Run: ``python benchmarks/bus_pipeline.py [--events 20000] [--rate 500] [--seconds 20]``
+(needs RabbitMQ on 127.0.0.1:5672 and ``npm ci`` for dynalite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+import kombu
+
+from reclaim.bus.listener import Listener
+from reclaim.bus.publisher import OSLO_TIME, Publisher
+from reclaim.bus.settings import BusSettings
+from reclaim.bus.transport import notification_transport
+from reclaim.oslo import messaging
+from reclaim.settings import PolicySettings
+from reclaim.store import open_store
+from tests.bus.conftest import nova_event
+from tests.support.dynalite import Dynalite
+
+KEY = "versioned_notifications.info"
+
+
+def ctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def events(n: int, servers: int, start: datetime) -> list[dict[str, Any]]:
+    actions = [("power_off", "stopped"), ("power_on", "active"), ("shelve", "shelved_offloaded")]
+    return [
+        nova_event(
+            f"srv-{i % servers:05d}",
+            *actions[(i // servers) % 3],
+            start + timedelta(milliseconds=i),
+        )
+        for i in range(n)
+    ]
+
+
+def fill(settings: BusSettings, pool: str, bodies: list[dict[str, Any]]) -> None:
+    """Declare ``pool``'s queue bound like oslo's, and queue the bodies (messagingv2)."""
+    with kombu.Connection(settings.transport_url.replace("rabbit://", "amqp://", 1)) as conn:
+        exchange = kombu.Exchange("nova", type="topic", durable=True)
+        queue = kombu.Queue(pool, exchange, routing_key=KEY, durable=True)
+        queue(conn.default_channel).declare()
+        producer = conn.Producer()
+        for body in bodies:
+            wire = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(body)})
+            producer.publish(
+                wire, exchange=exchange, routing_key=KEY, content_type="application/json"
+            )
+
+
+def noop_drain(settings: BusSettings, pool: str, n: int) -> float:
+    """Seconds a no-op oslo batch listener takes to drain ``n`` queued messages."""
+    om = messaging()
+    seen = 0
+    done = threading.Event()
+    first: list[float] = []
+
+    class Noop:
+        def info(self, messages: list[Any]) -> None:
+            nonlocal seen
+            if not first:
+                first.append(time.perf_counter())
+            seen += len(messages)
+            if seen >= n:
+                done.set()
+
+    transport = notification_transport(settings)
+    server = om.get_batch_notification_listener(
+        transport,
+        [om.Target(exchange="nova", topic="versioned_notifications")],
+        [Noop()],
+        executor="threading",
+        allow_requeue=True,
+        pool=pool,
+        batch_size=settings.batch_size,
+        batch_timeout=settings.batch_timeout,
+    )
+    start = time.perf_counter()
+    server.start(override_pool_size=settings.executor_threads)
+    done.wait(600)
+    elapsed = time.perf_counter() - start
+    server.stop()
+    server.wait()
+    transport.cleanup()
+    return elapsed
+
+
+def reclaim_drain(settings: BusSettings, store_url: str, n: int) -> tuple[float, int]:
+    """Seconds reclaim's listener takes to store the commands of ``n`` queued events."""
+    store = open_store(store_url)
+    listener = Listener(settings, store, PolicySettings())
+    start = time.perf_counter()
+    listener.start()
+    while listener.metrics.value("reclaim_bus_applied_total") < n:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    writes = int(listener.metrics.value("reclaim_bus_timer_writes_total"))
+    listener.stop()
+    return elapsed, writes
+
+
+def latency(settings: BusSettings, store_url: str, rate: int, seconds: float) -> list[float]:
+    """Event-to-store latencies (s) at a steady ``rate`` published through oslo."""
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def observe(times: Any, stored_at: datetime) -> None:
+        with lock:
+            samples.extend((stored_at - t).total_seconds() for t in times)
+
+    store = open_store(store_url)
+    listener = Listener(settings, store, PolicySettings(), observer=observe).start()
+    publisher = Publisher(settings)
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        body = nova_event(f"lat-{i % 3000:05d}", "power_off", "stopped", datetime.now(UTC))
+        body["timestamp"] = datetime.now(UTC).strftime(OSLO_TIME)
+        publisher.publish(body)
+    deadline = time.monotonic() + 60
+    while len(samples) < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    publisher.close()
+    listener.stop()
+    return samples
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--servers", type=int, default=5000)
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    vhost = f"reclaim-bench-{uuid.uuid4().hex[:6]}"
+    ctl("add_vhost", vhost)
+    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
+    db = Dynalite(tmp / "db").start()
+    try:
+        base = BusSettings(
+            transport_url=f"rabbit://guest:guest@127.0.0.1:5672/{vhost}", metrics_port=0
+        )
+        ratios, noop_rates, reclaim_rates = [], [], []
+        for r in range(args.rounds):
+            bodies = events(
+                args.events, args.servers, datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=r)
+            )
+            fill(base, f"noop-{r}", bodies)
+            fill(base, f"reclaim-{r}", bodies)
+            t_noop = noop_drain(base, f"noop-{r}", args.events)
+            t_rec, writes = reclaim_drain(
+                base.model_copy(update={"pool": f"reclaim-{r}"}), f"{db.url}/bench-{r}", args.events
+            )
+            noop_rates.append(args.events / t_noop)
+            reclaim_rates.append(args.events / t_rec)
+            ratios.append(t_noop / t_rec)
+            print(
+                f"round {r}: no-op {args.events / t_noop:,.0f} ev/s, reclaim {args.events / t_rec:,.0f} "
+                f"ev/s ({writes} timer writes), ratio {t_noop / t_rec:.2f}",
+                flush=True,
+            )
+        print(
+            f"throughput median: no-op {statistics.median(noop_rates):,.0f} ev/s, reclaim "
+            f"{statistics.median(reclaim_rates):,.0f} ev/s, ratio {statistics.median(ratios):.2f} "
+            f"(target >= 0.8)"
+        )
+        lat = latency(
+            base.model_copy(update={"pool": "reclaim-latency"}),
+            f"{db.url}/bench-lat",
+            args.rate,
+            args.seconds,
+        )
+        print(
+            f"latency at {args.rate} ev/s for {args.seconds:.0f} s ({len(lat)} events): "
+            f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms, "
+            f"max {max(lat) * 1000:.1f} ms (target p99 < 100 ms)"
+        )
+    finally:
+        db.stop()
+        ctl("delete_vhost", vhost)
+
+
+if __name__ == "__main__":
+    main()
