@@ -272,7 +272,7 @@ class ComputeState:
             raise bad_request(f"Unknown vm_state {state}")
         with cloud.transaction():
             if image_id:
-                cloud.image.get(None, image_id)  # 400 below if it does not exist
+                cloud.image.get(None, image_id)  # the API has answered 400 already
             if not image_id and not volume_ids:
                 raise bad_request("Block Device Mapping is Invalid: no image and no volume.")
             now = cloud.clock.now()

@@ -363,7 +363,8 @@ class NetworkState:
                 address = ip_address or self._allocate_ip(sub)
                 fixed_ips.append({"subnet_id": sub["id"], "ip_address": address})
                 self._used_ips.setdefault(sub["id"], set()).add(address)
-            owner = project_id or ctx.project_id
+            # "" is a real owner: Neutron gives gateway and floating IP ports no project
+            owner = ctx.project_id if project_id is None else project_id
             if security_groups is None and device_owner.startswith("compute:"):
                 default = self.ensure_default_security_group(owner) if owner else None
                 security_groups = [default["id"]] if default else []
@@ -718,7 +719,8 @@ class NetworkState:
         self, ctx: Ctx, name: str, *, description: str = "", project_id: str | None = None
     ) -> Row:
         with self.cloud.transaction():
-            owner = project_id or ctx.project_id
+            # "" is a real owner: Neutron gives gateway and floating IP ports no project
+            owner = ctx.project_id if project_id is None else project_id
             if owner:
                 self.ensure_default_security_group(owner)
             sg = self._new(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from reclaim.sim.cloud import Cloud
 
 Handler = Callable[..., Response]
+_log = logging.getLogger(__name__)
 
 
 def json_response(
@@ -155,7 +157,11 @@ class SimApp:
                 resp = json_response({"error": {"code": rule.status, "message": body}}, rule.status)
                 self._log(request, svc.name, rule.status, ctx_for(), fault=True)
                 return resp
-        response, ctx = svc.handle(request, ctx_for)
+        try:
+            response, ctx = svc.handle(request, ctx_for)
+        except Exception as exc:  # a simulation bug: answer 500 as a service would, and log
+            _log.exception("unhandled error in the simulated %s service", svc.name)
+            response = json_response({"error": {"code": 500, "message": repr(exc)}}, 500)
         self._log(request, svc.name, response.status_code, ctx)
         return response
 
