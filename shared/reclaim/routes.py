@@ -18,7 +18,7 @@ from reclaim.models.glance import ImageMemberPayload, ImagePayload
 from reclaim.models.keystone import IdentityPayload
 from reclaim.models.neutron import SecurityGroupRulePayload
 from reclaim.models.nova import InstancePayload
-from reclaim.policy import images, projects, servers
+from reclaim.policy import acceptable_use, images, projects, servers
 from reclaim.settings import PolicySettings
 from reclaim.wire import Notification, read_envelope, read_payload
 
@@ -108,9 +108,9 @@ ROUTES: tuple[Route, ...] = (
         "image",
         ("image.create", "image.update"),
         ImagePayload,
-        None,
+        acceptable_use.on_image_changed,
         "glance",
-        summary="parsed; no rule yet",
+        summary="end-of-life image: warn the users of servers booted from it, remind later",
     ),
     Route(
         "image-member",
@@ -124,9 +124,9 @@ ROUTES: tuple[Route, ...] = (
         "security-group-rule",
         ("security_group_rule.create.end", "security_group_rule.delete.end"),
         SecurityGroupRulePayload,
-        None,
+        acceptable_use.on_security_group_rule,
         "neutron",
-        summary="parsed; no rule yet",
+        summary="a database port open to the world: warn the project now, remind later",
     ),
 )
 

@@ -8,6 +8,7 @@ by ``RECLAIM_CONFIG`` (or ``/etc/reclaim/reclaim.yaml`` when it exists), then th
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,38 @@ from pydantic_settings import (
 from reclaim.durations import Duration, parse_duration
 
 DEFAULT_CONFIG_FILE = Path("/etc/reclaim/reclaim.yaml")
+
+
+class EolRelease(BaseModel):
+    """An operating system release and the day it leaves support."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    os_distro: str
+    os_version: str
+    end: datetime
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _end(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        if isinstance(value, str) and len(value) == 10:
+            return value + "T00:00:00Z"
+        return value
+
+
+#: Database and cache ports that should never be open to the whole Internet.
+DEFAULT_EXPOSED_PORTS: dict[str, tuple[int, ...]] = {
+    "MongoDB": (27017, 27018, 27019),
+    "Redis": (6379,),
+    "Elasticsearch": (9200, 9300),
+    "Memcached": (11211,),
+    "PostgreSQL": (5432,),
+    "MySQL": (3306,),
+    "CouchDB": (5984,),
+    "Cassandra": (9042,),
+}
 
 
 class PolicySettings(BaseModel):
@@ -65,6 +98,30 @@ class PolicySettings(BaseModel):
     )
     dependents_reminder: Duration = Field(
         parse_duration("7d"), description="remind an image's dependents this long before it goes"
+    )
+    eol_when_hidden: bool = Field(True, description="an image hidden with os_hidden is end-of-life")
+    eol_property: str = Field(
+        "end_of_life", description="image property whose true value marks end-of-life"
+    )
+    eol_releases: tuple[EolRelease, ...] = Field(
+        (), description="os_distro/os_version pairs with end dates"
+    )
+    eol_reminder_after: Duration = Field(
+        parse_duration("30d"),
+        description="remind users of an end-of-life image this long after the first warning",
+    )
+    exposed_ports: dict[str, tuple[int, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_EXPOSED_PORTS),
+        description="service name -> ports never to open to the world",
+    )
+    exposed_reminder_after: Duration = Field(
+        parse_duration("7d"), description="remind a project of an exposed service this long after"
+    )
+    exposed_remediation: bool = Field(
+        False, description="remove a rule that exposes a service after a grace period"
+    )
+    exposed_remediation_grace: Duration = Field(
+        parse_duration("3d"), description="grace before such a rule is removed"
     )
     exempt_metadata_key: str = Field(
         "reclaim:exempt", description="server metadata key that exempts a server"

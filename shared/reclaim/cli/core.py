@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,11 +78,18 @@ def invoke(
     print_json([c.as_json() for c in _commands(files, settings)])
 
 
-def replay(files: FilesArg, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def replay(
+    files: FilesArg,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Timer store URL (default: a fresh embedded store)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Deliver files in order through parse, policy and store; print the pending timers."""
     settings = _settings()
     commands = _commands(files, settings)
-    timer_store = _open(store, settings)
+    timer_store = _open(store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings)
     try:
         timer_store.apply(commands)
         rows = pending_rows(timer_store.pending())
