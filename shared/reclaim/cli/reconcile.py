@@ -1,0 +1,162 @@
+"""``reclaim reconcile``: rebuild the timers from the cloud's state and report the drift."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from reclaim.cli.common import fail, print_json
+from reclaim.durations import parse_duration
+from reclaim.reconcile.cloud import ListingError
+from reclaim.reconcile.engine import ReconcileReport, reconcile
+from reclaim.reconcile.settings import ReconcileSettings
+from reclaim.settings import Settings, load_settings
+from reclaim.store import StoreError, open_store
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now {text!r}: not an ISO 8601 time")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _print_report(report: ReconcileReport, console: Console) -> None:
+    verb = "would change" if report.dry_run else "changed"
+    console.print(
+        f"{report.servers} servers read, {report.drift} timers {verb}"
+        + (f", {report.skipped} servers skipped (unreadable)" if report.skipped else "")
+        + (" (dry run: nothing written)" if report.dry_run else "")
+    )
+    counts = Table(title="timers by rule")
+    for col in ("rule", "created", "cancelled", "moved", "unchanged"):
+        counts.add_column(col, justify="left" if col == "rule" else "right")
+    for rule, n in report.by_rule().items():
+        counts.add_row(
+            rule, str(n["create"]), str(n["cancel"]), str(n["move"]), str(n["unchanged"])
+        )
+    console.print(counts)
+    if report.rows:
+        drift = Table(title="drift")
+        for col in ("server", "project", "rule", "change", "due (store)", "due (cloud)", "why"):
+            drift.add_column(col)
+        for r in report.rows:
+            drift.add_row(
+                r.resource_id,
+                r.project_id or "",
+                r.rule,
+                r.change,
+                r.due_before.strftime("%Y-%m-%d %H:%M") if r.due_before else "-",
+                r.due_after.strftime("%Y-%m-%d %H:%M") if r.due_after else "-",
+                r.reason,
+            )
+        console.print(drift)
+        if report.rows_dropped:
+            console.print(f"... and {report.rows_dropped} more rows (use --json --max-rows N)")
+
+
+def reconcile_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute and report the drift; write nothing.")
+    ] = False,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Only this project's servers and timers.")
+    ] = None,
+    first_install: Annotated[
+        bool,
+        typer.Option(
+            "--first-install",
+            help="No action falls due sooner than the grace from now; notices go first.",
+        ),
+    ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace", help="First-install grace (default: reconcile.first_install_grace)."
+        ),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
+    ] = None,
+    cloud: Annotated[
+        str | None, typer.Option("--cloud", help="clouds.yaml entry (default: OS_CLOUD).")
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Reconcile as if it were this time (ISO 8601, UTC if no zone)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
+) -> None:
+    """Compare the timers with the cloud's servers; create missing, cancel stale, report drift."""
+    settings = _settings()
+    options: ReconcileSettings = getattr(settings, "reconcile", ReconcileSettings())
+    try:
+        grace_td = parse_duration(grace) if grace else options.first_install_grace
+    except ValueError as exc:
+        fail(f"--grace: {exc}")
+    if first_install and grace_td.total_seconds() <= 0:
+        fail("--grace must be positive: notices have to go out before the action")
+    try:
+        store = open_store(store_url or settings.store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+    import openstack
+
+    try:
+        conn: Any = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
+    except Exception as exc:
+        fail(f"cloud: {exc}".replace("\n", " "))
+    err = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("reconciling servers"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("servers", total=None)
+        try:
+            report = reconcile(
+                conn,
+                store,
+                settings,
+                _now(now),
+                project=project,
+                dry_run=dry_run,
+                first_install=grace_td if first_install else None,
+                progress=lambda n: bar.advance(task, n),
+                max_rows=max_rows,
+            )
+        except ListingError as exc:
+            fail(f"cloud: {exc}")
+        except StoreError as exc:
+            fail(f"store: {exc}")
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _print_report(report, Console())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``reclaim reconcile`` to ``app``."""
+    app.command("reconcile")(reconcile_command)

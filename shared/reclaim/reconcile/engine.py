@@ -1,0 +1,267 @@
+"""The reconcile: stream the cloud, plan each resource with the pure policy, fix the store.
+
+Memory stays flat in the size of the cloud: the listing is read a page at a time and each
+page is applied before the next is read; the ids seen so far (needed to find timers of
+servers that are gone) live in a temporary SQLite file, not in memory; the report keeps
+counts and at most ``max_rows`` drift rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from reclaim.commands import TimerCommand
+from reclaim.reconcile.cloud import OpenStackServers, ServerSource
+from reclaim.reconcile.observe import (
+    ObservationError,
+    RulePlan,
+    plan_missing,
+    plan_server,
+    server_notification,
+)
+from reclaim.reconcile.settings import ReconcileSettings
+from reclaim.store.port import TimerStore
+
+if TYPE_CHECKING:
+    from reclaim.settings import PolicySettings, Settings
+
+#: Changes that make the store differ from the cloud.
+DRIFT = ("create", "cancel", "move")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRow:
+    """One timer the store had wrong: what the reconcile did about it and why."""
+
+    resource_type: str
+    resource_id: str
+    project_id: str | None
+    rule: str
+    change: str
+    due_before: datetime | None
+    due_after: datetime | None
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as ``reclaim reconcile --json`` prints it."""
+        return {
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "project_id": self.project_id,
+            "rule": self.rule,
+            "change": self.change,
+            "due_before": _iso(self.due_before),
+            "due_after": _iso(self.due_after),
+            "reason": self.reason,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass
+class ReconcileReport:
+    """What a reconcile found and did: counts per rule and change, and the drift rows."""
+
+    started: datetime
+    dry_run: bool
+    first_install_grace: timedelta | None = None
+    project: str | None = None
+    servers: int = 0
+    skipped: int = 0
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rows: list[DriftRow] = field(default_factory=list)
+    rows_dropped: int = 0
+    written: int = 0
+    requests: int = 0
+
+    def count(self, change: str, rule: str | None = None) -> int:
+        """How many timers had ``change`` (of ``rule``, or of every rule)."""
+        return sum(n for (r, c), n in self.counts.items() if c == change and rule in (None, r))
+
+    @property
+    def drift(self) -> int:
+        """Timers the store had wrong (created, cancelled or moved)."""
+        return sum(self.count(c) for c in DRIFT)
+
+    def by_rule(self) -> dict[str, dict[str, int]]:
+        """``{rule: {change: count}}`` for created, cancelled, moved and unchanged."""
+        out: dict[str, dict[str, int]] = {}
+        for (rule, change), n in sorted(self.counts.items()):
+            if change != "absent":
+                out.setdefault(rule, {c: 0 for c in (*DRIFT, "unchanged")})[change] = n
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as ``reclaim reconcile --json`` prints it."""
+        return {
+            "started": _iso(self.started),
+            "dry_run": self.dry_run,
+            "first_install_grace": self.first_install_grace.total_seconds()
+            if self.first_install_grace
+            else None,
+            "project": self.project,
+            "servers": self.servers,
+            "skipped": self.skipped,
+            "drift": self.drift,
+            "written": self.written,
+            "requests": self.requests,
+            "rules": self.by_rule(),
+            "rows": [r.as_json() for r in self.rows],
+            "rows_dropped": self.rows_dropped,
+        }
+
+
+class SeenIds:
+    """A set of resource ids on disk (a temporary SQLite file): flat memory at any size."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="reclaim-reconcile-", suffix=".sqlite")
+        os.close(fd)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA cache_size=-512")
+        self.db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, ids: Iterable[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((i,) for i in ids))
+
+    def __contains__(self, resource_id: object) -> bool:
+        row = self.db.execute("SELECT 1 FROM seen WHERE id = ?", (resource_id,)).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        self.db.close()
+        os.unlink(self.path)
+
+
+Progress = Callable[[int], None]
+
+
+def _source(conn_or_port: Any, page_size: int) -> ServerSource:
+    if hasattr(conn_or_port, "server_pages"):
+        return conn_or_port  # type: ignore[no-any-return]
+    return OpenStackServers(conn_or_port, page_size=page_size)
+
+
+def _reason(plan: RulePlan, state: str | None) -> str:
+    if plan.change == "create":
+        return f"server is {state}; no pending timer"
+    if plan.change == "move":
+        return "start restated from the server's last change"
+    if state is None:
+        return "server no longer exists"
+    return f"server is {state}"
+
+
+class _Run:
+    """One reconcile in progress: accumulates the report, applies page by page."""
+
+    def __init__(
+        self, store: TimerStore, report: ReconcileReport, max_rows: int, dry_run: bool
+    ) -> None:
+        self.store = store
+        self.report = report
+        self.max_rows = max_rows
+        self.dry_run = dry_run
+        self.pending: list[TimerCommand] = []
+
+    def record(self, plan: RulePlan, rid: str, project: str | None, state: str | None) -> None:
+        self.report.counts[(plan.rule, plan.change)] += 1
+        if plan.change in DRIFT:
+            self.pending.extend(plan.commands)
+            row = DriftRow(
+                resource_type="server",
+                resource_id=rid,
+                project_id=project,
+                rule=plan.rule,
+                change=plan.change,
+                due_before=plan.before.due_at if plan.before and plan.change != "create" else None,
+                due_after=plan.after.due_at if plan.after and plan.change != "cancel" else None,
+                reason=_reason(plan, state),
+            )
+            if len(self.report.rows) < self.max_rows:
+                self.report.rows.append(row)
+            else:
+                self.report.rows_dropped += 1
+
+    def flush(self) -> None:
+        if self.pending and not self.dry_run:
+            self.report.written += self.store.apply(self.pending).written
+        self.pending = []
+
+
+def reconcile(
+    conn_or_port: Any,
+    store: TimerStore,
+    settings: Settings | PolicySettings,
+    now: datetime,
+    *,
+    project: str | None = None,
+    dry_run: bool = False,
+    first_install: timedelta | None = None,
+    progress: Progress | None = None,
+    max_rows: int = 1000,
+) -> ReconcileReport:
+    """Make the store's server timers what the events would have made them; report the drift.
+
+    ``conn_or_port`` is an openstacksdk ``Connection`` (admin) or a :class:`ServerSource`.
+    ``now`` is the reconcile's time, taken before the listing starts: cancels of timers
+    that the cloud contradicts are stamped with it, so any event newer than the listing
+    still wins. ``first_install`` is the grace of :func:`reclaim.reconcile.observe.first_install`.
+    With ``dry_run`` nothing is written; the report says what would change.
+    """
+    if hasattr(settings, "policy"):
+        policy: PolicySettings = settings.policy
+        options: ReconcileSettings = getattr(settings, "reconcile", ReconcileSettings())
+    else:
+        policy, options = settings, ReconcileSettings()
+    source = _source(conn_or_port, options.page_size)
+    report = ReconcileReport(
+        started=now, dry_run=dry_run, first_install_grace=first_install, project=project
+    )
+    run = _Run(store, report, max_rows, dry_run)
+    seen = SeenIds()
+    try:
+        for page in source.server_pages(project):
+            seen.add(str(s.get("id")) for s in page)
+            for server in page:
+                report.servers += 1
+                try:
+                    n = server_notification(server)
+                except ObservationError:
+                    report.skipped += 1
+                    continue
+                stored = store.timers_for("server", n.payload.server_id)
+                for plan in plan_server(n, stored, policy, now, grace=first_install):
+                    run.record(plan, n.payload.server_id, n.payload.project_id, n.payload.state)
+            run.flush()
+            if progress is not None:
+                progress(len(page))
+        for timer in _pending_servers(store, project):
+            if timer.resource_id in seen:
+                continue
+            plan = plan_missing(timer, now)
+            run.record(plan, timer.resource_id, timer.project_id, None)
+            if len(run.pending) >= 100:
+                run.flush()
+        run.flush()
+    finally:
+        seen.close()
+        report.requests = getattr(source, "requests", 0)
+    return report
+
+
+def _pending_servers(store: TimerStore, project: str | None) -> Iterator[Any]:
+    for timer in store.pending():
+        if timer.resource_type == "server" and (project is None or timer.project_id == project):
+            yield timer

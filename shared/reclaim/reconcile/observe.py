@@ -1,0 +1,229 @@
+"""Pure: a listed resource becomes an observation, and observations become timer commands.
+
+A reconcile runs the same policy handlers as the event path. Each server of the listing
+becomes a synthetic ``Notification[InstancePayload]`` stamped with the server's own
+``updated_at`` (its last change, so the condition has held at least since then), and
+:func:`reclaim.policy.servers.on_instance` decides its commands. Nothing here reads the
+clock or does I/O: ``now`` is always an argument.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from reclaim.commands import TimerCommand
+from reclaim.models.nova import InstancePayload
+from reclaim.policy import servers
+from reclaim.settings import PolicySettings
+from reclaim.timers import Timer, merge
+from reclaim.wire import Notification, parse_timestamp
+
+#: The event type of the synthetic notifications a reconcile builds.
+SERVER_EVENT = "reclaim.reconcile.server"
+PUBLISHER = "reclaim.reconcile"
+_MICRO = timedelta(microseconds=1)
+_FRACTION = re.compile(r"\d{2}:\d{2}:\d{2}\.\d")
+
+Change = Literal["create", "cancel", "move", "unchanged", "absent"]
+
+
+class ObservationError(ValueError):
+    """A listed server lacks what an observation needs (id, project, vm_state, updated)."""
+
+
+def changed_between(updated: str) -> tuple[datetime, datetime]:
+    """The instants a reported ``updated`` may stand for: ``(earliest, latest)``. Pure.
+
+    Nova reports whole seconds, so ``2026-03-01T10:00:00Z`` means some time in
+    ``[10:00:00, 10:00:00.999999]``; a value with a fraction stands for itself.
+    """
+    when = parse_timestamp(updated)
+    if _FRACTION.search(updated):
+        return when, when
+    return when, when + timedelta(seconds=1) - _MICRO
+
+
+def server_notification(server: Mapping[str, Any]) -> Notification[InstancePayload]:
+    """A listed server (``GET /servers/detail`` JSON) as the notification of its state. Pure.
+
+    The timestamp is the latest instant its ``updated`` may stand for: the condition it is
+    in has held since then at least, and a start taken from it is never too early. The
+    payload's ``updated_at`` keeps the earliest one.
+    """
+    try:
+        sid, project, state = server["id"], server["tenant_id"], server["OS-EXT-STS:vm_state"]
+        earliest, latest = changed_between(server["updated"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObservationError(f"server {server.get('id', '?')}: {exc!r}") from exc
+    image = server.get("image")
+    image_id = image.get("id") if isinstance(image, Mapping) else None
+    metadata = server.get("metadata") or {}
+    # Built as the versioned payload Nova would send, so the model normalises it as usual.
+    data = {
+        "uuid": sid,
+        "tenant_id": project,
+        "user_id": server.get("user_id"),
+        "state": state,
+        "task_state": server.get("OS-EXT-STS:task_state"),
+        "image_uuid": image_id or None,
+        "display_name": server.get("name"),
+        "metadata": {str(k): str(v) for k, v in metadata.items()},
+        "locked": server.get("locked"),
+        "updated_at": earliest,
+    }
+    try:
+        payload = InstancePayload.model_validate({"nova_object.data": data})
+    except ValueError as exc:
+        raise ObservationError(f"server {sid}: {exc}") from exc
+    return Notification(
+        message_id=f"reconcile:{sid}:{latest.isoformat()}",
+        publisher_id=PUBLISHER,
+        event_type=SERVER_EVENT,
+        priority="INFO",
+        timestamp=latest,
+        payload=payload,
+    )
+
+
+def first_install(
+    commands: Sequence[TimerCommand], now: datetime, grace: timedelta
+) -> list[TimerCommand]:
+    """Push actions due before ``now + grace`` to ``now + grace``, their notices with them. Pure.
+
+    For each such schedule the run is restated, one microsecond after the observation,
+    with its start moved so that the action falls due at ``now + grace``; a cancel at the
+    observation's own time closes the unshifted run. Later reconciles (which observe the
+    same instant) therefore change nothing, while any newer event still counts. Notices
+    keep their offsets before the action, so the ones further ahead than the grace fall
+    due at once and the rest before the action; a rule without notices gets one now.
+    """
+    earliest = now + grace
+    out: list[TimerCommand] = []
+    shifted: dict[tuple[str, str, datetime], timedelta] = {}
+    for c in commands:
+        if (
+            c.op == "schedule"
+            and c.action != "notify"
+            and c.due_at is not None
+            and c.since is not None
+            and c.due_at < earliest
+        ):
+            shifted[(c.resource_id, c.rule, c.event_time)] = earliest - c.due_at
+    for c in commands:
+        shift = shifted.get((c.resource_id, c.rule, c.event_time))
+        if shift is None or c.op != "schedule" or c.due_at is None:
+            out.append(c)
+            continue
+        moved = replace(
+            c,
+            due_at=c.due_at + shift,
+            since=c.since + shift if c.since else None,
+            event_time=c.event_time + _MICRO,
+        )
+        if c.action != "notify":
+            out.append(replace(c, op="cancel", due_at=None, since=None, notice=None))
+            if not any(
+                n.action == "notify" and n.rule == c.rule and n.event_time == c.event_time
+                for n in commands
+            ):
+                out.append(
+                    replace(moved, action="notify", notice=f"{c.action}_upcoming", due_at=now)
+                )
+        out.append(moved)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    """What a reconcile does to one (resource, rule): the change and the commands for it."""
+
+    rule: str
+    change: Change
+    before: Timer | None
+    after: Timer | None
+    commands: tuple[TimerCommand, ...]
+
+
+def _pending(t: Timer | None) -> bool:
+    return t is not None and t.state == "pending"
+
+
+def _classify(before: Timer | None, after: Timer | None) -> Change:
+    if not _pending(before):
+        return "create" if _pending(after) else "absent"
+    if not _pending(after):
+        return "cancel"
+    assert before is not None and after is not None
+    same = before.due_at == after.due_at and {n.due_at for n in before.notices} == {
+        n.due_at for n in after.notices
+    }
+    return "unchanged" if same else "move"
+
+
+def plan_server(
+    notification: Notification[InstancePayload],
+    stored: Iterable[Timer],
+    policy: PolicySettings,
+    now: datetime,
+    *,
+    grace: timedelta | None = None,
+) -> list[RulePlan]:
+    """What to change in a server's stored timers so they match its observed state. Pure.
+
+    * The rule the state runs (shelve or delete-shelved): the observation joins the
+      stored evidence. A stored run that started before the server's last change
+      (``updated_at``) cannot be trusted: an event that ended it may have been lost, and
+      the sweeper refuses a timer whose server changed after its start anyway. Such a run
+      restarts at the observation, so no start is ever earlier than the server's own
+      last change.
+    * Every other rule is cancelled at the observation; evidence newer than the cloud's
+      last change contradicts the listing and is cancelled at ``now``.
+    * A rule with no stored timer and nothing to schedule is left without a record.
+    """
+    commands = servers.on_instance(notification, policy)
+    by_rule = {t.rule: t for t in stored}
+    plans: list[RulePlan] = []
+    for rule in servers.SERVER_RULES:
+        cmds = [c for c in commands if c.rule == rule.id]
+        running = any(c.op == "schedule" for c in cmds)
+        before = by_rule.get(rule.id)
+        if running and _pending(before):
+            assert before is not None
+            changed_at = _changed_floor(notification)
+            if before.since is not None and before.since < changed_at:
+                cmds.insert(0, rule.cancel(before.resource_id, event_time=changed_at - _MICRO))
+        if running and grace is not None:
+            cmds = first_install(cmds, now, grace)
+        if not running and not _pending(before):
+            plans.append(RulePlan(rule.id, "absent", before, before, ()))
+            continue
+        after = merge(before, cmds)
+        if not running and _pending(after) and now > notification.timestamp:
+            cmds.append(rule.cancel(notification.payload.server_id, event_time=now))
+            after = merge(before, cmds)
+        plans.append(RulePlan(rule.id, _classify(before, after), before, after, tuple(cmds)))
+    return plans
+
+
+def _changed_floor(n: Notification[InstancePayload]) -> datetime:
+    """The earliest instant the server's last change may have happened at."""
+    return n.payload.updated_at if n.payload.updated_at is not None else n.timestamp
+
+
+def plan_missing(timer: Timer, now: datetime) -> RulePlan:
+    """A pending timer whose server the listing no longer has: cancel it at ``now``. Pure."""
+    cancel = TimerCommand(
+        op="cancel",
+        resource_type=timer.resource_type,
+        resource_id=timer.resource_id,
+        rule=timer.rule,
+        action=timer.action,
+        event_time=now,
+        clause=timer.clause,
+    )
+    after = merge(timer, [cancel])
+    return RulePlan(timer.rule, _classify(timer, after), timer, after, (cancel,))

@@ -1,0 +1,116 @@
+"""Fixtures for reconcile tests: a simulated cloud over HTTP and helpers to feed its events."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from reclaim.commands import TimerCommand
+from reclaim.routes import commands_for
+from reclaim.settings import PolicySettings
+from reclaim.sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServer
+from reclaim.sim.notify import Notification as SimNotification
+from reclaim.store import DynamoTimerStore
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+POLICY = PolicySettings()
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[SimServer]:
+    """A simulated cloud on a free port for the module; Nova notifications in both formats."""
+    cloud = Cloud(
+        clock=SimClock(START),
+        config=SimConfig(notification_format="both", notify_on_state_change="vm_state"),
+    )
+    with SimServer(cloud) as server:
+        yield server
+    cloud.close()
+
+
+@pytest.fixture(scope="module")
+def admin_conn(sim_server: SimServer) -> Any:
+    return sim_server.connect()
+
+
+@pytest.fixture
+def recorder(sim_server: SimServer) -> Iterator[RecordingSink]:
+    sink = sim_server.cloud.record_notifications()
+    yield sink
+    sim_server.cloud.notifier.remove_sink(sink)
+
+
+@dataclass
+class Project:
+    """A fresh project with one user and one image in the simulated cloud."""
+
+    cloud: Cloud
+    project_id: str
+    user_id: str
+    image_id: str
+
+    @property
+    def ctx(self) -> Ctx:
+        return Ctx(user_id=self.user_id, project_id=self.project_id, roles=("member",))
+
+    def boot(self, name: str = "vm", **kwargs: Any) -> str:
+        return self.cloud.compute.create_server(
+            project_id=self.project_id,
+            user_id=self.user_id,
+            name=name,
+            image_id=self.image_id,
+            **kwargs,
+        ).id
+
+    def act(self, server_id: str, action: str) -> None:
+        self.cloud.compute.action(self.ctx, server_id, action)
+
+
+@pytest.fixture
+def project_factory(sim_server: SimServer) -> Any:
+    def make() -> Project:
+        n = next(_names)
+        cloud = sim_server.cloud
+        p = cloud.identity.create_project(f"rec-{n}")
+        u = cloud.identity.create_user(f"rec-user-{n}", email=f"rec{n}@example.org")
+        cloud.identity.grant(u.id, p.id, "member")
+        img = cloud.image.create_image(
+            owner=p.id, name=f"img-{n}", visibility="private", status="active"
+        )
+        return Project(cloud, p.id, u.id, img.id)
+
+    return make
+
+
+def commands(notifications: Iterable[SimNotification]) -> list[TimerCommand]:
+    """The commands the event path decides for these notifications (as the listener would)."""
+    out: list[TimerCommand] = []
+    for n in notifications:
+        out.extend(commands_for(n.wire(), POLICY))
+    return out
+
+
+def deliver(store: DynamoTimerStore, notifications: Iterable[SimNotification]) -> None:
+    """Apply the notifications' commands to the store, as an uninterrupted listener would."""
+    cmds = commands(notifications)
+    for i in range(0, len(cmds), 2000):
+        store.apply(cmds[i : i + 2000])
+
+
+def pending(store: DynamoTimerStore, project: str | None = None) -> dict[tuple[str, str, str], Any]:
+    """The pending timers: key -> (action, due_at, notice due times)."""
+    return {
+        t.key: (t.action, t.due_at, tuple(sorted(n.due_at for n in t.notices)))
+        for t in store.pending()
+        if project is None or t.project_id == project
+    }
+
+
+def advance(cloud: Cloud, delta: timedelta) -> None:
+    cloud.clock.advance(delta)
