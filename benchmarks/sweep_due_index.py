@@ -15,9 +15,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reclaim.settings import PolicySettings
+from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore, open_store
-from reclaim.sweeper import ActionResult, RecordingNotices, ServerSnapshot, Sweeper, SweepSettings
+from reclaim.sweeper import ActionResult, RecordingNotices, ServerSnapshot, Sweeper
 from reclaim.timers import Timer
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

@@ -171,8 +171,13 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
 def _derive(t: Timer, before: Timer) -> Timer:
     """Recompute state, start, due date and notices from the evidence."""
     if not t.observations:
-        state = "cancelled" if before.state == "pending" else before.state
-        return t.model_copy(update={"state": state})
+        if before.state not in ("pending", "cancelled"):
+            return t  # done, failed...: the closed run stays as it was, for the audit
+        # Nothing holds: forget the run's dates so the record depends only on the events,
+        # not on how deliveries were batched.
+        return t.model_copy(
+            update={"state": "cancelled", "since": None, "due_at": None, "notices": ()}
+        )
     start = min(t.observations, key=lambda o: (o.at, o.since)).since
     due = start + t.delay
     sent = {(n.kind, n.before, n.due_at): n.sent_at for n in before.notices}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -242,7 +243,7 @@ def expected_snapshot(
         for c in routes.commands_for(body, policy):
             if c.rule == ALL_RULES:
                 for key in [k for k in timers if k[:2] == (c.resource_type, c.resource_id)]:
-                    groups.setdefault(key, []).append(c.model_copy(update={"rule": key[2]}))
+                    groups.setdefault(key, []).append(dataclasses.replace(c, rule=key[2]))
             else:
                 groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
         for key, cmds in groups.items():

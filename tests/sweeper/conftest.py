@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
-from reclaim.settings import PolicySettings
+from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
-from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper, SweepSettings
+from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
 
 #: The sweep runs at the simulated cloud's (frozen) clock.
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -5,13 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-    YamlConfigSettingsSource,
-)
 
 
 class BusSettings(BaseModel):
@@ -54,46 +47,9 @@ class BusSettings(BaseModel):
 
 
 def load_bus_settings(**overrides: Any) -> BusSettings:
-    """Bus settings from the config file's ``bus`` section and ``RECLAIM_BUS__*``, then ``overrides``.
+    """Bus settings from reclaim's settings (file ``bus`` section, ``RECLAIM_BUS__*``), then ``overrides``."""
+    from reclaim.settings import load_settings
 
-    Uses ``reclaim.settings.Settings.bus`` when the main settings carry it; until then reads
-    the same sources itself (same file, same variables, same precedence).
-    """
-    from reclaim import settings as main
-
-    if "bus" in main.Settings.model_fields:
-        base: BusSettings = getattr(main.load_settings(), "bus")  # noqa: B009
-    else:
-        base = _BusOnly().bus
+    base = load_settings().bus
     given = {k: v for k, v in overrides.items() if v is not None}
     return BusSettings.model_validate({**base.model_dump(), **given}) if given else base
-
-
-class _BusOnly(BaseSettings):
-    """The ``bus`` part of reclaim's settings, read from the same sources."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="RECLAIM_", env_nested_delimiter="__", extra="ignore"
-    )
-
-    bus: BusSettings = Field(default_factory=BusSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        from reclaim.settings import config_file
-
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = config_file()
-        if path is not None:
-            if path.suffix == ".toml":
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-            else:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
-        return tuple(sources)

@@ -6,7 +6,7 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core, serverless
+from reclaim.cli import bus, core, serverless, sweep
 
 app = typer.Typer(
     name="reclaim",
@@ -18,6 +18,7 @@ app = typer.Typer(
 core.register(app)
 bus.register(app)
 serverless.register(app)
+sweep.register(app)
 
 
 def _mount_sim() -> None:

@@ -25,7 +25,6 @@ from reclaim.sweeper import (
     RecordingNotices,
     Sweeper,
     SweepReport,
-    SweepSettings,
 )
 from reclaim.sweeper.notices import NoticePort
 from reclaim.timers import Timer
@@ -124,7 +123,9 @@ def sweep(
     ] = None,
     bus: Annotated[
         str | None,
-        typer.Option("--bus", help="Transport URL for notices (default: RECLAIM_BUS_URL)."),
+        typer.Option(
+            "--bus", help="Transport URL for notices (default: the bus settings' transport_url)."
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -132,17 +133,17 @@ def sweep(
     import openstack
 
     settings = _settings()
-    sweep_settings = SweepSettings()
+    sweep_settings = settings.sweep
     timer_store = _store(store, settings)
     try:
         conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:
         fail(f"cloud: {exc}")
-    url = bus or os.environ.get("RECLAIM_BUS_URL")
+    url = bus or settings.bus.transport_url
     dry = sweep_settings.dry_run if dry_run is None else dry_run
-    if not dry and not url:
-        fail("no bus for notices: pass --bus URL or set RECLAIM_BUS_URL (or use --dry-run)")
-    notices: NoticePort = RecordingNotices() if dry or not url else OsloNotices(url)
+    # A notice is marked sent only after the bus took it: an unreachable bus fails the
+    # notice (retried next sweep), it never loses it.
+    notices: NoticePort = RecordingNotices() if dry else OsloNotices(url)
     sweeper = Sweeper(
         timer_store, OpenStackCloud(conn), notices, settings.policy, owner_id(), sweep_settings
     )
@@ -160,10 +161,6 @@ def sweep(
         out.print(_summary(report))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
         out.print(f"{counts}; notices {report.notices_sent()}")
-        if not url and not dry:
-            out.print(
-                "[yellow]no bus configured (--bus / RECLAIM_BUS_URL): notices were not delivered[/]"
-            )
         for alert in report.alerts:
             out.print(f"[red]alert:[/] {alert}")
     if report.stopped and report.stopped != "deadline":

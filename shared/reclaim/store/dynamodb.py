@@ -109,6 +109,27 @@ class DynamoTimerStore:
         )
         return self._timer(out["Item"]) if "Item" in out else None
 
+    def _get_many(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Timer]:
+        """Read many timers in BatchGetItem calls of 100 (consistent reads); absent ones are left out."""
+        found: dict[tuple[str, str, str], Timer] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"pk": {"S": _pk(rtype, rid)}, "sk": {"S": rule}}
+                        for rtype, rid, rule in keys[start : start + 100]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                out = self._call("batch_get_item", RequestItems=request)
+                for item in out.get("Responses", {}).get(self.table, []):
+                    timer = self._timer(item)
+                    found[timer.key] = timer
+                request = out.get("UnprocessedKeys") or {}
+        return found
+
     def timers_for(self, resource_type: str, resource_id: str) -> list[Timer]:
         """Every timer of one resource (a query on its partition), ordered by rule."""
         items: list[Timer] = []
@@ -196,9 +217,10 @@ class DynamoTimerStore:
             else:
                 groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
         written = unchanged = retries = 0
+        current = self._get_many(list(groups))
         for (rtype, rid, rule), cmds in groups.items():
+            old = current.get((rtype, rid, rule))
             for _ in range(MAX_RETRIES):
-                old = self._get(rtype, rid, rule)
                 new = merge(old, cmds)
                 if new is None or (old is not None and new == old):
                     unchanged += 1
@@ -208,6 +230,7 @@ class DynamoTimerStore:
                     written += 1
                     break
                 retries += 1
+                old = self._get(rtype, rid, rule)  # somebody wrote it first: merge into theirs
             else:
                 raise StoreError(
                     f"{rtype} {rid} rule {rule}: gave up after {MAX_RETRIES} conflicting writes"

@@ -4,7 +4,6 @@ from reclaim.sweeper.breaker import Breaker, BreakerState
 from reclaim.sweeper.cloud import ActionResult, CloudError, CloudPort, OpenStackCloud
 from reclaim.sweeper.notices import NoticeMessage, NoticePort, OsloNotices, RecordingNotices
 from reclaim.sweeper.rules import Decision, ServerSnapshot, decide_delete, decide_shelve
-from reclaim.sweeper.settings import SweepSettings
 from reclaim.sweeper.sweep import Outcome, Sweeper, SweepReport
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "RecordingNotices",
     "ServerSnapshot",
     "SweepReport",
-    "SweepSettings",
     "Sweeper",
     "decide_delete",
     "decide_shelve",

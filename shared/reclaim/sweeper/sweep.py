@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from reclaim.settings import PolicySettings
+from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.cloud import ActionResult, CloudError, CloudPort
@@ -39,7 +39,6 @@ from reclaim.sweeper.notices import (
     owner_notice,
 )
 from reclaim.sweeper.rules import ACT, Decision, decide_delete, decide_shelve
-from reclaim.sweeper.settings import SweepSettings
 from reclaim.timers import AuditEntry, Notice, Timer, close, mark_notice_sent
 
 #: Actions that change or remove people's resources (capped, blocked by the breaker).
