@@ -169,6 +169,15 @@ class SweepSettings(BaseModel):
         parse_duration("1d"),
         description="a shelve offload this soon after the shelve keeps the clock",
     )
+    min_notice_lead: Duration = Field(
+        parse_duration("1d"),
+        description="an action waits until its first notice went out at least this long before",
+    )
+    cleanup_mark: str = Field(
+        "",
+        description="project tag or true property that must still mark the allocation ended "
+        "for a cleanup (empty: not required)",
+    )
 
 
 class Settings(BaseSettings):

@@ -62,7 +62,7 @@ class World:
             project_id=kwargs.pop("project_id", self.project_id),
             user_id=self.user_id,
             name=f"vm-{next(_names)}",
-            image_id=self.image_id,
+            image_id=kwargs.pop("image_id", self.image_id),
             state=state,
             **kwargs,
         ).id
@@ -114,7 +114,7 @@ def world(sim_cloud: Cloud, moto_store: DynamoTimerStore) -> World:
     return World(sim_cloud, moto_store, p.id, u.id, image.id)
 
 
-FAST = SweepSettings(retry_sleep=0.01, parallelism=4)
+FAST = SweepSettings(retry_sleep=0.01, parallelism=4, min_notice_lead=timedelta(0))
 
 
 def make_sweeper(

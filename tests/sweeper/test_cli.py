@@ -24,6 +24,7 @@ def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
     monkeypatch.setenv("OS_CLOUD", "sim-admin")
     monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "kombu+memory:////")
+    monkeypatch.setenv("RECLAIM_SWEEP__MIN_NOTICE_LEAD", "0s")
     return f"memory://{world.store.table}"
 
 

@@ -125,3 +125,40 @@ def test_an_exempt_flag_set_to_false_does_not_exempt() -> None:
         decide_shelve(timer(), replace(STOPPED, metadata={"reclaim:exempt": "false"}), POLICY).kind
         == "act"
     )
+
+
+# -- notice lead time --------------------------------------------------------------------
+def _late_timer(sent_at: datetime | None = None) -> Timer:
+    from reclaim.timers import Notice
+
+    due = datetime(2026, 3, 1, tzinfo=UTC)
+    return Timer(
+        resource_type="server",
+        resource_id="s",
+        rule="shelve",
+        action="shelve",
+        due_at=due,
+        notices=(
+            Notice(
+                kind="shelve_upcoming",
+                before=timedelta(days=1),
+                due_at=due - timedelta(days=1),
+                sent_at=sent_at,
+            ),
+        ),
+    )
+
+
+def test_an_action_due_with_its_first_notice_waits_the_lead_time() -> None:
+    from reclaim.sweeper.rules import notice_hold
+
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    lead = timedelta(days=1)
+    assert notice_hold(_late_timer(), now, lead) == now + lead
+    assert notice_hold(_late_timer(sent_at=now - timedelta(hours=6)), now, lead) == now + timedelta(
+        hours=18
+    )
+    assert notice_hold(_late_timer(sent_at=now - timedelta(days=2)), now, lead) is None
+    assert notice_hold(_late_timer(), now, timedelta(0)) is None
+    no_notices = _late_timer().model_copy(update={"notices": ()})
+    assert notice_hold(no_notices, now, lead) is None

@@ -34,12 +34,13 @@ def test_a_due_shelve_is_done_once_and_audited(world: World, cloud_port: OpenSta
     assert (last.what, last.outcome) == ("shelve", "done")
     assert last.detail["request_ids"].startswith("req-")
     assert "stopped or suspended" in last.detail["clause"] or last.detail["clause"]
-    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming"]
+    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "shelved"]
+    assert f"openstack server unshelve {sid}" in notices.messages[-1].detail["what_now"]
 
     again = make_sweeper(world, cloud_port, notices).sweep(NOW + timedelta(hours=1))
     assert again.outcomes == []
     assert world.shelves(sid) == 1
-    assert len(notices.messages) == 2
+    assert len(notices.messages) == 3
 
 
 def test_a_shelved_server_past_its_period_is_deleted(
@@ -318,3 +319,23 @@ def test_two_concurrent_sweepers_on_dynalite_act_exactly_once(
     world.store = open_store(url)
     reports = _race(world, sim_server, 60, url)
     assert sum(o.result == "done" for r in reports for o in r.outcomes) == 60
+
+
+def test_a_late_timer_warns_first_and_acts_a_lead_time_later(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    sid = world.server()
+    world.timer(sid)  # stopped 200 days ago: notices and shelve are all due now
+    notices = RecordingNotices()
+    sweeper = make_sweeper(world, cloud_port, notices, min_notice_lead=timedelta(days=1))
+
+    first = sweeper.sweep(NOW)
+    assert [o.result for o in first.outcomes] == ["notified"]
+    assert "held until" in first.outcomes[0].reason
+    assert world.shelves(sid) == 0
+    assert [o.result for o in sweeper.sweep(NOW + timedelta(hours=12)).outcomes] == ["leased"]
+    assert world.shelves(sid) == 0
+    last = sweeper.sweep(NOW + timedelta(days=1, minutes=1))
+    assert [o.result for o in last.outcomes] == ["done"]
+    assert world.shelves(sid) == 1
+    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "shelved"]

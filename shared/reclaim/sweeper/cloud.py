@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from reclaim.models.neutron import SecurityGroupRule
 from reclaim.sweeper.rules import ServerSnapshot
 
 
@@ -44,6 +48,26 @@ class CloudPort(Protocol):
     def shelve_server(self, server_id: str) -> ActionResult: ...
 
     def delete_server(self, server_id: str) -> ActionResult: ...
+
+    def project(self, project_id: str) -> ProjectSnapshot | None: ...
+
+    def image(self, image_id: str) -> ImageSnapshot | None: ...
+
+    def owner_images(self, owner_type: str, owner_id: str) -> list[ImageSnapshot]: ...
+
+    def servers_from_image(self, image_id: str) -> list[ServerRef]: ...
+
+    def image_members(self, image_id: str) -> list[str]: ...
+
+    def delete_image(self, image_id: str) -> ActionResult: ...
+
+    def security_group_rule(self, rule_id: str) -> SecurityGroupRule | None: ...
+
+    def delete_security_group_rule(self, rule_id: str) -> ActionResult: ...
+
+    def project_inventory(self, project_id: str) -> dict[str, list[str]]: ...
+
+    def cleanup_project(self, project_id: str, *, dry_run: bool) -> CleanupResult: ...
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -103,12 +127,513 @@ def new_request_id() -> str:
     return f"req-{uuid.uuid4()}"
 
 
-class OpenStackCloud:
-    """:class:`CloudPort` on an ``openstack.connection.Connection`` (admin-scoped for reads
-    across projects). Each action carries a fresh global request id, recorded in the audit."""
+# -- projects, images, security-group rules, project cleanup ---------------------------------
 
-    def __init__(self, conn: Any) -> None:
+#: Image visibilities whose images other projects can use (the owner's "shared" images).
+SHARED_VISIBILITIES = ("shared", "community", "public")
+#: Image properties that name the user who made an image (Nova snapshots, Jetstream).
+USER_PROPERTIES = ("user_id", "owner_user_id")
+#: Resource types :meth:`OpenStackCloud.project_inventory` lists, in the order reported.
+INVENTORY_TYPES = (
+    "servers",
+    "volumes",
+    "snapshots",
+    "images",
+    "networks",
+    "routers",
+    "ports",
+    "floating_ips",
+    "security_groups",
+    "containers",
+)
+
+
+@dataclass(frozen=True)
+class ProjectSnapshot:
+    """What the cleanup re-check needs from a live Keystone project."""
+
+    id: str
+    name: str
+    enabled: bool
+    tags: tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageSnapshot:
+    """What the image rules need from a live Glance image."""
+
+    id: str
+    name: str
+    owner: str | None
+    visibility: str
+    protected: bool
+    os_hidden: bool
+    status: str = "active"
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user who made the image, from its properties (None when unrecorded)."""
+        for key in USER_PROPERTIES:
+            if self.properties.get(key):
+                return self.properties[key]
+        return None
+
+
+@dataclass(frozen=True)
+class ServerRef:
+    """A server found by a listing: who to tell about it."""
+
+    id: str
+    name: str
+    project_id: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    """What a project cleanup did: the resources it chose (deleted unless ``dry_run``), the
+    ones its guard refused (another project's), the request ids of its connection."""
+
+    dry_run: bool
+    identified: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+    granted_role: bool = False
+    #: what the project still owns afterwards, by type (``default`` security group excepted)
+    leftovers: dict[str, list[str]] = field(default_factory=dict)
+    #: why the cleanup stopped early (a timeout), if it did
+    error: str = ""
+
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def image_snapshot(image: Any) -> ImageSnapshot:
+    """An :class:`ImageSnapshot` from an ``openstack.image.v2.image.Image``."""
+    props = dict(getattr(image, "properties", None) or {})
+    for key in USER_PROPERTIES:
+        top = getattr(image, key, None) if key != "user_id" else None
+        if top and key not in props:
+            props[key] = top
+    return ImageSnapshot(
+        id=str(image.id),
+        name=_s(getattr(image, "name", "")),
+        owner=getattr(image, "owner", None) or getattr(image, "owner_id", None) or None,
+        visibility=_s(getattr(image, "visibility", "")),
+        protected=bool(getattr(image, "is_protected", False)),
+        os_hidden=bool(getattr(image, "is_hidden", False)),
+        status=_s(getattr(image, "status", "")),
+        properties={str(k): _s(v) for k, v in props.items() if not isinstance(v, dict | list)},
+    )
+
+
+def _project_of(obj: Any) -> str | None:
+    """The owning project a resource states (project_id, owner, tenant_id), else None."""
+    for attr in ("project_id", "owner", "tenant_id", "owner_id"):
+        value = getattr(obj, attr, None)
+        if value:
+            return str(value)
+    return None
+
+
+class ProjectGuard:
+    """``resource_evaluation_fn`` for ``project_cleanup``: True only for the target's own.
+
+    A resource whose owner attribute names another project is refused (and recorded); a
+    resource that states no owner is accepted only when the service scopes it by the
+    token's account (Swift containers and objects under ``AUTH_<target>``) or when an
+    administrator's listing of the target project holds its id (``known``).
+    """
+
+    def __init__(self, project_id: str, known: set[str], swift_account_ok: bool) -> None:
+        self.project_id = project_id
+        self.known = known
+        self.swift_account_ok = swift_account_ok
+        self.accepted: list[str] = []
+        self.refused: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, obj: Any, filters: Any = None, identified: Any = None) -> bool:
+        kind = type(obj).__name__
+        owner = _project_of(obj)
+        if owner is not None:
+            ok = owner == self.project_id
+        elif type(obj).__module__.startswith("openstack.object_store"):
+            ok = self.swift_account_ok
+        else:
+            ok = str(getattr(obj, "id", "")) in self.known
+        with self._lock:
+            (self.accepted if ok else self.refused).append(f"{kind}:{getattr(obj, 'id', '?')}")
+        return ok
+
+
+def cleanup_connector(cloud_name: str) -> Callable[[str, Executor, str], Any]:
+    """Connections for project cleanup from a clouds.yaml entry (``cloud_name``) naming a
+    user without any admin role: each is rescoped to the target project's id."""
+
+    def connect(project_id: str, pool: Executor, request_id: str) -> Any:
+        import openstack.config
+        import openstack.connection
+
+        region = openstack.config.OpenStackConfig().get_one(cloud=cloud_name)
+        config = dict(region.config)
+        auth = dict(config.get("auth") or {})
+        for key in ("project_name", "project_domain_name", "project_domain_id", "tenant_name"):
+            auth.pop(key, None)
+        auth["project_id"] = project_id
+        return openstack.connection.Connection(
+            auth_type=config.get("auth_type", "password"),
+            auth=auth,
+            region_name=region.region_name,
+            interface=config.get("interface", "public"),
+            identity_api_version="3",
+            pool_executor=pool,
+            global_request_id=request_id,
+        )
+
+    return connect
+
+
+def _read(what: str, call: Callable[[Any], Any], conn: Any) -> Any:
+    """Run a read with a fresh request id; None on 404, CloudError on anything else."""
+    from keystoneauth1 import exceptions as ksa
+    from openstack import exceptions as sdk
+
+    rid = new_request_id()
+    try:
+        return call(conn.global_request(rid))
+    except (sdk.NotFoundException, ksa.http.NotFound):
+        return None
+    except Exception as exc:
+        raise _translate(exc, what, rid) from exc
+
+
+def _listing(what: str, call: Callable[[Any], Any], conn: Any) -> list[Any]:
+    """A complete listing or CloudError (a 404 on a listing is an error too: fail closed)."""
+    rid = new_request_id()
+    try:
+        return list(call(conn.global_request(rid)))
+    except Exception as exc:
+        raise _translate(exc, what, rid) from exc
+
+
+def _image_query(query: dict[str, Any]) -> Callable[[Any], Any]:
+    return lambda c: c.image.images(**query)
+
+
+def _rule_model(rule: Any) -> SecurityGroupRule:
+    return SecurityGroupRule(
+        id=str(rule.id),
+        security_group_id=getattr(rule, "security_group_id", None),
+        project_id=getattr(rule, "project_id", None) or getattr(rule, "tenant_id", None),
+        direction=getattr(rule, "direction", None),
+        ethertype=getattr(rule, "ether_type", None),
+        protocol=getattr(rule, "protocol", None),
+        port_range_min=getattr(rule, "port_range_min", None),
+        port_range_max=getattr(rule, "port_range_max", None),
+        remote_ip_prefix=getattr(rule, "remote_ip_prefix", None),
+        remote_group_id=getattr(rule, "remote_group_id", None),
+    )
+
+
+def _label(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return f"{obj.id} ({name})" if name else str(obj.id)
+
+
+def _images_of_project(conn: Any, project_id: str) -> list[Any]:
+    """Every image the project owns, hidden ones included (Glance hides them by default)."""
+    out: dict[str, Any] = {}
+    for hidden in (False, True):
+        for img in conn.image.images(owner=project_id, visibility="all", is_hidden=hidden):
+            if getattr(img, "owner", None) == project_id:
+                out[img.id] = img
+    return list(out.values())
+
+
+def _inventory(conn: Any, project_id: str) -> dict[str, list[str]]:
+    """An administrator's listing of what the project still owns (Swift excepted)."""
+    p = project_id
+    default_sgs = "default"
+    return {
+        "servers": [_label(x) for x in conn.compute.servers(all_projects=True, project_id=p)],
+        "volumes": [_label(x) for x in conn.block_storage.volumes(all_projects=True, project_id=p)],
+        "snapshots": [
+            _label(x) for x in conn.block_storage.snapshots(all_projects=True, project_id=p)
+        ],
+        "images": [_label(x) for x in _images_of_project(conn, p)],
+        "networks": [_label(x) for x in conn.network.networks(project_id=p)],
+        "routers": [_label(x) for x in conn.network.routers(project_id=p)],
+        "ports": [_label(x) for x in conn.network.ports(project_id=p)],
+        "floating_ips": [str(x.id) for x in conn.network.ips(project_id=p)],
+        "security_groups": [
+            _label(x)
+            for x in conn.network.security_groups(project_id=p)
+            if getattr(x, "name", None) != default_sgs
+        ],
+    }
+
+
+def _ids(inventory: dict[str, list[str]]) -> set[str]:
+    return {entry.split(" ", 1)[0] for entries in inventory.values() for entry in entries}
+
+
+def _token_roles(conn: Any) -> tuple[str | None, list[str]]:
+    access = conn.session.auth.get_access(conn.session)
+    return access.project_id, [r.lower() for r in access.role_names]
+
+
+class _OpenStackExtras:
+    """Image, project, rule and cleanup calls of :class:`OpenStackCloud`."""
+
+    conn: Any
+    cleanup_connect: Callable[[str, Executor, str], Any] | None
+    cleanup_user_id: str | None
+    cleanup_role: str
+    cleanup_timeout: float
+
+    def project(self, project_id: str) -> ProjectSnapshot | None:
+        def get(c: Any) -> Any:
+            return c.identity.get(f"/projects/{project_id}").json()["project"]
+
+        body = _read(f"GET project {project_id}", get, self.conn)
+        if body is None:
+            return None
+        core = {"id", "name", "enabled", "tags", "links", "domain_id", "parent_id", "is_domain"}
+        return ProjectSnapshot(
+            id=str(body["id"]),
+            name=_s(body.get("name")),
+            enabled=bool(body.get("enabled", True)),
+            tags=tuple(str(t) for t in body.get("tags") or ()),
+            properties={
+                k: _s(v)
+                for k, v in body.items()
+                if k not in core and not isinstance(v, dict | list)
+            },
+        )
+
+    def image(self, image_id: str) -> ImageSnapshot | None:
+        img = _read(f"GET image {image_id}", lambda c: c.image.get_image(image_id), self.conn)
+        return None if img is None else image_snapshot(img)
+
+    def owner_images(self, owner_type: str, owner_id: str) -> list[ImageSnapshot]:
+        found: dict[str, ImageSnapshot] = {}
+        for vis in SHARED_VISIBILITIES:
+            for hidden in (False, True):
+                query: dict[str, Any] = {"visibility": vis, "is_hidden": hidden}
+                if owner_type == "project":
+                    query["owner"] = owner_id
+                rows = _listing(f"GET images {query}", _image_query(query), self.conn)
+                for img in rows:
+                    snap = image_snapshot(img)
+                    mine = (
+                        snap.owner == owner_id
+                        if owner_type == "project"
+                        else snap.user_id == owner_id
+                    )
+                    if mine and snap.visibility in SHARED_VISIBILITIES:
+                        found[snap.id] = snap
+        return sorted(found.values(), key=lambda i: i.id)
+
+    def servers_from_image(self, image_id: str) -> list[ServerRef]:
+        rows = _listing(
+            f"GET servers image={image_id}",
+            lambda c: c.compute.servers(all_projects=True, image=image_id),
+            self.conn,
+        )
+        return [
+            ServerRef(
+                id=str(s.id),
+                name=_s(getattr(s, "name", "")),
+                project_id=getattr(s, "project_id", None) or None,
+                user_id=getattr(s, "user_id", None) or None,
+            )
+            for s in rows
+        ]
+
+    def image_members(self, image_id: str) -> list[str]:
+        rows = _listing(
+            f"GET image {image_id} members", lambda c: c.image.members(image_id), self.conn
+        )
+        return sorted(str(m.member_id) for m in rows)
+
+    def _mutate(self, what: str, call: Callable[[Any], Any]) -> ActionResult:
+        from openstack import exceptions as sdk
+
+        rid = new_request_id()
+        try:
+            call(self.conn.global_request(rid))
+        except sdk.NotFoundException:
+            return ActionResult((rid,), gone=True)
+        except Exception as exc:
+            raise _translate(exc, what, rid) from exc
+        return ActionResult((rid,))
+
+    def delete_image(self, image_id: str) -> ActionResult:
+        return self._mutate(
+            f"DELETE image {image_id}",
+            lambda c: c.image.delete_image(image_id, ignore_missing=False),
+        )
+
+    def security_group_rule(self, rule_id: str) -> SecurityGroupRule | None:
+        rule = _read(
+            f"GET security group rule {rule_id}",
+            lambda c: c.network.get_security_group_rule(rule_id),
+            self.conn,
+        )
+        return None if rule is None else _rule_model(rule)
+
+    def delete_security_group_rule(self, rule_id: str) -> ActionResult:
+        return self._mutate(
+            f"DELETE security group rule {rule_id}",
+            lambda c: c.network.delete_security_group_rule(rule_id, ignore_missing=False),
+        )
+
+    def project_inventory(self, project_id: str) -> dict[str, list[str]]:
+        rid = new_request_id()
+        try:
+            return _inventory(self.conn.global_request(rid), project_id)
+        except Exception as exc:
+            raise _translate(exc, f"inventory of project {project_id}", rid) from exc
+
+    def _has_role(self, user_id: str, project_id: str) -> bool:
+        rows = _listing(
+            "GET role assignments",
+            lambda c: c.identity.role_assignments(user_id=user_id, scope_project_id=project_id),
+            self.conn,
+        )
+        return bool(rows)
+
+    def _grant(self, user_id: str, project_id: str, grant: bool) -> None:
+        rid = new_request_id()
+        what = "grant" if grant else "revoke"
+        try:
+            c = self.conn.global_request(rid)
+            role = c.identity.find_role(self.cleanup_role, ignore_missing=False)
+            if grant:
+                c.identity.assign_project_role_to_user(project_id, user_id, role)
+            else:
+                c.identity.unassign_project_role_from_user(project_id, user_id, role)
+        except Exception as exc:
+            raise _translate(exc, f"{what} {self.cleanup_role} on {project_id}", rid) from exc
+
+    def cleanup_project(self, project_id: str, *, dry_run: bool) -> CleanupResult:
+        """Run ``project_cleanup`` for one project as DESIGN §5 prescribes; raise CloudError
+        if it cannot run safely. Waits for every deletion thread before returning."""
+        if self.cleanup_connect is None:
+            raise CloudError("no connection for project cleanup is configured", transient=False)
+        try:
+            own = self.conn.current_project_id
+        except Exception as exc:
+            raise _translate(exc, "own project", "-") from exc
+        if project_id == own:
+            raise CloudError(
+                "refusing to clean up the project reclaim itself works in", transient=False
+            )
+        known = _ids(self.project_inventory(project_id))
+        granted = False
+        if self.cleanup_user_id and not self._has_role(self.cleanup_user_id, project_id):
+            if dry_run:
+                raise CloudError(
+                    "dry run: the cleanup user has no role on the project and a dry run "
+                    "grants none",
+                    transient=False,
+                )
+            self._grant(self.cleanup_user_id, project_id, True)
+            granted = True
+        rid = new_request_id()
+        # our own pool: shutting it down waits for every deletion thread, which
+        # project_cleanup's wait_timeout does not (it raises while they go on)
+        pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="reclaim-cleanup")
+        error: Exception | None = None
+        guard: ProjectGuard | None = None
+        try:
+            conn = self.cleanup_connect(project_id, pool, rid)
+            try:
+                scope, roles = _token_roles(conn)
+            except Exception as exc:
+                raise _translate(exc, f"token scoped to {project_id}", rid) from exc
+            if scope != project_id:
+                raise CloudError(
+                    f"cleanup token is scoped to {scope}, not {project_id}", transient=False
+                )
+            if "admin" in roles:
+                raise CloudError(
+                    "refusing project cleanup with a token holding the admin role "
+                    "(its router step reaches other projects)",
+                    transient=False,
+                )
+            try:
+                account = str(conn.object_store.get_endpoint() or "")
+            except Exception:
+                account = ""
+            guard = ProjectGuard(project_id, known, account.rstrip("/").endswith(project_id))
+            try:
+                conn.project_cleanup(
+                    dry_run=dry_run,
+                    wait_timeout=self.cleanup_timeout,
+                    resource_evaluation_fn=guard,
+                )
+            except Exception as exc:  # a timeout: the threads go on, we wait below
+                error = exc
+            finally:
+                pool.shutdown(wait=True)
+            leftovers = {k: v for k, v in self.project_inventory(project_id).items() if v}
+            try:
+                containers = [str(c.name) for c in conn.object_store.containers()]
+            except Exception as exc:
+                raise _translate(exc, f"containers of {project_id}", rid) from exc
+            if containers:
+                leftovers["containers"] = containers
+        finally:
+            pool.shutdown(wait=True)
+            if granted and self.cleanup_user_id:
+                self._grant(self.cleanup_user_id, project_id, False)
+        if error is not None and not isinstance(error, CloudError):
+            from openstack import exceptions as sdk
+
+            if not isinstance(error, sdk.ResourceTimeout):
+                raise _translate(error, f"project cleanup of {project_id}", rid) from error
+        assert guard is not None
+        return CleanupResult(
+            dry_run=dry_run,
+            identified=tuple(guard.accepted),
+            refused=tuple(guard.refused),
+            request_ids=(rid,),
+            granted_role=granted,
+            leftovers=leftovers,
+            error=f"{type(error).__name__}: {error}" if error is not None else "",
+        )
+
+
+class OpenStackCloud(_OpenStackExtras):
+    """:class:`CloudPort` on an ``openstack.connection.Connection`` (admin-scoped for reads
+    across projects). Each action carries a fresh global request id, recorded in the audit.
+
+    Project cleanup never runs on that connection: ``cleanup_connect(project_id, pool,
+    request_id)`` gives a connection scoped to the target project as a user holding no
+    admin role (see :func:`cleanup_connector`). When ``cleanup_user_id`` is given and that
+    user has no role on the project, the admin connection grants it ``cleanup_role`` for
+    the cleanup and revokes it afterwards.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        cleanup_connect: Callable[[str, Executor, str], Any] | None = None,
+        cleanup_user_id: str | None = None,
+        cleanup_role: str = "member",
+        cleanup_timeout: float = 3600.0,
+    ) -> None:
         self.conn = conn
+        self.cleanup_connect = cleanup_connect
+        self.cleanup_user_id = cleanup_user_id
+        self.cleanup_role = cleanup_role
+        self.cleanup_timeout = cleanup_timeout
 
     def server(self, server_id: str) -> ServerSnapshot | None:
         from openstack import exceptions as sdk

@@ -28,8 +28,9 @@ from typing import Literal
 
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore
+from reclaim.sweeper import actions
 from reclaim.sweeper.breaker import Breaker
-from reclaim.sweeper.cloud import ActionResult, CloudError, CloudPort
+from reclaim.sweeper.cloud import CloudError, CloudPort
 from reclaim.sweeper.notices import (
     ACTION_FAILED,
     ACTION_SKIPPED,
@@ -38,13 +39,15 @@ from reclaim.sweeper.notices import (
     operator_alert,
     owner_notice,
 )
-from reclaim.sweeper.rules import ACT, Decision, decide_delete, decide_shelve
+from reclaim.sweeper.rules import ACT, Decision, notice_hold
 from reclaim.timers import AuditEntry, Notice, Timer, close, mark_notice_sent
 
 #: Actions that change or remove people's resources (capped, blocked by the breaker).
-DESTRUCTIVE = frozenset({"shelve", "delete", "cleanup", "delete_images"})
+DESTRUCTIVE = actions.DESTRUCTIVE
 #: Actions this sweeper carries out; other due timers stay pending and are reported.
-SUPPORTED = frozenset({"shelve", "delete"})
+SUPPORTED = actions.SUPPORTED
+#: The lease owner that marks an action held back for its notice lead time.
+NOTICE_HOLD = "hold:notice-lead"
 
 Result = Literal[
     "done",
@@ -195,10 +198,19 @@ class Sweeper:
 
     def _handle(self, timer: Timer, now: datetime, dry: bool, state: _PassState) -> Outcome:
         if timer.lease_until is not None and timer.lease_until > now:
-            held = "retry backoff" if timer.attempts else f"claimed by {timer.lease_owner}"
+            held = (
+                "notice lead time"
+                if timer.lease_owner == NOTICE_HOLD
+                else "retry backoff"
+                if timer.attempts
+                else f"claimed by {timer.lease_owner}"
+            )
             return _outcome(timer, "leased", f"{held} until {timer.lease_until.isoformat()}")
         due_notices = [n for n in timer.pending_notices() if n.due_at <= now]
         action_due = timer.due_at is not None and timer.due_at <= now
+        hold = notice_hold(timer, now, self.settings.min_notice_lead) if action_due else None
+        if hold is not None:
+            action_due = False
         destructive = timer.action in DESTRUCTIVE
         supported = timer.action in SUPPORTED
         act = action_due and supported and not (destructive and state.blocked)
@@ -210,6 +222,12 @@ class Sweeper:
         idle_result: Result = "unsupported" if action_due and not supported else "blocked"
         if dry:
             return self._dry(timer, now, due_notices, act, idle, idle_result)
+        if hold is not None and not due_notices:
+            why = f"action held until {hold.isoformat()} (notice lead time)"
+            holding = self.store.replace(
+                timer, timer.model_copy(update={"lease_owner": NOTICE_HOLD, "lease_until": hold})
+            )
+            return _outcome(timer, "leased" if holding else "contended", why)
         if not due_notices and not act:
             return _outcome(timer, idle_result, idle)
         claimed = self.store.replace(
@@ -235,6 +253,17 @@ class Sweeper:
             if stored is None:
                 return _outcome(timer, "waiting", "timer changed while notifying", sent)
             claimed = stored
+        if hold is not None:
+            holding = self._commit(
+                claimed,
+                lambda cur: cur.model_copy(
+                    update={"lease_owner": NOTICE_HOLD, "lease_until": hold}
+                ),
+            )
+            why = f"action held until {hold.isoformat()} (notice lead time)"
+            if holding is None:
+                return _outcome(timer, "waiting", "timer changed while holding", sent)
+            return _outcome(timer, "notified" if sent else "leased", why, sent)
         if not act:
             return _outcome(timer, "notified" if sent else idle_result, idle, sent)
         return self._act(claimed, now, state, tuple(sent))
@@ -252,27 +281,27 @@ class Sweeper:
         if not act:
             return _outcome(timer, "notified" if kinds else idle_result, idle, kinds)
         try:
-            decision = self._recheck(timer)
+            decision, live = self._recheck(timer, now)
+            if decision.kind == "act":
+                preview = actions.preview(self._ctx(now), timer, live)
         except CloudError as exc:
             return _outcome(timer, "waiting", str(exc), kinds)
         if decision.kind == "act":
-            return _outcome(timer, "would-act", decision.reason, kinds)
+            return _outcome(timer, "would-act", f"{decision.reason}; {preview}", kinds)
         return _outcome(timer, "would-skip", f"{decision.kind}: {decision.reason}", kinds)
 
-    def _recheck(self, timer: Timer) -> Decision:
-        server = self.cloud.server(timer.resource_id)
-        s = self.settings
-        if timer.action == "shelve":
-            return decide_shelve(timer, server, self.policy, tolerance=s.change_tolerance)
-        if timer.action == "delete":
-            return decide_delete(
-                timer,
-                server,
-                self.policy,
-                tolerance=s.change_tolerance,
-                offload_grace=s.offload_grace,
-            )
-        return Decision("wait", f"no re-check for action {timer.action}")
+    def _ctx(self, now: datetime, state: _PassState | None = None) -> actions.Context:
+        return actions.Context(
+            cloud=self.cloud,
+            notices=self.notices,
+            policy=self.policy,
+            settings=self.settings,
+            now=now,
+            reserve=state.try_reserve if state is not None else (lambda _t: True),
+        )
+
+    def _recheck(self, timer: Timer, now: datetime) -> tuple[Decision, object]:
+        return actions.recheck(self._ctx(now), timer)
 
     def _act(
         self, claimed: Timer, now: datetime, state: _PassState, sent: tuple[str, ...]
@@ -282,7 +311,7 @@ class Sweeper:
         Every try re-reads the resource first: a call that timed out may have gone through,
         and then the re-check sees the goal reached instead of calling again.
         """
-        result: ActionResult | None = None
+        result: actions.Done | None = None
         rids: list[str] = []
         error: CloudError | None = None
         reserved = False
@@ -293,7 +322,7 @@ class Sweeper:
                 self._sleep(self.settings.retry_sleep * 2 ** (n - 1))
             try:
                 step = "re-check"
-                decision = self._recheck(claimed)
+                decision, live = self._recheck(claimed, now)
                 if decision.kind != "act":
                     return self._settle(claimed, now, decision, sent, rids)
                 if not reserved:
@@ -304,7 +333,7 @@ class Sweeper:
                         raise
                     reserved = True
                 step = "action"
-                result = self._call(claimed)
+                result = actions.perform(self._ctx(now, state), claimed, live)
                 break
             except CloudError as exc:
                 error = exc
@@ -319,10 +348,27 @@ class Sweeper:
         rids.extend(result.request_ids)
         if result.gone:
             return self._settle(claimed, now, Decision("gone", "404 on the action"), sent, rids)
+        for message in result.messages:
+            self.notices.publish(message)
+        if result.partial:
+            # a cap stopped it part way: record what was done, keep the rest pending
+            part = AuditEntry(
+                at=now,
+                what=claimed.action,
+                outcome="partial",
+                detail={"why": state.cap_reason, "request_ids": ",".join(rids), **result.detail},
+            )
+            self._commit(
+                claimed,
+                lambda cur: _release(
+                    cur.model_copy(update={"history": (*cur.history, part)}), self.owner_id
+                ),
+            )
+            return _outcome(claimed, "blocked", f"{state.cap_reason}; {result.summary}", sent)
         entry = AuditEntry(
             at=now,
             what=claimed.action,
-            outcome="done",
+            outcome=result.outcome,
             detail={
                 "why": decision.reason,
                 "rule": claimed.rule,
@@ -330,17 +376,13 @@ class Sweeper:
                 "request_ids": ",".join(rids),
                 "by": self.owner_id,
                 "attempts": str(claimed.attempts + 1),
+                "notices": ",".join(sorted({m.kind for m in result.messages})),
+                **result.detail,
             },
         )
         self._close(claimed, "done", entry)
-        return _outcome(claimed, "done", decision.reason, sent, tuple(rids))
-
-    def _call(self, timer: Timer) -> ActionResult:
-        if timer.action == "shelve":
-            return self.cloud.shelve_server(timer.resource_id)
-        if timer.action == "delete":
-            return self.cloud.delete_server(timer.resource_id)
-        raise CloudError(f"no call for action {timer.action}", transient=False)
+        reason = decision.reason + (f"; {result.summary}" if result.summary else "")
+        return _outcome(claimed, "done", reason, sent, tuple(rids))
 
     # -- endings ----------------------------------------------------------------------
     def _settle(
@@ -363,6 +405,9 @@ class Sweeper:
             detail={"why": decision.reason, "rule": claimed.rule, "by": self.owner_id}
             | ({"request_ids": ",".join(rids)} if rids else {}),
         )
+        if decision.kind == "done":
+            for message in actions.completion_notices(claimed, decision.reason):
+                self.notices.publish(message)
         self._close(claimed, state, entry)  # type: ignore[arg-type]
         if decision.report:
             alert = operator_alert(ACTION_SKIPPED, claimed, decision.reason)
@@ -459,6 +504,14 @@ class _PassState:
     alerts: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def try_reserve(self, timer: Timer) -> bool:
+        """:meth:`reserve`, answering False instead of raising when a cap is reached."""
+        try:
+            self.reserve(timer)
+        except _CapReached:
+            return False
+        return True
 
     def reserve(self, timer: Timer) -> None:
         """Count one destructive action, or stop the sweep when a cap would be passed."""

@@ -1,0 +1,429 @@
+"""Each timer action: what to re-read, how to decide, what to do, and whom to tell.
+
+``recheck`` reads the live state (failing closed: any read error raises
+:class:`~reclaim.sweeper.cloud.CloudError`) and decides with the pure rules; ``perform``
+acts on what the re-check read and returns the notices to publish once the action is done.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reclaim.settings import PolicySettings, SweepSettings
+from reclaim.sweeper.cloud import CloudPort, ImageSnapshot, ServerRef
+from reclaim.sweeper.notices import ACTION_SKIPPED, NoticeMessage, NoticePort, operator_alert
+from reclaim.sweeper.rules import (
+    Decision,
+    decide_cleanup,
+    decide_delete,
+    decide_eol,
+    decide_exposed,
+    decide_image_delete,
+    decide_shelve,
+)
+from reclaim.timers import Timer
+
+#: Actions that change or remove people's resources (capped, blocked by the breaker).
+DESTRUCTIVE = frozenset({"shelve", "delete", "cleanup", "delete_images", "delete_rule"})
+#: Actions that only tell people something (never capped).
+WARNINGS = frozenset({"scan_dependents", "warn_eol", "warn_exposed"})
+SUPPORTED = DESTRUCTIVE | WARNINGS
+
+#: Notice kinds published after an action, and to operators.
+SHELVED = "shelved"
+DELETED = "deleted"
+PROJECT_CLEANED = "project_cleaned"
+IMAGES_DELETED = "images_deleted"
+RULE_REMOVED = "rule_removed"
+IMAGE_GOING_AWAY = "image_going_away"
+EOL_IMAGE = "eol_image"
+EXPOSED_SERVICE = "exposed_service"
+CLEANUP_LEFTOVERS = "cleanup_leftovers"
+
+KEEP_A_COPY = (
+    "To keep using it, make your own copy before then: snapshot a server booted from it "
+    "(openstack server image create --name my-copy SERVER), or download the image "
+    "(openstack image save --file my-copy.img {image}) and upload it to your project "
+    "(openstack image create --file my-copy.img my-copy)."
+)
+MIGRATE = (
+    "Plan to move your work to a server built from a supported release of the operating "
+    "system; the image will leave the featured set and stop receiving updates."
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action may use: the cloud, settings, the sweep's time, and the caps."""
+
+    cloud: CloudPort
+    notices: NoticePort
+    policy: PolicySettings
+    settings: SweepSettings
+    now: datetime
+    #: count one more destructive action against the caps; False when a cap is reached
+    reserve: Callable[[Timer], bool]
+
+
+@dataclass(frozen=True)
+class Done:
+    """An action that went through: request ids, notices to publish, audit detail.
+
+    ``partial``: a cap stopped it part way; the timer stays pending for the rest.
+    """
+
+    request_ids: tuple[str, ...] = ()
+    gone: bool = False
+    messages: tuple[NoticeMessage, ...] = ()
+    detail: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    outcome: str = "done"
+    partial: bool = False
+
+
+def _server_notice(timer: Timer, kind: str, reason: str) -> NoticeMessage:
+    name = timer.detail.get("name", "")
+    how = (
+        f"Unshelve it to use it again: openstack server unshelve {timer.resource_id}"
+        if kind == SHELVED
+        else "The server and its disk are gone."
+    )
+    return NoticeMessage(
+        kind=kind,
+        resource_type=timer.resource_type,
+        resource_id=timer.resource_id,
+        project_id=timer.project_id,
+        user_id=timer.user_id,
+        action=timer.action,
+        due_at=timer.due_at,
+        clause=timer.clause,
+        detail={"name": name, "why": reason, "what_now": how},
+    )
+
+
+def completion_notices(timer: Timer, reason: str) -> list[NoticeMessage]:
+    """The owner's notice that a shelve or delete happened (one per completed run)."""
+    if timer.action == "shelve":
+        return [_server_notice(timer, SHELVED, reason)]
+    if timer.action == "delete":
+        return [_server_notice(timer, DELETED, reason)]
+    return []
+
+
+# -- re-checks ---------------------------------------------------------------------------
+def recheck(ctx: Context, timer: Timer) -> tuple[Decision, Any]:
+    """Read the live state the timer's action depends on, and decide. Raises CloudError."""
+    a, rid, s = timer.action, timer.resource_id, ctx.settings
+    cloud = ctx.cloud
+    if a == "shelve":
+        server = cloud.server(rid)
+        return decide_shelve(timer, server, ctx.policy, tolerance=s.change_tolerance), server
+    if a == "delete":
+        server = cloud.server(rid)
+        decision = decide_delete(
+            timer,
+            server,
+            ctx.policy,
+            tolerance=s.change_tolerance,
+            offload_grace=s.offload_grace,
+        )
+        return decision, server
+    if a == "cleanup":
+        if timer.resource_type != "project":
+            return Decision("skip", f"cleanup of a {timer.resource_type}", report=True), None
+        project = cloud.project(rid)
+        return decide_cleanup(timer, project, ctx.policy, mark=s.cleanup_mark), project
+    if a in ("delete_images", "scan_dependents"):
+        if timer.resource_type not in ("project", "user"):
+            return Decision("skip", f"{a} of a {timer.resource_type}", report=True), None
+        if timer.resource_type == "project" and rid in ctx.policy.exempt_projects:
+            return Decision("skip", f"exempt: project {rid} is in the configured list"), None
+        images = cloud.owner_images(timer.resource_type, rid)
+        if not images:
+            return Decision("done", "the owner has no shared, community or public image"), images
+        return Decision("act", f"{len(images)} shared/community/public image(s)"), images
+    if a == "warn_eol":
+        image = cloud.image(rid)
+        return decide_eol(image, ctx.policy, ctx.now), image
+    if a in ("warn_exposed", "delete_rule"):
+        rule = cloud.security_group_rule(rid)
+        return decide_exposed(timer, rule, ctx.policy), rule
+    return Decision("wait", f"no re-check for action {a}"), None
+
+
+def preview(ctx: Context, timer: Timer, live: Any) -> str:
+    """What the action would do, for a dry run (reads only)."""
+    if timer.action == "cleanup":
+        inventory = ctx.cloud.project_inventory(timer.resource_id)
+        counts = {k: len(v) for k, v in inventory.items() if v}
+        total = sum(counts.values())
+        listed = ", ".join(f"{k} {n}" for k, n in counts.items()) or "nothing"
+        return f"would delete {total} resource(s): {listed} (Swift not listed in a dry run)"
+    if timer.action == "delete_images":
+        images: list[ImageSnapshot] = live
+        protected = sum(1 for i in images if i.protected)
+        return f"would delete {len(images) - protected} image(s), keep {protected} protected"
+    if timer.action == "scan_dependents":
+        return f"would warn the dependents of {len(live)} image(s)"
+    return f"would {timer.action}"
+
+
+# -- actions -----------------------------------------------------------------------------
+def perform(ctx: Context, timer: Timer, live: Any) -> Done:
+    """Carry out the (re-checked) action. Raises CloudError when a call fails."""
+    a = timer.action
+    if a in ("shelve", "delete"):
+        call = ctx.cloud.shelve_server if a == "shelve" else ctx.cloud.delete_server
+        r = call(timer.resource_id)
+        kind = SHELVED if a == "shelve" else DELETED
+        return Done(r.request_ids, r.gone, (_server_notice(timer, kind, a),))
+    if a == "cleanup":
+        return _cleanup(ctx, timer)
+    if a == "delete_images":
+        return _delete_images(ctx, timer, live)
+    if a == "scan_dependents":
+        return _scan_dependents(ctx, timer, live)
+    if a == "warn_eol":
+        return _warn_eol(ctx, timer, live)
+    if a == "warn_exposed":
+        return Done(messages=(_rule_notice(timer, live, EXPOSED_SERVICE, ctx),))
+    if a == "delete_rule":
+        r = ctx.cloud.delete_security_group_rule(timer.resource_id)
+        return Done(r.request_ids, r.gone, (_rule_notice(timer, live, RULE_REMOVED, ctx),))
+    raise ValueError(f"no action {a}")
+
+
+def _cleanup(ctx: Context, timer: Timer) -> Done:
+    pid = timer.resource_id
+    result = ctx.cloud.cleanup_project(pid, dry_run=False)
+    by_type = Counter(entry.split(":", 1)[0] for entry in result.identified)
+    deleted = ", ".join(f"{k} {n}" for k, n in sorted(by_type.items())) or "nothing"
+    left = {k: v for k, v in result.leftovers.items() if v}
+    messages = [
+        NoticeMessage(
+            kind=PROJECT_CLEANED,
+            resource_type="project",
+            resource_id=pid,
+            project_id=pid,
+            action="cleanup",
+            due_at=timer.due_at,
+            clause=timer.clause,
+            detail={
+                **timer.detail,
+                "deleted": deleted,
+                "remaining": str(sum(len(v) for v in left.values())),
+            },
+        )
+    ]
+    detail = {"deleted": deleted, "granted_role": str(result.granted_role).lower()}
+    if result.refused:
+        detail["refused"] = ",".join(result.refused)
+    if result.error:
+        detail["error"] = result.error
+    if left:
+        leftovers = {k: ",".join(v) for k, v in left.items()}
+        detail["leftovers"] = "; ".join(f"{k}: {v}" for k, v in leftovers.items())
+        messages.append(
+            operator_alert(
+                CLEANUP_LEFTOVERS,
+                timer,
+                f"project {pid} still owns {sum(len(v) for v in left.values())} resource(s) "
+                "after cleanup",
+                **{f"left_{k}": v for k, v in leftovers.items()},
+                refused=",".join(result.refused),
+            )
+        )
+    return Done(
+        result.request_ids,
+        messages=tuple(messages),
+        detail=detail,
+        summary=f"deleted {deleted}" + (f"; left {detail['leftovers']}" if left else ""),
+        outcome="done (leftovers)" if left else "done",
+    )
+
+
+def _delete_images(ctx: Context, timer: Timer, images: list[ImageSnapshot]) -> Done:
+    owner_type, owner = timer.resource_type, timer.resource_id
+    deleted: list[str] = []
+    kept: list[str] = []
+    rids: list[str] = []
+    partial = False
+    for n, listed in enumerate(images):
+        image = ctx.cloud.image(listed.id)
+        decision = decide_image_delete(image, owner_type, owner)
+        if decision.kind != "act":
+            if decision.report:
+                kept.append(listed.id)
+            continue
+        if n and not ctx.reserve(timer):  # the first was counted before the action
+            partial = True
+            break
+        r = ctx.cloud.delete_image(listed.id)
+        rids.extend(r.request_ids)
+        if not r.gone:
+            deleted.append(f"{listed.id} ({listed.name})" if listed.name else listed.id)
+    messages: list[NoticeMessage] = []
+    if deleted:
+        messages.append(
+            NoticeMessage(
+                kind=IMAGES_DELETED,
+                resource_type=owner_type,
+                resource_id=owner,
+                project_id=timer.project_id,
+                user_id=timer.user_id,
+                action="delete_images",
+                due_at=timer.due_at,
+                clause=timer.clause,
+                detail={"images": ",".join(deleted), "kept_protected": ",".join(kept)},
+            )
+        )
+    if kept:
+        messages.append(
+            operator_alert(
+                ACTION_SKIPPED,
+                timer,
+                f"{len(kept)} protected image(s) kept",
+                images=",".join(kept),
+            )
+        )
+    return Done(
+        tuple(rids),
+        messages=tuple(messages),
+        detail={"deleted": ",".join(deleted), "kept_protected": ",".join(kept)},
+        summary=f"deleted {len(deleted)} image(s), kept {len(kept)} protected",
+        partial=partial,
+    )
+
+
+def _images_go_at(timer: Timer) -> datetime | None:
+    text = timer.detail.get("images_go_at")
+    if not text:
+        return timer.due_at
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return timer.due_at
+
+
+def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) -> Done:
+    """Every read first (fail closed), then one notice per dependent and image."""
+    owner_type, owner = timer.resource_type, timer.resource_id
+    found: list[tuple[ImageSnapshot, list[ServerRef], list[str]]] = []
+    for image in images:
+        servers = ctx.cloud.servers_from_image(image.id)
+        members = ctx.cloud.image_members(image.id) if image.visibility == "shared" else []
+        found.append((image, servers, members))
+    goes = _images_go_at(timer)
+    when = goes.isoformat() if goes else "when its owner's resources go"
+    messages: list[NoticeMessage] = []
+    for image, servers, members in found:
+        by_user: dict[tuple[str | None, str | None], list[str]] = {}
+        for srv in servers:
+            if owner_type == "project" and srv.project_id == owner:
+                continue
+            if owner_type == "user" and srv.user_id == owner:
+                continue
+            by_user.setdefault((srv.project_id, srv.user_id), []).append(srv.id)
+        told_projects = {p for p, _u in by_user}
+        dependents: list[tuple[str | None, str | None, list[str], str]] = [
+            (p, u, sorted(ids), "servers booted from it")
+            for (p, u), ids in sorted(
+                by_user.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")
+            )
+        ]
+        for member in members:
+            if member != owner and member not in told_projects:
+                dependents.append((member, None, [], "member of the image"))
+                told_projects.add(member)
+        for project_id, user_id, server_ids, why in dependents:
+            messages.append(
+                NoticeMessage(
+                    kind=IMAGE_GOING_AWAY,
+                    resource_type="image",
+                    resource_id=image.id,
+                    project_id=project_id,
+                    user_id=user_id,
+                    action="delete_images",
+                    due_at=goes,
+                    clause=timer.clause,
+                    detail={
+                        "image_name": image.name,
+                        "image_owner": f"{owner_type} {owner}",
+                        "goes_at": when,
+                        "why": f"its owner ({owner_type} {owner}) is losing access; you are "
+                        f"told as a {why}",
+                        "servers": ",".join(server_ids),
+                        "keep_a_copy": KEEP_A_COPY.format(image=image.id),
+                    },
+                )
+            )
+    return Done(
+        messages=tuple(messages),
+        detail={"images": str(len(images)), "dependents_told": str(len(messages))},
+        summary=f"{len(messages)} dependent notice(s) for {len(images)} image(s)",
+    )
+
+
+def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
+    servers = ctx.cloud.servers_from_image(image.id)
+    by_owner: dict[tuple[str | None, str | None], list[str]] = {}
+    for srv in servers:
+        by_owner.setdefault((srv.project_id, srv.user_id), []).append(srv.id)
+    messages = [
+        NoticeMessage(
+            kind=EOL_IMAGE,
+            resource_type="image",
+            resource_id=image.id,
+            project_id=project_id,
+            user_id=user_id,
+            action="warn_eol",
+            due_at=None,
+            clause=timer.clause,
+            detail={
+                "image_name": image.name,
+                "eol_at": timer.detail.get("eol_at", ""),
+                "servers": ",".join(sorted(ids)),
+                "what_now": MIGRATE,
+            },
+        )
+        for (project_id, user_id), ids in sorted(
+            by_owner.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")
+        )
+    ]
+    return Done(
+        messages=tuple(messages),
+        detail={"servers": str(len(servers)), "owners_told": str(len(messages))},
+        summary=f"{len(messages)} owner(s) of {len(servers)} server(s) warned",
+    )
+
+
+def _rule_notice(timer: Timer, rule: Any, kind: str, ctx: Context) -> NoticeMessage:
+    from reclaim.policy.acceptable_use import exposed_ports
+
+    ports = ", ".join(f"{s} {p}" for s, p in exposed_ports(rule, ctx.policy))
+    what_now = (
+        "The rule was removed; allow only the addresses that need the service."
+        if kind == RULE_REMOVED
+        else "Limit the rule to the addresses that need the service, or remove it "
+        f"(openstack security group rule delete {timer.resource_id})."
+    )
+    return NoticeMessage(
+        kind=kind,
+        resource_type="security_group_rule",
+        resource_id=timer.resource_id,
+        project_id=rule.project_id or timer.project_id,
+        user_id=timer.user_id,
+        action=timer.action,
+        due_at=timer.due_at if kind != RULE_REMOVED else None,
+        clause=timer.clause,
+        detail={
+            "security_group_id": rule.security_group_id or "",
+            "remote_ip_prefix": rule.remote_ip_prefix or "any",
+            "ports": ports,
+            "what_now": what_now,
+        },
+    )

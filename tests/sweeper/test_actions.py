@@ -1,0 +1,505 @@
+"""Project cleanup, image deletion, dependents' warnings, end-of-life and exposed-service
+warnings, against the simulated cloud over HTTP (timers in moto)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reclaim.commands import iso_z
+from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_REMEDIATION, EXPOSED_SERVICE
+from reclaim.policy.projects import DEPENDENTS_WARNING, OWNER_IMAGES, PROJECT_CLEANUP
+from reclaim.sim import Cloud, SimServer
+from reclaim.sim.scenario import load_scenario
+from reclaim.store import DynamoTimerStore
+from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices
+from reclaim.sweeper.cloud import ProjectGuard, cleanup_connector
+from reclaim.timers import Timer
+from tests.sweeper.conftest import NOW, World, make_sweeper
+
+_n = itertools.count(1)
+ENDED = NOW - timedelta(days=181)
+
+
+def timer_of(store: DynamoTimerStore, rtype: str, rid: str, rule: str) -> Timer:
+    (t,) = [t for t in store.timers_for(rtype, rid) if t.rule == rule]
+    return t
+
+
+@pytest.fixture
+def cleaner(sim_server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """reclaim's cleanup user: no role anywhere; a clouds.yaml entry ``sim-cleaner``."""
+    name = f"reclaim-cleaner-{next(_n)}"
+    user = sim_server.cloud.identity.create_user(name, password="cleaner-pw")
+    path = tmp_path / "clouds.yaml"
+    entry = sim_server.cloud_config(name, "admin", "cleaner-pw")
+    path.write_text(yaml.safe_dump({"clouds": {"sim-cleaner": entry}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    return user.id
+
+
+def _seed_project(cloud: Cloud, tag: str) -> dict[str, str]:
+    p, b = f"expired-{tag}", f"bystander-{tag}"
+    return load_scenario(
+        cloud,
+        {
+            "projects": [{"name": p, "tags": ["allocation-ended"]}, {"name": b}],
+            "users": [{"name": f"u-{tag}", "roles": {p: "member"}}],
+            "images": [
+                {"name": f"{p}-img", "owner": p},
+                {"name": f"{p}-community", "owner": p, "visibility": "community"},
+                {"name": f"{p}-protected", "owner": p, "protected": True},
+                {"name": f"{p}-hidden", "owner": p, "os_hidden": True},
+            ],
+            "networks": [{"name": f"{p}-net", "project": p, "cidr": "10.9.0.0/24"}],
+            "routers": [
+                {"name": f"{p}-router", "project": p, "external": True, "interfaces": [f"{p}-net"]},
+                {"name": f"{b}-router", "project": b},
+            ],
+            "security_groups": [{"name": f"{p}-web", "project": p}],
+            "volumes": [{"name": f"{p}-vol", "project": p, "size": 5}],
+            "servers": [
+                {"name": f"{p}-vm1", "project": p, "image": f"{p}-img", "network": f"{p}-net"},
+                {"name": f"{p}-vm2", "project": p, "image": f"{p}-img", "state": "shelved"},
+            ],
+            "containers": [{"project": p, "name": "data", "objects": {"a.txt": "x"}}],
+        },
+    )
+
+
+def _cleanup_timer(store: DynamoTimerStore, pid: str) -> None:
+    store.apply(
+        PROJECT_CLEANUP.schedule(
+            pid,
+            since=ENDED,
+            delay=timedelta(days=180),
+            event_time=ENDED,
+            project_id=pid,
+            detail={"allocation_id": "alloc-1"},
+        )
+    )
+
+
+def _owned(cloud: Cloud, pid: str) -> dict[str, list[str]]:
+    out = {
+        "servers": [s.name for s in cloud.compute.servers.values() if s.project_id == pid],
+        "volumes": [v.name for v in cloud.volume.volumes.values() if v.project_id == pid],
+        "images": sorted(str(i.name) for i in cloud.image.images.values() if i.owner == pid),
+        "containers": sorted(cloud.object_store.accounts.get(pid, {})),
+    }
+    for coll in ("networks", "routers", "ports"):
+        out[coll] = [
+            r.get("name") or r["device_owner"]
+            for r in cloud.network.tables[coll].values()
+            if r["project_id"] == pid
+        ]
+    return out
+
+
+def test_project_cleanup_deletes_the_project_only_and_reports_leftovers(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    cloud = world.cloud
+    tag = str(next(_n))
+    ids = _seed_project(cloud, tag)
+    pid, bid = ids[f"project:expired-{tag}"], ids[f"project:bystander-{tag}"]
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(
+        admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"), cleanup_user_id=cleaner
+    )
+    notices = RecordingNotices()
+    cloud.requests.clear()
+
+    report = make_sweeper(world, port, notices, cleanup_mark="allocation-ended").sweep(NOW)
+
+    (outcome,) = report.outcomes
+    assert outcome.result == "done", outcome.reason
+    p = f"expired-{tag}"
+    assert _owned(cloud, pid) == {
+        "servers": [],
+        "volumes": [],
+        "images": [f"{p}-hidden", f"{p}-protected"],
+        "containers": [],
+        "networks": [],
+        "routers": [],
+        "ports": [],
+    }
+    # the bystander's router survives, and no request changed anything of another project
+    assert [r["name"] for r in cloud.network.routers.values() if r["project_id"] == bid] == [
+        f"bystander-{tag}-router"
+    ]
+    changes = [r for r in cloud.requests.mutating_requests() if r.service != "identity"]
+    assert changes and {r.project_id for r in changes} == {pid}
+    # the member role was granted for the cleanup and taken back
+    assert cloud.identity.roles_on(cleaner, pid) == set()
+    kinds = notices.kinds()
+    assert kinds.count("project_cleaned") == 1 and kinds.count("cleanup_leftovers") == 1
+    leftovers = next(m for m in notices.messages if m.kind == "cleanup_leftovers")
+    assert f"{p}-hidden" in leftovers.detail["left_images"]
+    assert f"{p}-protected" in leftovers.detail["left_images"]
+    t = timer_of(world.store, "project", pid, "project-cleanup")
+    assert t.state == "done" and t.history[-1].outcome == "done (leftovers)"
+    assert "images" in t.history[-1].detail["leftovers"]
+
+
+def test_cleanup_refuses_a_token_with_the_admin_role(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    """The upstream router step deletes other projects' routers with an admin token: the
+    adapter checks the token's roles and refuses before any change."""
+    cloud = world.cloud
+    tag = str(next(_n))
+    ids = _seed_project(cloud, tag)
+    pid, bid = ids[f"project:expired-{tag}"], ids[f"project:bystander-{tag}"]
+    cloud.identity.grant(cleaner, pid, "admin")
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"))
+    notices = RecordingNotices()
+    cloud.requests.clear()
+
+    report = make_sweeper(world, port, notices, max_attempts=1).sweep(NOW)
+
+    assert [o.result for o in report.outcomes] == ["failed"]
+    assert "admin role" in report.outcomes[0].reason
+    assert cloud.requests.mutating_requests() == []
+    assert len([r for r in cloud.network.routers.values() if r["project_id"] == bid]) == 1
+    assert len(_owned(cloud, pid)["servers"]) == 2
+    assert "action_failed" in notices.kinds()
+
+
+def test_cleanup_dry_run_lists_and_changes_nothing(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    cloud = world.cloud
+    tag = str(next(_n))
+    pid = _seed_project(cloud, tag)[f"project:expired-{tag}"]
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"))
+    cloud.requests.clear()
+    report = make_sweeper(world, port).sweep(NOW, dry_run=True)
+    (o,) = report.outcomes
+    assert o.result == "would-act"
+    assert "servers 2" in o.reason and "routers 1" in o.reason
+    assert cloud.requests.mutating_requests() == []
+    assert timer_of(world.store, "project", pid, "project-cleanup").state == "pending"
+
+
+def test_cleanup_skips_a_project_no_longer_marked_ended(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    cloud = world.cloud
+    tag = str(next(_n))
+    pid = _seed_project(cloud, tag)[f"project:expired-{tag}"]
+    cloud.identity.projects[pid].tags = []
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"))
+    notices = RecordingNotices()
+    cloud.requests.clear()
+    report = make_sweeper(world, port, notices, cleanup_mark="allocation-ended").sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["skipped"]
+    assert cloud.requests.mutating_requests() == []
+    assert "action_skipped" in notices.kinds()
+
+
+def test_the_guard_refuses_other_projects_resources() -> None:
+    class Router:
+        def __init__(self, rid: str, project_id: str | None) -> None:
+            self.id, self.project_id = rid, project_id
+
+    guard = ProjectGuard("mine", known={"r-unlabelled"}, swift_account_ok=False)
+    assert guard(Router("r1", "mine")) is True
+    assert guard(Router("r2", "theirs")) is False
+    assert guard(Router("r-unlabelled", None)) is True
+    assert guard(Router("r-unknown", None)) is False
+    assert guard.refused == ["Router:r2", "Router:r-unknown"]
+
+
+# -- images ------------------------------------------------------------------------------
+def _images(cloud: Cloud, owner: str, **extra: Any) -> dict[str, str]:
+    out = {}
+    for vis, protected in (
+        ("shared", False),
+        ("community", False),
+        ("public", False),
+        ("private", False),
+        ("community", True),
+    ):
+        name = f"{vis}{'-protected' if protected else ''}"
+        out[name] = cloud.image.create_image(
+            owner=owner,
+            name=name,
+            visibility=vis,
+            protected=protected,
+            status="active",
+            **extra,
+        ).id
+    return out
+
+
+def _owner_timer(store: DynamoTimerStore, rtype: str, owner: str) -> None:
+    rule = replace(OWNER_IMAGES, resource_type=rtype)  # type: ignore[arg-type]
+    pid, uid = (owner, None) if rtype == "project" else (None, owner)
+    store.apply(
+        rule.schedule(
+            owner,
+            since=NOW - timedelta(days=31),
+            delay=timedelta(days=30),
+            event_time=NOW - timedelta(days=31),
+            project_id=pid,
+            user_id=uid,
+        )
+    )
+
+
+def test_a_removed_projects_shared_images_are_deleted_protected_ones_kept(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    cloud = world.cloud
+    owner = cloud.identity.create_project(f"gone-{next(_n)}").id
+    imgs = _images(cloud, owner)
+    other = cloud.image.create_image(owner=world.project_id, name="x", visibility="community")
+    _owner_timer(world.store, "project", owner)
+    notices = RecordingNotices()
+
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+
+    assert [o.result for o in report.outcomes] == ["done"]
+    left = {i.name for i in cloud.image.images.values() if i.owner == owner}
+    assert left == {"private", "community-protected"}
+    assert other.id in cloud.image.images
+    (deleted,) = [m for m in notices.messages if m.kind == "images_deleted"]
+    assert {imgs["shared"], imgs["community"], imgs["public"]} == {
+        e.split(" ")[0] for e in deleted.detail["images"].split(",")
+    }
+    assert deleted.detail["kept_protected"] == imgs["community-protected"]
+    assert "action_skipped" in notices.kinds()
+
+
+def test_a_removed_users_images_are_found_by_property(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    cloud = world.cloud
+    uid = f"user-{next(_n)}"
+    mine = cloud.image.create_image(
+        owner=world.project_id,
+        name="snap",
+        visibility="community",
+        status="active",
+        properties={"user_id": uid},
+    )
+    colleague = cloud.image.create_image(
+        owner=world.project_id,
+        name="theirs",
+        visibility="community",
+        status="active",
+        properties={"user_id": "someone-else"},
+    )
+    _owner_timer(world.store, "user", uid)
+    report = make_sweeper(world, cloud_port).sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["done"]
+    assert mine.id not in cloud.image.images
+    assert colleague.id in cloud.image.images
+
+
+def test_image_deletion_counts_against_the_cap(world: World, cloud_port: OpenStackCloud) -> None:
+    cloud = world.cloud
+    owner = cloud.identity.create_project(f"gone-{next(_n)}").id
+    for i in range(3):
+        cloud.image.create_image(owner=owner, name=f"c{i}", visibility="community")
+    _owner_timer(world.store, "project", owner)
+    sweeper = make_sweeper(world, cloud_port, max_actions=2)
+    report = sweeper.sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["blocked"]
+    assert len([i for i in cloud.image.images.values() if i.owner == owner]) == 1
+    assert Breaker(world.store).status().open
+    t = timer_of(world.store, "project", owner, "owner-images")
+    assert t.state == "pending" and t.history[-1].outcome == "partial"
+    Breaker(world.store).reset(NOW, "operator")
+    assert [o.result for o in sweeper.sweep(NOW + timedelta(hours=1)).outcomes] == ["done"]
+    assert [i for i in cloud.image.images.values() if i.owner == owner] == []
+
+
+def test_dependents_of_a_leaving_owners_images_are_each_told_once(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    cloud = world.cloud
+    tag = next(_n)
+    ids = load_scenario(
+        cloud,
+        {
+            "projects": [{"name": f"owner-{tag}"}, {"name": f"a-{tag}"}, {"name": f"m-{tag}"}],
+            "users": [
+                {"name": f"alice-{tag}", "roles": {f"a-{tag}": "member"}},
+                {"name": f"olga-{tag}", "roles": {f"owner-{tag}": "member"}},
+            ],
+            "images": [
+                {"name": f"comm-{tag}", "owner": f"owner-{tag}", "visibility": "community"},
+                {
+                    "name": f"shared-{tag}",
+                    "owner": f"owner-{tag}",
+                    "visibility": "shared",
+                    "members": [f"m-{tag}"],
+                },
+            ],
+            "servers": [
+                {"name": f"a1-{tag}", "project": f"a-{tag}", "image": f"comm-{tag}"},
+                {"name": f"a2-{tag}", "project": f"a-{tag}", "image": f"comm-{tag}"},
+                {"name": f"own-{tag}", "project": f"owner-{tag}", "image": f"comm-{tag}"},
+            ],
+        },
+    )
+    owner = ids[f"project:owner-{tag}"]
+    goes = NOW + timedelta(days=30)
+    world.store.apply(
+        DEPENDENTS_WARNING.schedule(
+            owner,
+            since=NOW,
+            delay=timedelta(0),
+            event_time=NOW,
+            project_id=owner,
+            detail={"images_go_at": iso_z(goes)},
+        )
+    )
+    notices = RecordingNotices()
+    cloud.requests.clear()
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+
+    assert [o.result for o in report.outcomes] == ["done"]
+    assert cloud.requests.mutating_requests() == []
+    told = sorted(
+        (m.resource_id, m.project_id, m.user_id, m.detail["servers"])
+        for m in notices.messages
+        if m.kind == "image_going_away"
+    )
+    a1, a2 = sorted([ids[f"server:a1-{tag}"], ids[f"server:a2-{tag}"]])
+    assert told == sorted(
+        [
+            (
+                ids[f"image:comm-{tag}"],
+                ids[f"project:a-{tag}"],
+                ids[f"user:alice-{tag}"],
+                f"{a1},{a2}",
+            ),
+            (ids[f"image:shared-{tag}"], ids[f"project:m-{tag}"], None, ""),
+        ]
+    )
+    first = next(m for m in notices.messages if m.kind == "image_going_away")
+    assert first.due_at == goes
+    assert "openstack image save" in first.detail["keep_a_copy"]
+    assert "server image create" in first.detail["keep_a_copy"]
+    again = make_sweeper(world, cloud_port, notices).sweep(NOW + timedelta(hours=1))
+    assert again.outcomes == []
+
+
+# -- end-of-life images, exposed services ------------------------------------------------
+def _eol_timer(store: DynamoTimerStore, image_id: str, owner: str) -> None:
+    store.apply(
+        EOL_WARNING.schedule(
+            image_id,
+            since=NOW,
+            delay=timedelta(0),
+            event_time=NOW,
+            project_id=owner,
+            detail={"eol_at": iso_z(NOW)},
+        )
+    )
+
+
+def test_users_of_an_end_of_life_image_are_warned(world: World, cloud_port: OpenStackCloud) -> None:
+    cloud = world.cloud
+    image = cloud.image.create_image(
+        owner=cloud.admin_project_id, name="centos7", visibility="public", os_hidden=True
+    )
+    s1 = world.server("active", image_id=image.id)
+    s2 = world.server("active", image_id=image.id)
+    _eol_timer(world.store, image.id, cloud.admin_project_id)
+    notices = RecordingNotices()
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["done"]
+    (warning,) = notices.messages
+    assert (warning.kind, warning.project_id, warning.user_id) == (
+        "eol_image",
+        world.project_id,
+        world.user_id,
+    )
+    assert warning.detail["servers"] == ",".join(sorted([s1, s2]))
+
+
+def test_an_image_no_longer_end_of_life_warns_nobody(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    cloud = world.cloud
+    image = cloud.image.create_image(owner=cloud.admin_project_id, name="c8", visibility="public")
+    world.server("active", image_id=image.id)
+    _eol_timer(world.store, image.id, cloud.admin_project_id)
+    notices = RecordingNotices()
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["skipped"]
+    assert notices.messages == []
+
+
+def _open_rule(world: World, prefix: str = "0.0.0.0/0") -> str:
+    cloud = world.cloud
+    sg = cloud.network.create_security_group(
+        cloud.admin_ctx(), f"db-{next(_n)}", project_id=world.project_id
+    )
+    row = cloud.network.create_security_group_rule(
+        cloud.admin_ctx(),
+        sg["id"],
+        direction="ingress",
+        protocol="tcp",
+        port_range_min=27017,
+        port_range_max=27017,
+        remote_ip_prefix=prefix,
+    )
+    return str(row["id"])
+
+
+def _rule_timer(world: World, rule_id: str, remove: bool = False) -> None:
+    rule = EXPOSED_REMEDIATION if remove else EXPOSED_SERVICE
+    world.store.apply(
+        rule.schedule(
+            rule_id,
+            since=NOW - timedelta(days=4),
+            delay=timedelta(days=3) if remove else timedelta(0),
+            event_time=NOW - timedelta(days=4),
+            project_id=world.project_id,
+        )
+    )
+
+
+def test_an_open_database_port_is_reported_then_removed(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    rid = _open_rule(world)
+    _rule_timer(world, rid)
+    _rule_timer(world, rid, remove=True)
+    notices = RecordingNotices()
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    assert sorted(o.result for o in report.outcomes) == ["done", "done"]
+    assert sorted(notices.kinds()) == ["exposed_service", "rule_removed"]
+    assert all(m.project_id == world.project_id for m in notices.messages)
+    assert "MongoDB 27017" in notices.messages[0].detail["ports"]
+    assert rid not in world.cloud.network.tables["security-group-rules"]
+
+
+@pytest.mark.parametrize("change", ["narrowed", "deleted"])
+def test_a_rule_closed_since_is_left_alone(
+    world: World, cloud_port: OpenStackCloud, change: str
+) -> None:
+    rid = _open_rule(world, "10.0.0.0/8" if change == "narrowed" else "0.0.0.0/0")
+    if change == "deleted":
+        del world.cloud.network.tables["security-group-rules"][rid]
+    _rule_timer(world, rid, remove=True)
+    notices = RecordingNotices()
+    world.cloud.requests.clear()
+    report = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    assert [o.result for o in report.outcomes] == ["skipped" if change == "narrowed" else "gone"]
+    assert world.mutations() == []
+    assert notices.kinds() == []
