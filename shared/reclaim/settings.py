@@ -180,6 +180,47 @@ class SweepSettings(BaseModel):
     )
 
 
+class MailerSettings(BaseModel):
+    """``reclaim mailer``: where notices are read from, how people are found, how mail goes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pool: str = Field(
+        "reclaim-mailer",
+        description="listener pool (its own durable queue); empty: share the topic's default queue",
+    )
+    transport_url: str = Field("", description="bus transport URL (default: bus.transport_url)")
+    cloud: str = Field("", description="clouds.yaml entry for Keystone (default: $OS_CLOUD)")
+    smtp_host: str = Field("127.0.0.1", description="SMTP server")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port")
+    starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    tls_verify: bool = Field(True, description="verify the SMTP server's certificate")
+    username: str = Field("", description="SMTP AUTH user (empty: no AUTH)")
+    password: str = Field("", description="SMTP AUTH password", repr=False)
+    smtp_timeout: float = Field(30.0, gt=0, description="seconds before an SMTP call gives up")
+    sender: str = Field("reclaim@localhost", description="From: address")
+    reply_to: str = Field("", description="Reply-To: address (empty: none)")
+    subject_prefix: str = Field("[reclaim] ", description="put before every subject")
+    fallback_contact: str = Field(
+        "", description="address for notices whose people have no address (empty: drop them)"
+    )
+    operators: tuple[str, ...] = Field((), description="addresses of operator alerts")
+    member_roles: tuple[str, ...] = Field(
+        (), description="roles whose holders get project-wide notices (empty: any role)"
+    )
+    templates: str = Field("", description="directory of templates overriding the built-in ones")
+    cloud_name: str = Field("the research cloud", description="the cloud's name in mails")
+    support: str = Field("", description="where users get help (address or URL), in mails")
+    policy_url: str = Field("", description="link to the policy text, in mails")
+    digest: bool = Field(False, description="gather users' notices into one mail a day")
+    digest_hour: int = Field(8, ge=0, le=23, description="UTC hour the daily digest goes out")
+    retry_delay: float = Field(
+        5.0, ge=0, description="seconds before a notice that could not be mailed is redelivered"
+    )
+    durable_queues: bool = Field(True, description="declare durable queues (amqp_durable_queues)")
+    prefetch: int = Field(10, ge=0, description="unacknowledged notices the broker may send")
+
+
 class Settings(BaseSettings):
     """Everything reclaim reads from its environment."""
 
@@ -190,6 +231,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
+    mailer: MailerSettings = Field(default_factory=MailerSettings)
     store_url: str = Field(
         "memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE"
     )

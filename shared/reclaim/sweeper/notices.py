@@ -1,50 +1,52 @@
 """Notices the sweeper publishes: warnings to owners and alerts to operators.
 
-Delivery is at-least-once: a notice is published, then recorded on its timer; a crash in
-between publishes it again on the next sweep. ``dedupe_key`` (timer key, kind, due time) is
-the same both times, so a consumer can drop the repeat.
+The payload is :class:`reclaim.notices.NoticeMessage` (versioned schema). Publication is
+at-least-once: a notice is published, then recorded on its timer; a crash in between
+publishes it again on the next sweep. Its ``dedupe_key`` (timer key, kind, due time) and the
+``notice_id`` and oslo ``message_id`` derived from it are the same both times, so a consumer
+drops the repeat (the mailer does, durably). A timer moved to a new date has new due times,
+hence new keys: its notices go out again for the new date only.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from reclaim.notices.schema import (
+    EVENT_PREFIX,
+    NOTICE_EXCHANGE,
+    NOTICE_TOPIC,
+    NoticeMessage,
+    Recipients,
+)
 from reclaim.timers import Notice, Timer
 
-EVENT_PREFIX = "reclaim.notice."
-NOTICE_TOPIC = "reclaim_notices"
-NOTICE_EXCHANGE = "openstack"
+if TYPE_CHECKING:
+    from reclaim.bus.settings import BusSettings
+
+__all__ = [
+    "ACTION_FAILED",
+    "ACTION_SKIPPED",
+    "CAP_REACHED",
+    "EVENT_PREFIX",
+    "NOTICE_EXCHANGE",
+    "NOTICE_TOPIC",
+    "NoticeMessage",
+    "NoticePort",
+    "OsloNotices",
+    "Recipients",
+    "RecordingNotices",
+    "dedupe_key",
+    "operator_alert",
+    "owner_notice",
+]
 
 #: Operator alert kinds.
 CAP_REACHED = "sweep_cap_reached"
 ACTION_FAILED = "action_failed"
 ACTION_SKIPPED = "action_skipped"
-
-
-class NoticeMessage(BaseModel):
-    """One notice on the bus (the payload of ``reclaim.notice.<kind>``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: str
-    resource_type: str
-    resource_id: str
-    project_id: str | None = None
-    user_id: str | None = None
-    action: str = ""
-    due_at: datetime | None = None
-    clause: str = ""
-    detail: dict[str, str] = Field(default_factory=dict)
-    dedupe_key: str = ""
-    operator: bool = False
-
-    @property
-    def event_type(self) -> str:
-        return EVENT_PREFIX + self.kind
 
 
 def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
@@ -63,6 +65,7 @@ def owner_notice(timer: Timer, notice: Notice) -> NoticeMessage:
         user_id=timer.user_id,
         action=timer.action,
         due_at=timer.due_at,
+        notice_at=notice.due_at,
         clause=timer.clause,
         detail=dict(timer.detail),
         dedupe_key=dedupe_key(timer, notice.kind, notice.due_at),
@@ -116,28 +119,54 @@ class RecordingNotices:
             return [m.kind for m in self.messages]
 
 
+def oslo_message(message: NoticeMessage, publisher_id: str, now: datetime) -> dict[str, Any]:
+    """The notification a ``messagingv2`` notifier would build, with ``message_id`` set to
+    the notice's id so a repeat is recognisable on the bus too. Pure."""
+    return {
+        "message_id": message.notice_id,
+        "publisher_id": publisher_id,
+        "event_type": message.event_type,
+        "priority": message.priority,
+        "payload": message.payload(),
+        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+
+
 class OsloNotices:
-    """Publishes notices through an oslo.messaging notifier (``messagingv2``, topic
-    ``reclaim_notices``, exchange ``openstack``); event type ``reclaim.notice.<kind>``."""
+    """Publishes notices on the bus as a ``messagingv2`` oslo notifier would: exchange
+    ``openstack``, topic ``reclaim_notices``, routing key ``reclaim_notices.info`` (alerts:
+    ``.warn``), event type ``reclaim.notice.<kind>``.
 
-    def __init__(self, url: str, *, publisher_id: str = "reclaim.sweeper") -> None:
-        from reclaim.oslo import messaging, transport
+    It makes the same transport call as oslo's notifier driver, but raises when the broker
+    does not take the message (``Notifier`` logs and drops it) and keeps the notice's id as
+    ``message_id``. ``settings`` decide queue durability (as for ``reclaim listen``).
+    """
 
-        om = messaging()
-        self._transport = transport(url)
-        self._notifier = om.Notifier(
-            self._transport,
-            publisher_id=publisher_id,
-            driver="messagingv2",
-            topics=[NOTICE_TOPIC],
-        )
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        publisher_id: str = "reclaim.sweeper",
+        settings: BusSettings | None = None,
+        retry: int | None = 3,
+    ) -> None:
+        from reclaim.bus.settings import BusSettings
+        from reclaim.bus.transport import notification_transport
+
+        base = settings or BusSettings()
+        if url:
+            base = base.model_copy(update={"transport_url": url})
+        self.publisher_id = publisher_id
+        self.retry = retry
+        self._transport = notification_transport(base, control_exchange=NOTICE_EXCHANGE)
 
     def publish(self, message: NoticeMessage) -> None:
-        payload: dict[str, Any] = message.model_dump(mode="json")
-        if message.operator:
-            self._notifier.warn({}, message.event_type, payload)
-        else:
-            self._notifier.info({}, message.event_type, payload)
+        from reclaim.oslo import messaging
+
+        om = messaging()
+        body = oslo_message(message, self.publisher_id, datetime.now(UTC))
+        target = om.Target(topic=f"{NOTICE_TOPIC}.{message.priority.lower()}")
+        self._transport._send_notification(target, {}, body, version=2.0, retry=self.retry)
 
     def close(self) -> None:
         self._transport.cleanup()

@@ -1,0 +1,100 @@
+"""``reclaim mailer``: mail the notices on the bus to the people they concern."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reclaim.cli.common import fail
+from reclaim.settings import MailerSettings, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def mailer(
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="Transport URL (default: mailer, then bus settings)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Timer store URL, where sent mails are recorded."),
+    ] = None,
+    cloud: Annotated[
+        str | None,
+        typer.Option("--cloud", help="clouds.yaml entry for Keystone (default: OS_CLOUD)."),
+    ] = None,
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host", help="SMTP server.")] = None,
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port", help="SMTP port.")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="Listener pool (queue).")] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--examples", help="Render a mail of every kind into this directory, then exit."
+        ),
+    ] = None,
+) -> None:
+    """Mail the notices published on the bus (Keystone addresses, Jinja2 templates, SMTP)."""
+    from reclaim.mailer.render import Renderer
+    from reclaim.notices.context import Site
+
+    settings = _settings()
+    given = {"smtp_host": smtp_host, "smtp_port": smtp_port, "pool": pool, "cloud": cloud}
+    m = MailerSettings.model_validate(
+        {**settings.mailer.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+    )
+    site = Site(cloud_name=m.cloud_name, support=m.support, policy_url=m.policy_url)
+    renderer = Renderer(m.templates or None, site)
+    if examples is not None:
+        from reclaim.mailer.examples import write_examples
+
+        for path in write_examples(examples, renderer):
+            typer.echo(path)
+        return
+
+    import openstack
+
+    from reclaim.mailer import (
+        CachedDirectory,
+        DirectoryAddresses,
+        KeystoneDirectory,
+        Mailer,
+        MailLedger,
+        SmtpSender,
+    )
+    from reclaim.mailer.listener import MailerService
+    from reclaim.store import StoreError, open_store
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    try:
+        timer_store = open_store(store or settings.store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+    try:
+        conn = openstack.connect(cloud=m.cloud or os.environ.get("OS_CLOUD"))
+    except Exception as exc:
+        fail(f"cloud: {exc}")
+    addresses = DirectoryAddresses(
+        CachedDirectory(KeystoneDirectory(conn)),
+        fallback=m.fallback_contact,
+        operators=m.operators,
+        member_roles=m.member_roles,
+    )
+    core = Mailer(m, addresses, SmtpSender(m), MailLedger(timer_store), renderer)
+    url = bus or m.transport_url or settings.bus.transport_url
+    MailerService(m, core, url).run()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mailer`` to ``app``."""
+    app.command("mailer")(mailer)

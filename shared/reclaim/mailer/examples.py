@@ -1,0 +1,220 @@
+"""A sample notice of every kind, and the mails they render to (``docs/notices/``). Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reclaim.mailer.addresses import Person
+from reclaim.mailer.render import Renderer
+from reclaim.notices import KINDS, NoticeMessage
+from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_SERVICE
+from reclaim.policy.projects import OWNER_IMAGES, PROJECT_CLEANUP
+from reclaim.policy.servers import DELETE_SHELVED, SHELVE
+
+_SERVER = "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"
+_PROJECT = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"
+_USER = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a"
+_IMAGE = "5e4d3c2b-1a0f-4e8d-9c7b-6a5f4e3d2c1b"
+_RULE = "7c6b5a4f-3e2d-4c1b-8a9f-8e7d6c5b4a3f"
+_DAY = datetime(2026, 3, 15, 9, 0, tzinfo=UTC)
+
+#: The person the examples are addressed to.
+READER = Person("ada.lovelace@example.edu", "Ada Lovelace", _USER)
+
+
+def _server(
+    kind: str, rule: str, action: str, clause: str, before: int, **detail: str
+) -> NoticeMessage:
+    return NoticeMessage(
+        kind=kind, resource_type="server", resource_id=_SERVER, project_id=_PROJECT,
+        user_id=_USER, action=action, due_at=_DAY,
+        notice_at=_DAY - timedelta(days=before) if before else None, clause=clause,
+        detail={"name": "analysis-vm", "state": "stopped", "image_id": _IMAGE, **detail},
+        dedupe_key=f"server|{_SERVER}|{rule}|{kind}|example",
+    )  # fmt: skip
+
+
+def _project(kind: str, action: str, clause: str, before: int, **detail: str) -> NoticeMessage:
+    return NoticeMessage(
+        kind=kind, resource_type="project", resource_id=_PROJECT, project_id=_PROJECT,
+        action=action, due_at=_DAY, notice_at=_DAY - timedelta(days=before) if before else None,
+        clause=clause,
+        detail={"allocation_id": "alloc-2025-0147", "contacts": "pi.beta@example.edu", **detail},
+        dedupe_key=f"project|{_PROJECT}|{kind}|example",
+    )  # fmt: skip
+
+
+def examples() -> list[NoticeMessage]:
+    """One notice per kind of :data:`reclaim.notices.KINDS`, with realistic details."""
+    s, d = SHELVE.clause, DELETE_SHELVED.clause
+    c, i = PROJECT_CLEANUP.clause, OWNER_IMAGES.clause
+    rule_detail = {"security_group_id": "sg-0a1b2c", "remote_ip_prefix": "0.0.0.0/0",
+                   "protocol": "tcp", "ports": "MongoDB 27017"}  # fmt: skip
+    out = [
+        _server("shelve_upcoming", "shelve", "shelve", s, 7),
+        _server("shelved", "shelve", "shelve", s, 0),
+        _server("delete_upcoming", "delete-shelved", "delete", d, 30, state="shelved_offloaded"),
+        _server("deleted", "delete-shelved", "delete", d, 0, state="shelved_offloaded"),
+        _project("allocation_ended", "cleanup", c, 180),
+        _project("cleanup_upcoming", "cleanup", c, 7),
+        _project("project_cleaned", "cleanup", c, 0, deleted="3 servers, 2 volumes, 1 network"),
+        _project("images_deletion_upcoming", "delete_images", i, 7, images="genomics-base"),
+        _project("images_deleted", "delete_images", i, 0, images="genomics-base"),
+        NoticeMessage(
+            kind="image_going_away",
+            resource_type="image",
+            resource_id=_IMAGE,
+            action="delete_images",
+            due_at=_DAY,
+            notice_at=_DAY - timedelta(days=30),
+            clause=i,
+            user_id=_USER,
+            detail={
+                "image_name": "genomics-base",
+                "image_id": _IMAGE,
+                "servers": "analysis-vm, pipeline-2",
+                "images_go_at": "2026-03-15T09:00:00Z",
+                "reason": "no longer has an allocation",
+            },
+            dedupe_key=f"image|{_IMAGE}|image_going_away|example",
+        ),
+        NoticeMessage(
+            kind="eol_image",
+            resource_type="image",
+            resource_id=_IMAGE,
+            user_id=_USER,
+            clause=EOL_WARNING.clause,
+            detail={
+                "name": "Ubuntu 20.04",
+                "os_distro": "ubuntu",
+                "os_version": "20.04",
+                "eol_at": "2025-05-31T00:00:00Z",
+                "servers": "analysis-vm",
+            },
+            dedupe_key=f"image|{_IMAGE}|eol_image|example",
+        ),
+        NoticeMessage(
+            kind="exposed_service",
+            resource_type="security_group_rule",
+            resource_id=_RULE,
+            project_id=_PROJECT,
+            clause=EXPOSED_SERVICE.clause,
+            detail=rule_detail,
+            dedupe_key=f"rule|{_RULE}|exposed_service|example",
+        ),
+        NoticeMessage(
+            kind="rule_removal_upcoming",
+            resource_type="security_group_rule",
+            resource_id=_RULE,
+            project_id=_PROJECT,
+            action="remove_rule",
+            due_at=_DAY,
+            notice_at=_DAY - timedelta(days=1),
+            clause=EXPOSED_SERVICE.clause,
+            detail=rule_detail,
+            dedupe_key=f"rule|{_RULE}|rule_removal_upcoming|example",
+        ),
+        NoticeMessage(
+            kind="rule_removed",
+            resource_type="security_group_rule",
+            resource_id=_RULE,
+            project_id=_PROJECT,
+            action="remove_rule",
+            due_at=_DAY,
+            clause=EXPOSED_SERVICE.clause,
+            detail=rule_detail,
+            dedupe_key=f"rule|{_RULE}|rule_removed|example",
+        ),
+        NoticeMessage(
+            kind="action_failed",
+            resource_type="server",
+            resource_id=_SERVER,
+            project_id=_PROJECT,
+            user_id=_USER,
+            action="shelve",
+            due_at=_DAY,
+            clause=s,
+            detail={
+                "reason": "409 Conflict: instance is locked",
+                "rule": "shelve",
+                "attempts": "5",
+                "name": "analysis-vm",
+            },
+            dedupe_key=f"server|{_SERVER}|shelve|action_failed|example",
+        ),
+        NoticeMessage(
+            kind="action_skipped",
+            resource_type="server",
+            resource_id=_SERVER,
+            project_id=_PROJECT,
+            action="shelve",
+            due_at=_DAY,
+            clause=s,
+            detail={"reason": "server is active again", "rule": "shelve", "name": "analysis-vm"},
+            dedupe_key=f"server|{_SERVER}|shelve|action_skipped|example",
+        ),
+        NoticeMessage(
+            kind="sweep_cap_reached",
+            resource_type="sweep",
+            resource_id="global",
+            detail={
+                "reason": "cap of 100 destructive actions per sweep reached",
+                "actions": "100",
+                "owner": "sweeper-1:4242:ab12cd34",
+            },
+            dedupe_key="sweep|global|sweep_cap_reached|example",
+        ),
+        NoticeMessage(
+            kind="cleanup_leftovers",
+            resource_type="project",
+            resource_id=_PROJECT,
+            project_id=_PROJECT,
+            action="cleanup",
+            due_at=_DAY,
+            clause=c,
+            detail={
+                "reason": "2 resources still listed after cleanup",
+                "leftovers": "image 1d2c (protected), security group default",
+            },
+            dedupe_key=f"project|{_PROJECT}|cleanup_leftovers|example",
+        ),
+        NoticeMessage(
+            kind="quota_review",
+            resource_type="project",
+            resource_id=_PROJECT,
+            project_id=_PROJECT,
+            action="review",
+            due_at=_DAY,
+            detail={"note": "a kind this mailer has no template for"},
+            dedupe_key=f"project|{_PROJECT}|quota_review|example",
+        ),
+    ]
+    assert {n.kind for n in out} >= set(KINDS), "every kind has an example"
+    return out
+
+
+def example_files(renderer: Renderer | None = None) -> dict[str, str]:
+    """File name -> content of the rendered examples: ``<kind>.txt`` (headers and text) and
+    ``<kind>.html``, plus ``<kind>.json`` (the notice payload). Pure."""
+    renderer = renderer or Renderer()
+    files: dict[str, str] = {}
+    for notice in examples():
+        to = Person("operators@example.edu", "", None) if notice.operator else READER
+        r = renderer.render(notice, to)
+        head = f"To: {to.address}\nSubject: {r.subject}\n\n"
+        files[f"{notice.kind}.txt"] = head + r.text
+        files[f"{notice.kind}.html"] = r.html
+        files[f"{notice.kind}.json"] = notice.model_dump_json(indent=2) + "\n"
+    return files
+
+
+def write_examples(directory: Path, renderer: Renderer | None = None) -> list[Path]:
+    """Write :func:`example_files` into ``directory``; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in sorted(example_files(renderer).items()):
+        path = directory / name
+        path.write_text(content)
+        written.append(path)
+    return written

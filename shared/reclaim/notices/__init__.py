@@ -1,0 +1,28 @@
+"""Notices: the versioned schema reclaim publishes on the bus, its kinds, and mail context."""
+
+from reclaim.notices.kinds import KINDS, OPERATOR_KINDS, Kind, kind_of
+from reclaim.notices.schema import (
+    EVENT_PREFIX,
+    NOTICE_EXCHANGE,
+    NOTICE_TOPIC,
+    SCHEMA_VERSION,
+    NoticeMessage,
+    Recipients,
+    notice_id,
+    parse_notice,
+)
+
+__all__ = [
+    "EVENT_PREFIX",
+    "KINDS",
+    "NOTICE_EXCHANGE",
+    "NOTICE_TOPIC",
+    "OPERATOR_KINDS",
+    "SCHEMA_VERSION",
+    "Kind",
+    "NoticeMessage",
+    "Recipients",
+    "kind_of",
+    "notice_id",
+    "parse_notice",
+]

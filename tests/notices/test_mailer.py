@@ -1,0 +1,238 @@
+"""The mailer end to end with real parts: RabbitMQ, an SMTP server, the simulated Keystone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reclaim.mailer import (
+    DirectoryAddresses,
+    KeystoneDirectory,
+    Mailer,
+    MailLedger,
+    Renderer,
+    SmtpSender,
+)
+from reclaim.mailer.listener import MailerService
+from reclaim.notices import NoticeMessage
+from reclaim.routes import commands_for
+from reclaim.settings import MailerSettings, PolicySettings, SweepSettings
+from reclaim.sim import SimServer
+from reclaim.store import DynamoTimerStore
+from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
+from reclaim.sweeper.notices import owner_notice
+from tests.notices.conftest import START, People, Smtp
+
+pytestmark = pytest.mark.rabbitmq
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_mailer(
+    keystone: SimServer, table: DynamoTimerStore, bus_url: str, mailer_settings: MailerSettings
+) -> Iterator[Any]:
+    started: list[MailerService] = []
+
+    def start() -> MailerService:
+        addresses = DirectoryAddresses(
+            KeystoneDirectory(keystone.connect()),
+            fallback=mailer_settings.fallback_contact,
+            operators=mailer_settings.operators,
+        )
+        core = Mailer(
+            mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer()
+        )
+        service = MailerService(mailer_settings, core, bus_url).start()
+        started.append(service)
+        return service
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def settle(smtp: Smtp, count: int) -> list[tuple[str, str]]:
+    """Wait for ``count`` mails, then a little longer to see that no more come."""
+    smtp.box.wait(count)
+    time.sleep(1.5)
+    return smtp.box.received()
+
+
+def test_a_stopped_server_warns_its_owner_twice_with_the_shelve_date_once_each(
+    keystone: SimServer, people: People, table: DynamoTimerStore, smtp: Smtp, bus_url: str,
+    run_mailer: Any,
+) -> None:  # fmt: skip
+    cloud = keystone.cloud
+    image = cloud.image.create_image(
+        owner=people.project_id, name="img", visibility="private", status="active"
+    )
+    sid = cloud.compute.create_server(
+        project_id=people.project_id, user_id=people.owner_id, name="analysis-vm",
+        image_id=image.id,
+    ).id  # fmt: skip
+    sink = cloud.record_notifications()
+    cloud.compute.action(cloud.admin_ctx(), sid, "os-stop")
+    for n in sink.all():
+        table.apply(commands_for(n.message(), PolicySettings()))
+    cloud.notifier.remove_sink(sink)
+    run_mailer()
+    notices = OsloNotices(bus_url)
+    sweeper = Sweeper(
+        table, OpenStackCloud(keystone.connect()), notices, PolicySettings(), "sweeper-test",
+        SweepSettings(),
+    )  # fmt: skip
+    early = sweeper.sweep(START + timedelta(days=6))
+    first = sweeper.sweep(START + timedelta(days=7))
+    second = sweeper.sweep(START + timedelta(days=13))
+    again = sweeper.sweep(START + timedelta(days=13, hours=1))
+    (timer,) = [t for t in table.timers_for("server", sid) if t.rule == "shelve"]
+    # a sweeper that crashed after publishing, before recording: the notice goes out again
+    notices.publish(owner_notice(timer, timer.notices[0]))
+    notices.close()
+
+    assert (early.notices_sent(), first.notices_sent(), second.notices_sent()) == (0, 1, 1)
+    assert again.notices_sent() == 0
+    subject = '[reclaim] Your server "analysis-vm" will be shelved on 2026-03-15'
+    assert settle(smtp, 2) == [(people.owner_email, subject)] * 2
+    texts = [m.get_body(("plain",)).get_content() for m in smtp.box.mails]  # type: ignore[union-attr]
+    assert "Sunday 15 March 2026 at 09:00 UTC, in 7 days" in texts[0]
+    assert "Sunday 15 March 2026 at 09:00 UTC, in 1 day." in texts[1]
+    assert f"openstack server start {sid}" in texts[0]
+    html = smtp.box.mails[0].get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<li>openstack server start " in html
+
+
+def notice_for(people: People, n: int, kind: str = "delete_upcoming") -> NoticeMessage:
+    return NoticeMessage(
+        kind=kind, resource_type="server", resource_id=f"server-{n}", project_id=people.project_id,
+        user_id=people.owner_id, action="delete", due_at=START + timedelta(days=30 + n),
+        detail={"name": f"vm-{n}"}, dedupe_key=f"server|server-{n}|delete-shelved|{kind}|{n}",
+    )  # fmt: skip
+
+
+def test_a_project_notice_reaches_every_member_and_an_alert_the_operators(
+    people: People, smtp: Smtp, bus_url: str, run_mailer: Any
+) -> None:
+    run_mailer()
+    notices = OsloNotices(bus_url)
+    notices.publish(
+        NoticeMessage(
+            kind="cleanup_upcoming", resource_type="project", resource_id=people.project_id,
+            project_id=people.project_id, action="cleanup", due_at=START + timedelta(days=180),
+            detail={"contacts": "pi@example.edu"}, dedupe_key=f"project|{people.project_id}|c",
+        )
+    )  # fmt: skip
+    notices.publish(NoticeMessage(kind="sweep_cap_reached", resource_type="sweep",
+                                  resource_id="global", detail={"reason": "cap of 1 reached"}))  # fmt: skip
+    notices.close()
+    got = settle(smtp, 4)
+    subject = f"[reclaim] Project {people.project_id}: all resources will be deleted on 2026-08-28"
+    assert sorted(got) == sorted(
+        [
+            ("pi@example.edu", subject),
+            (people.owner_email, subject),
+            (people.member_email, subject),
+            ("ops@cloud.example.org", "[reclaim] ALERT: sweep stopped, circuit breaker open"),
+        ]
+    )
+
+
+def test_an_smtp_outage_delays_the_mail_but_neither_loses_nor_repeats_it(
+    people: People, smtp: Smtp, bus_url: str, run_mailer: Any, table: DynamoTimerStore
+) -> None:
+    run_mailer()
+    smtp.stop()
+    notices = OsloNotices(bus_url)
+    notices.publish(notice_for(people, 1))
+    notices.close()
+    time.sleep(2)
+    assert smtp.box.received() == []
+    smtp.start()
+    got = settle(smtp, 1)
+    subject = '[reclaim] Your shelved server "vm-1" will be deleted on 2026-04-01'
+    assert got == [(people.owner_email, subject)]
+    assert MailLedger(table).sent(notice_for(people, 1).notice_id, people.owner_email)
+
+
+class Process:
+    """``python -m reclaim.mailer`` as a child process, its log read in a thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reclaim.mailer"], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            self.proc.kill()
+            raise AssertionError("mailer did not start: " + "".join(self.lines[-20:]))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if "mailer_listening" in line:
+                self.ready.set()
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def term(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
+    keystone: SimServer, people: People, smtp: Smtp, bus_url: str, table: DynamoTimerStore,
+    mailer_settings: MailerSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    clouds = keystone.write_clouds_yaml(tmp_path / "clouds.yaml")
+    env = {
+        **os.environ,
+        "OS_CLIENT_CONFIG_FILE": str(clouds),
+        "OS_CLOUD": "sim-admin",
+        "RECLAIM_STORE_URL": f"{table.client.meta.endpoint_url}/{table.table}",
+        "RECLAIM_MAILER__TRANSPORT_URL": bus_url,
+        "RECLAIM_MAILER__SMTP_PORT": str(smtp.port),
+        "RECLAIM_MAILER__POOL": mailer_settings.pool,
+        "RECLAIM_MAILER__RETRY_DELAY": "0.2",
+    }
+    env.pop("RECLAIM_CONFIG", None)
+    smtp.box.delay = 0.3  # the mailer spends most of its time in SMTP DATA
+    first = Process(env)
+    notices = OsloNotices(bus_url)
+    expected = [notice_for(people, n) for n in range(1, 13)]
+    for notice in expected:
+        notices.publish(notice)
+    smtp.box.wait(4)
+    first.kill9()
+    before = len(smtp.box.received())
+    assert before < len(expected), "the stream was over before the kill"
+    # republished notices (a sweeper retrying) are not mailed again either
+    notices.publish(expected[0])
+    notices.close()
+    second = Process(env)
+    try:
+        got = settle(smtp, len(expected))
+    finally:
+        second.term()
+    subjects = Counter(s for _, s in got)
+    want = {f'[reclaim] Your shelved server "vm-{n}" will be deleted on {(START + timedelta(days=30 + n)).date()}' for n in range(1, 13)}  # fmt: skip
+    assert set(subjects) == want
+    assert all(c == 1 for c in subjects.values()), subjects
+    assert {to for to, _ in got} == {people.owner_email}
