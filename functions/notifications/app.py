@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reclaim.deadletters import DeadLetterSink
 from reclaim.serverless import notifications
-from reclaim.serverless.deadletters import DeadLetterSink
 from reclaim.serverless.runtime import runtime
 from reclaim.settings import PolicySettings
 from reclaim.store.port import TimerStore

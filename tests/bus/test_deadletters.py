@@ -9,11 +9,11 @@ from typing import Any
 import kombu
 import pytest
 
-from reclaim.bus.deadletters import DeadLetterStore, dead_letter
 from reclaim.bus.metrics import Metrics
 from reclaim.bus.pipeline import Pipeline
 from reclaim.bus.replay import replay
 from reclaim.bus.settings import BusSettings
+from reclaim.deadletters import DeadLetterStore, dead_letter
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
 from tests.bus.conftest import amqp_url, nova_event, oslo_time, queue_depth, wait_for

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.serverless.deadletters import TableDeadLetters
+from reclaim.deadletters import DeadLetterStore
 from reclaim.store import DynamoTimerStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +37,9 @@ def table_store() -> DynamoTimerStore:
 
 
 @pytest.fixture
-def deadletters(table_store: DynamoTimerStore) -> TableDeadLetters:
+def deadletters(table_store: DynamoTimerStore) -> DeadLetterStore:
     """Dead letters in the same table as ``table_store``."""
-    return TableDeadLetters(table_store.client, table_store.table)
+    return DeadLetterStore.beside(table_store)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from reclaim.cli import serverless as cli
+from reclaim.deadletters import DeadLetterStore
 from reclaim.serverless import local
-from reclaim.serverless.deadletters import TableDeadLetters
 from reclaim.store import open_store
 from tests.serverless.conftest import LAMBDA_EVENTS, fresh_table, lambda_event
 
@@ -28,7 +28,7 @@ def test_lambda_handler_runs_on_each_sample_batch(sample: str) -> None:
         failures = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         assert failures == ({"bad-truncated-body", "bad-payload"} if "failure" in sample else set())
     else:
-        letters = list(TableDeadLetters(store.client, store.table).list())
+        letters = list(DeadLetterStore.beside(store).list())
         assert len(response["dead_lettered"]) == len(letters) == (3 if "poison" in sample else 0)
     assert list(store.pending()), "the good records' timers are in the table"
 

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from reclaim import routes
 from reclaim.commands import TimerCommand
+from reclaim.deadletters import DeadLetterStore
 from reclaim.serverless import notifications
-from reclaim.serverless.deadletters import TableDeadLetters
 from reclaim.serverless.events import mq_event, mq_records
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore, StoreError, open_store
@@ -66,7 +66,7 @@ class BrokenStore:
 
 
 def test_mq_batch_stores_what_the_pure_pipeline_decides(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     event = lambda_event("mq-notifications")
     result = notifications.handle_mq(event, POLICY, table_store, deadletters, clock)
@@ -83,7 +83,7 @@ def test_mq_batch_stores_what_the_pure_pipeline_decides(
 
 
 def test_mq_poison_records_are_dead_lettered_and_the_good_ones_still_stored(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     event = lambda_event("mq-poison")
     result = notifications.handle_mq(event, POLICY, table_store, deadletters, clock)
@@ -97,18 +97,19 @@ def test_mq_poison_records_are_dead_lettered_and_the_good_ones_still_stored(
         "0c1d7a51-5a2e-4c1f-9a3b-7a1f00000002",
     }
 
-    letters = {d["ref"]: d for d in deadletters.list()}
+    letters = {d.ref: d for d in deadletters.list()}
     assert set(letters) == set(result.dead_lettered)
-    assert "not base64" in letters[f"{queue}#1"]["problem"]
-    assert letters[f"{queue}#1"]["body"] == "%%% not base64 %%%"  # what arrived is kept
-    assert "not JSON" in letters[f"{queue}#2"]["problem"]
-    assert letters[f"{queue}#2"]["body"] == "not json at all"
-    assert "payload.server_id" in letters[f"{queue}#3"]["problem"]
-    assert all(d["seen"] == 1 and d["source"] == queue for d in letters.values())
+    assert "not base64" in letters[f"{queue}#1"].reason
+    assert letters[f"{queue}#1"].body == "%%% not base64 %%%"  # what arrived is kept
+    assert "not JSON" in letters[f"{queue}#2"].reason
+    assert letters[f"{queue}#2"].body == "not json at all"
+    assert "payload.server_id" in letters[f"{queue}#3"].reason
+    assert all(d.deliveries == 1 and d.source == queue for d in letters.values())
+    assert [letters[f"{queue}#{i}"].stage for i in (1, 2, 3)] == ["decode", "parse", "parse"]
 
 
 def test_redelivered_batch_changes_no_timer_and_counts_poison_deliveries(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     event = lambda_event("mq-poison")
     first = notifications.handle_mq(event, POLICY, table_store, deadletters, clock)
@@ -119,11 +120,11 @@ def test_redelivered_batch_changes_no_timer_and_counts_poison_deliveries(
     assert second.written == 0 and second.unchanged == first.written
     letters = list(deadletters.list())
     assert len(letters) == 3, "one dead letter per distinct body, not per delivery"
-    assert {d["seen"] for d in letters} == {2}
+    assert {d.deliveries for d in letters} == {2}
 
 
 def test_transient_store_error_fails_the_whole_mq_batch(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     store = BrokenStore(table_store, "ProvisionedThroughputExceededException", after=1)
     with pytest.raises(StoreError):
@@ -132,18 +133,18 @@ def test_transient_store_error_fails_the_whole_mq_batch(
 
 
 def test_store_rejecting_a_record_is_poison_not_a_retry(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     store = BrokenStore(table_store, "ValidationException")
     result = notifications.handle_mq(
         lambda_event("mq-notifications"), POLICY, store, deadletters, clock
     )
     assert len(result.dead_lettered) == 3
-    assert all("store rejected" in d["problem"] for d in deadletters.list())
+    assert all("store rejected" in d.reason for d in deadletters.list())
 
 
 def test_policy_handler_crash_is_dead_lettered(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters, monkeypatch: pytest.MonkeyPatch
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def crash(notification: Any, policy: PolicySettings) -> list[TimerCommand]:
         raise KeyError("flavor")
@@ -153,12 +154,12 @@ def test_policy_handler_crash_is_dead_lettered(
         lambda_event("mq-notifications"), POLICY, table_store, deadletters, clock
     )
     assert result.applied == 0 and len(result.dead_lettered) == 3  # the unknown type is ignored
-    assert all("KeyError" in d["problem"] for d in deadletters.list())
+    assert all("KeyError" in d.reason for d in deadletters.list())
 
 
 def test_batch_fails_when_a_dead_letter_cannot_be_kept(table_store: DynamoTimerStore) -> None:
     class Unwritable:
-        def put(self, letter: Any, now: datetime) -> None:
+        def keep(self, letter: Any) -> None:
             raise StoreError("update_item: unreachable")
 
     with pytest.raises(StoreError):
@@ -167,20 +168,20 @@ def test_batch_fails_when_a_dead_letter_cannot_be_kept(table_store: DynamoTimerS
 
 def test_dead_letters_survive_dynamodb_reserved_words(store: DynamoTimerStore) -> None:
     """``source``, ``body``... are aliased: dynalite rejects reserved words as DynamoDB does."""
-    letters = TableDeadLetters(store.client, store.table)
+    letters = DeadLetterStore.beside(store)
     result = notifications.handle_mq(lambda_event("mq-poison"), POLICY, store, letters, clock)
-    assert {d["ref"] for d in letters.list()} == set(result.dead_lettered)
+    assert {d.ref for d in letters.list()} == set(result.dead_lettered)
 
 
 def test_binary_poison_body_is_kept_as_base64(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     body = b"\xff\xfe not utf-8"
     notifications.handle_mq(mq_event([body]), POLICY, table_store, deadletters, clock)
     (letter,) = deadletters.list()
-    assert letter["body_encoding"] == "base64"
-    assert base64.b64decode(letter["body"]) == body
-    assert "not UTF-8" in letter["problem"]
+    assert letter.body_encoding == "base64"
+    assert base64.b64decode(letter.body) == body
+    assert "not UTF-8" in letter.reason
 
 
 # -- SQS ---------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def test_sqs_store_outage_returns_the_failing_record_and_all_after_it(
 
 
 def test_handle_answers_each_source_in_its_own_terms(
-    table_store: DynamoTimerStore, deadletters: TableDeadLetters
+    table_store: DynamoTimerStore, deadletters: DeadLetterStore
 ) -> None:
     mq = notifications.handle(
         lambda_event("mq-notifications"), POLICY, table_store, deadletters, clock

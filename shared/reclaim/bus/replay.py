@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reclaim import routes
-from reclaim.bus.deadletters import DeadLetterStore
+from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import PolicySettings
 from reclaim.store.dynamodb import DynamoTimerStore
 

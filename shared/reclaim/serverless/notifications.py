@@ -9,8 +9,9 @@ Each record goes the way a message from the bus goes: :func:`reclaim.routes.pars
 * A *transient* failure (the store unreachable or throttling) may pass on the next delivery.
 
 Amazon MQ event sources have no partial batch response: an error returns the whole batch.
-So :func:`handle_mq` dead-letters poison records (durably, see
-:mod:`reclaim.serverless.deadletters`) and succeeds, and raises only on a transient store
+So :func:`handle_mq` dead-letters poison records (durably, in the format the listener
+writes and ``reclaim deadletters list|replay`` reads, see :mod:`reclaim.deadletters`) and
+succeeds, and raises only on a transient store
 error. The batch then comes back whole, which is safe: every timer write is conditional on
 event time, so the records already applied change nothing the second time.
 
@@ -24,13 +25,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
 from reclaim import routes
-from reclaim.serverless.deadletters import DeadLetter, DeadLetterSink, utcnow
+from reclaim.deadletters import DeadLetterSink, Stage, dead_letter
 from reclaim.serverless.events import MQ_SOURCE, Record, event_source, mq_records, sqs_records
 from reclaim.settings import PolicySettings
 from reclaim.store import StoreError
@@ -43,12 +44,19 @@ log = logging.getLogger("reclaim.serverless")
 _REJECTED = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 
 
-class Poison(Exception):
-    """A record that can never be processed; ``problem`` says why."""
+def utcnow() -> datetime:
+    """The current time, aware UTC (the one clock the adapters read)."""
+    return datetime.now(UTC)
 
-    def __init__(self, problem: str) -> None:
+
+class Poison(Exception):
+    """A record that can never be processed; ``problem`` says why, ``stage`` where."""
+
+    def __init__(self, problem: str, stage: Stage = "parse", event_type: str | None = None) -> None:
         super().__init__(problem)
         self.problem = problem
+        self.stage: Stage = stage
+        self.event_type = event_type
 
 
 @dataclass
@@ -92,7 +100,7 @@ def process(record: Record, policy: PolicySettings, store: TimerStore, result: B
     :class:`reclaim.store.StoreError` for a transient store failure.
     """
     if record.body is None:
-        raise Poison(record.problem or "no body")
+        raise Poison(record.problem or "no body", "decode")
     try:
         notification = routes.parse(record.body)
     except ParseError as exc:
@@ -104,13 +112,19 @@ def process(record: Record, policy: PolicySettings, store: TimerStore, result: B
         commands = routes.decide(notification, policy)
     except Exception as exc:  # pure code: whatever it raised, it raises on every delivery
         raise Poison(
-            f"policy for {notification.event_type} failed: {type(exc).__name__}: {exc}"
+            f"policy for {notification.event_type} failed: {type(exc).__name__}: {exc}",
+            "handler",
+            notification.event_type,
         ) from exc
     try:
         applied = store.apply(commands)
     except StoreError as exc:
         if _rejected(exc):
-            raise Poison(f"store rejected the timers of {notification.event_type}: {exc}") from exc
+            raise Poison(
+                f"store rejected the timers of {notification.event_type}: {exc}",
+                "store",
+                notification.event_type,
+            ) from exc
         raise
     result.applied += 1
     result.written += applied.written
@@ -132,8 +146,17 @@ def handle_mq(
             process(record, policy, store, result)
         except Poison as exc:
             # Kept before the batch is acknowledged; if this write fails the batch fails too.
-            deadletters.put(
-                DeadLetter(record.evidence(), exc.problem, record.source, record.ref), clock()
+            deadletters.keep(
+                dead_letter(
+                    record.evidence(),
+                    stage=exc.stage,
+                    reason=exc.problem,
+                    source=record.source,
+                    ref=record.ref,
+                    message_id=record.message_id,
+                    event_type=exc.event_type,
+                    now=clock(),
+                )
             )
             result.dead_lettered.append(record.ref)
             log.warning("dead-lettered %s: %s", record.ref, exc.problem)

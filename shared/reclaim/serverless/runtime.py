@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from reclaim.serverless.deadletters import TableDeadLetters
+from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import Settings, load_settings
 from reclaim.store import DynamoTimerStore, open_store
 
@@ -22,7 +22,7 @@ class Runtime:
 
     settings: Settings
     store: DynamoTimerStore
-    deadletters: TableDeadLetters
+    deadletters: DeadLetterStore
 
 
 _current: Runtime | None = None
@@ -38,7 +38,7 @@ def runtime() -> Runtime:
         )
         settings = load_settings()
         store = open_store(settings.store_url)
-        _current = Runtime(settings, store, TableDeadLetters(store.client, store.table))
+        _current = Runtime(settings, store, DeadLetterStore.beside(store))
     return _current
 
 
