@@ -339,3 +339,10 @@ def test_a_late_timer_warns_first_and_acts_a_lead_time_later(
     assert [o.result for o in last.outcomes] == ["done"]
     assert world.shelves(sid) == 1
     assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "shelved"]
+
+
+@pytest.mark.slow
+def test_two_sweepers_over_1000_due_timers_act_exactly_once(world: World, sim_server: Any) -> None:
+    reports = _race(world, sim_server, 1000, f"memory://{world.store.table}")
+    assert sum(o.result == "done" for r in reports for o in r.outcomes) == 1000
+    assert all(r.outcomes for r in reports)  # both did part of the work
