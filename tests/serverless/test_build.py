@@ -65,7 +65,7 @@ def test_env_layer_fits_lambda_limits(env_build: tuple[Path, BuildReport]) -> No
     assert report.layer.unzipped + report.functions["notifications"].unzipped < MAX_UNZIPPED
     assert report.layer.zipped < MAX_ZIPPED_DIRECT
     tops = {n.split("/")[1] for n in _names(report.layer.path) if n.count("/") > 1}
-    assert {"reclaim", "pydantic", "boto3", "botocore", "openstack"} <= tops
+    assert {"reclaim", "pydantic", "boto3", "botocore", "openstack", "kombu", "amqp"} <= tops
     assert not {"moto", "oslo_messaging", "eventlet"} & tops
 
 

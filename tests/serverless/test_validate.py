@@ -83,10 +83,10 @@ MISTAKES: dict[str, tuple[Callable[[str], str], str, str]] = {
     "function folder that does not exist": (
         _replace(
             "      CodeUri: functions/notifications/\n      Events:\n        Notifications:\n          Type: MQ",
-            "      CodeUri: functions/sweeper/\n      Events:\n        Notifications:\n          Type: MQ",
+            "      CodeUri: functions/mailer/\n      Events:\n        Notifications:\n          Type: MQ",
         ),
         "handler",
-        "functions/sweeper/ is not a folder",
+        "functions/mailer/ is not a folder",
     ),
     "policy on a resource that does not exist": (
         _replace(

@@ -50,6 +50,14 @@ EXCLUDED: dict[str, str] = {
     "manylinux2014 wheels for Lambda's python3.11)",
 }
 
+#: Distributions the layer needs beyond the project's runtime dependencies, and why. kombu
+#: comes to the bus through oslo.messaging, which the layer leaves out; the sweeper's notice
+#: publisher on Lambda uses it directly (pure Python, as are amqp and vine). Pinned by
+#: ``constraints.txt``.
+LAYER_EXTRAS: dict[str, str] = {
+    "kombu": "notices from the sweeper function (reclaim.serverless.notices)",
+}
+
 Deps = Literal["pip", "env", "none"]
 _SKIP_DIRS = {"__pycache__", "bin"}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -61,11 +69,15 @@ def canonical(name: str) -> str:
 
 
 def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """The project's runtime dependencies from ``pyproject.toml``, minus :data:`EXCLUDED`."""
+    """The project's runtime dependencies from ``pyproject.toml``, minus :data:`EXCLUDED`,
+    plus :data:`LAYER_EXTRAS`."""
     from packaging.requirements import Requirement
 
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    return [r for r in project["dependencies"] if canonical(Requirement(r).name) not in EXCLUDED]
+    named = [r for r in project["dependencies"] if canonical(Requirement(r).name) not in EXCLUDED]
+    return named + [
+        n for n in LAYER_EXTRAS if n not in {canonical(Requirement(r).name) for r in named}
+    ]
 
 
 @dataclass(frozen=True)

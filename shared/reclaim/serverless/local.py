@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,8 @@ def find(name: str, template: Mapping[str, Any] | None = None) -> LocalFunction:
 
 @contextmanager
 def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in variables}
+    # The sweeper points openstacksdk at the clouds.yaml it wrote: undone here as well.
+    saved = {k: os.environ.get(k) for k in [*variables, "OS_CLIENT_CONFIG_FILE"]}
     os.environ.update(variables)
     runtime.reset()
     try:
@@ -138,14 +139,56 @@ def load_handler(fn: LocalFunction) -> Any:
     return getattr(module, attr)
 
 
-def invoke(name: str, event: Any, store_url: str | None = None) -> Any:
+def invoke(
+    name: str,
+    event: Any,
+    store_url: str | None = None,
+    *,
+    environment: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Run function ``name``'s ``lambda_handler`` on ``event`` here; return its response.
 
-    The store defaults to ``memory://<table>`` (moto, table built from the template).
+    The store defaults to ``memory://<table>`` (moto, table built from the template);
+    ``environment`` overrides the template's variables; ``timeout`` the function's. A
+    function that reads clouds.yaml from a secret (the sweeper) gets, when neither the
+    secret nor ``OS_CLIENT_CONFIG_FILE`` is given, a simulated cloud started in this process.
     """
     fn = find(name)
     table = _parameters(load_template())[TABLE_RESOURCE]
-    variables = {**fn.environment, "RECLAIM_STORE_URL": store_url or f"memory://{table}"}
+    variables = {
+        **fn.environment,
+        "RECLAIM_STORE_URL": store_url or f"memory://{table}",
+        **(environment or {}),
+    }
     handler = load_handler(fn)
-    with _environment(variables):
-        return handler(event, LocalContext(fn.logical_id, fn.timeout, fn.memory_mb))
+    context = LocalContext(fn.logical_id, timeout or fn.timeout, fn.memory_mb)
+    with ExitStack() as stack:
+        if _wants_local_cloud(variables):
+            variables.update(stack.enter_context(_simulated_cloud()))
+        stack.enter_context(_environment(variables))
+        return handler(event, context)
+
+
+def _wants_local_cloud(variables: Mapping[str, str]) -> bool:
+    return (
+        "CLOUDS_YAML_SECRET" in variables
+        and not variables["CLOUDS_YAML_SECRET"]
+        and not os.environ.get("OS_CLIENT_CONFIG_FILE")
+        and "OS_CLIENT_CONFIG_FILE" not in variables
+    )
+
+
+@contextmanager
+def _simulated_cloud() -> Iterator[dict[str, str]]:
+    """An empty simulated cloud on 127.0.0.1 and the variables that point openstacksdk at it."""
+    import tempfile
+
+    from reclaim.sim import Cloud, SimServer
+    from reclaim.sim.server import ADMIN_CLOUD
+
+    cloud = Cloud()
+    with tempfile.TemporaryDirectory(prefix="reclaim-sim-") as tmp, SimServer(cloud) as server:
+        path = server.write_clouds_yaml(Path(tmp) / "clouds.yaml")
+        yield {"OS_CLIENT_CONFIG_FILE": str(path), "OS_CLOUD": ADMIN_CLOUD}
+    cloud.close()

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import Settings, load_settings
 from reclaim.store import DynamoTimerStore, open_store
+
+if TYPE_CHECKING:
+    from reclaim.serverless.sweeper import SweeperDeps
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Runtime:
 
 
 _current: Runtime | None = None
+_sweeper: SweeperDeps | None = None
 
 
 def runtime() -> Runtime:
@@ -42,7 +47,19 @@ def runtime() -> Runtime:
     return _current
 
 
+def sweeper_deps() -> SweeperDeps:
+    """The sweeper's adapters (cloud, notices) on this environment's runtime, built once."""
+    global _sweeper
+    if _sweeper is None:
+        from reclaim.serverless.sweeper import build_deps
+
+        env = runtime()
+        _sweeper = build_deps(env.settings, env.store)
+    return _sweeper
+
+
 def reset() -> None:
     """Forget the runtime, so the next call reads the environment again."""
-    global _current
+    global _current, _sweeper
     _current = None
+    _sweeper = None
