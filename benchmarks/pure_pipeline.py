@@ -47,7 +47,11 @@ def _rate(fn: Callable[[str], Any], bodies: list[str]) -> float:
 def main() -> None:
     policy = PolicySettings()
     families = {
-        "versioned": ["nova/instance.power_off.end", "nova/instance.shelve.end", "nova/instance.power_on.end"],
+        "versioned": [
+            "nova/instance.power_off.end",
+            "nova/instance.shelve.end",
+            "nova/instance.power_on.end",
+        ],
         "legacy": [
             "nova-legacy/compute.instance.power_off.end",
             "nova-legacy/compute.instance.shelve.end",

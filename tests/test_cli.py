@@ -110,11 +110,23 @@ def test_timers_list_rejects_a_bad_time() -> None:
     assert result.exit_code == 2 and "--due-before" in result.output
 
 
-def test_demo_tells_the_story() -> None:
+def test_demo_plays_the_whole_policy() -> None:
     out = run("demo")
     assert out.returncode == 0, out.stderr
-    assert "instance.power_off.end" in out.stdout and "notify shelve_upcoming" in out.stdout
-    rows = json.loads(run("demo", "--json").stdout)
-    assert {"shelve", "delete", "cleanup", "delete_images", "scan_dependents"} <= {
-        r["action"] for r in rows
-    }
+    text = out.stdout
+    for line in (
+        "shelve_upcoming -> ana (analysis)",
+        "action shelve server analysis: done",
+        "action shelve server viz: done",
+        "action delete server pipeline: done",
+        "image_going_away -> ana (genomics-toolkit)",
+        "action cleanup project genomics: done",
+    ):
+        assert line in text, line
+    assert "shelve server notebook" not in text  # restarted in time
+    assert "server course" not in text  # exempt
+    story = json.loads(run("demo", "--json").stdout)
+    status = {s["name"]: s["status"] for s in story["servers"]}
+    assert status == {"notebook": "ACTIVE", "course": "SHUTOFF"}
+    kinds = [line["kind"] for line in story["timeline"]]
+    assert kinds.index("notice") < kinds.index("action")  # warned before anything happens

@@ -180,6 +180,32 @@ class SweepSettings(BaseModel):
     )
 
 
+class ReconcileSettings(BaseModel):
+    """How ``reclaim reconcile`` (and the periodic reconcile of ``reclaim run``) reads the cloud."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval: Duration = Field(
+        parse_duration("1d"), description="time between two periodic reconciles"
+    )
+    first_install_grace: Duration = Field(
+        parse_duration("14d"),
+        description="on first install, no action falls due sooner than this after the reconcile",
+    )
+    page_size: int = Field(1000, ge=1, le=1000, description="servers per listing request")
+
+
+class RunSettings(BaseModel):
+    """The daemon (``reclaim run``): how often it sweeps (``reconcile.interval``: how often it reconciles)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep_every: Duration = Field(parse_duration("5m"), description="time between sweeps")
+    cloud: str | None = Field(
+        None, description="clouds.yaml entry to act through (default: OS_CLOUD)"
+    )
+
+
 class MailerSettings(BaseModel):
     """``reclaim mailer``: where notices are read from, how people are found, how mail goes."""
 
@@ -232,6 +258,8 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
     mailer: MailerSettings = Field(default_factory=MailerSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     store_url: str = Field(
         "memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE"
     )

@@ -6,7 +6,7 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core, serverless, sweep
+from reclaim.cli import bus, core, mailer, reconcile, run, serverless, sweep
 
 app = typer.Typer(
     name="reclaim",
@@ -19,6 +19,9 @@ core.register(app)
 bus.register(app)
 serverless.register(app)
 sweep.register(app)
+run.register(app)
+reconcile.register(app)
+mailer.register(app)
 
 
 def _mount_sim() -> None:

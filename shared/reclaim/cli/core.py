@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from reclaim import routes
 from reclaim.cli.common import event_files, fail, print_json
@@ -18,8 +20,6 @@ from reclaim.store import StoreError, open_store
 from reclaim.store.port import TimerStore
 from reclaim.views import pending_rows, rows_table
 from reclaim.wire import ParseError, parse_timestamp
-
-EVENTS_DIR = Path(__file__).resolve().parents[3] / "events"
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")]
 StoreOpt = Annotated[
@@ -122,28 +122,44 @@ def timers_list(
 
 
 def demo(json_out: JsonOpt = False) -> None:
-    """Replay the sample stream in events/streams into a fresh embedded store and show it."""
-    stream = sorted((EVENTS_DIR / "streams").glob("*.json"))
-    if not stream:
-        fail(f"no sample stream under {EVENTS_DIR / 'streams'}")
-    settings = _settings()
-    timer_store = open_store("memory://reclaim-demo")
+    """Play the whole policy on embedded parts and print the timeline and the final state.
+
+    A simulated cloud (served over HTTP on 127.0.0.1), an in-memory bus, an in-process
+    store and a simulated clock: servers stopped, suspended, restarted in time, shelved and
+    deleted; an allocation that ends, its project cleaned up, its community image's users
+    warned; an exempt server left alone.
+    """
+    from reclaim.demo import running
+
+    started = time.monotonic()
+    with running(_settings()) as game:
+        story = game.play()
+    if json_out:
+        print_json(
+            {
+                "timeline": [line.as_json() for line in story.lines],
+                "servers": story.servers,
+                "images": story.images,
+            }
+        )
+        return
     console = Console()
-    for _path, body in event_files(stream):
-        notification = routes.parse(body)
-        if notification is None:
-            continue
-        commands = routes.decide(notification, settings.policy)
-        timer_store.apply(commands)
-        if not json_out:
-            what = (
-                ", ".join(sorted({f"{c.op} {c.action}" for c in commands if c.action != "notify"}))
-                or "no change"
-            )
-            console.print(
-                f"[dim]{notification.timestamp:%Y-%m-%d %H:%M}[/] [bold]{notification.event_type}[/] -> {what}"
-            )
-    _show(pending_rows(timer_store.pending()), json_out, "Pending timers after the stream")
+    styles = {"event": "bold", "notice": "cyan", "action": "green", "skip": "yellow"}
+    for line in story.lines:
+        style = styles.get(line.kind, "")
+        console.print(f"[dim]{line.at:%Y-%m-%d}[/] [{style}]{line.kind:6}[/] {line.text}")
+    table = Table(title="The cloud afterwards", title_justify="left")
+    for col in ("server", "project", "status"):
+        table.add_column(col)
+    for row in sorted(story.servers, key=lambda r: (r["project"], r["name"])):
+        table.add_row(row["name"], row["project"], row["status"])
+    console.print(table)
+    gone = {"analysis", "viz", "notebook", "pipeline", "course", "assembler"} - {
+        r["name"] for r in story.servers
+    }
+    if gone:
+        console.print(f"deleted: {', '.join(sorted(gone))}")
+    console.print(f"[dim]played in {time.monotonic() - started:.1f} s of wall time[/]")
 
 
 def _show(rows: list[dict[str, Any]], json_out: bool, title: str) -> None:

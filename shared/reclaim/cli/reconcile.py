@@ -15,8 +15,7 @@ from reclaim.cli.common import fail, print_json
 from reclaim.durations import parse_duration
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import ReconcileReport, reconcile
-from reclaim.reconcile.settings import ReconcileSettings
-from reclaim.settings import Settings, load_settings
+from reclaim.settings import ReconcileSettings, Settings, load_settings
 from reclaim.store import StoreError, open_store
 
 
@@ -107,7 +106,7 @@ def reconcile_command(
 ) -> None:
     """Compare the timers with the cloud's servers; create missing, cancel stale, report drift."""
     settings = _settings()
-    options: ReconcileSettings = getattr(settings, "reconcile", ReconcileSettings())
+    options: ReconcileSettings = settings.reconcile
     try:
         grace_td = parse_duration(grace) if grace else options.first_install_grace
     except ValueError as exc:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reclaim.commands import TimerCommand
 from reclaim.reconcile.cloud import OpenStackServers, ServerSource
@@ -26,11 +26,8 @@ from reclaim.reconcile.observe import (
     plan_server,
     server_notification,
 )
-from reclaim.reconcile.settings import ReconcileSettings
+from reclaim.settings import PolicySettings, ReconcileSettings, Settings
 from reclaim.store.port import TimerStore
-
-if TYPE_CHECKING:
-    from reclaim.settings import PolicySettings, Settings
 
 #: Changes that make the store differ from the cloud.
 DRIFT = ("create", "cancel", "move")
@@ -220,11 +217,10 @@ def reconcile(
     still wins. ``first_install`` is the grace of :func:`reclaim.reconcile.observe.first_install`.
     With ``dry_run`` nothing is written; the report says what would change.
     """
-    if hasattr(settings, "policy"):
-        policy: PolicySettings = settings.policy
-        options: ReconcileSettings = getattr(settings, "reconcile", ReconcileSettings())
-    else:
+    if isinstance(settings, PolicySettings):
         policy, options = settings, ReconcileSettings()
+    else:
+        policy, options = settings.policy, settings.reconcile
     source = _source(conn_or_port, options.page_size)
     report = ReconcileReport(
         started=now, dry_run=dry_run, first_install_grace=first_install, project=project

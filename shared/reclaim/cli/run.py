@@ -1,0 +1,76 @@
+"""``reclaim run``: the long-lived service next to an OpenStack cloud."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from reclaim.cli.common import fail
+
+
+def run(
+    store: Annotated[str | None, typer.Option("--store", help="Timer store URL.")] = None,
+    cloud: Annotated[
+        str | None,
+        typer.Option("--cloud", help="clouds.yaml entry (default: run.cloud or OS_CLOUD)."),
+    ] = None,
+    transport_url: Annotated[
+        str | None, typer.Option("--transport-url", help="oslo.messaging transport URL.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+) -> None:
+    """Listen to notifications; sweep every run.sweep_every; reconcile every reconcile.interval.
+
+    Logs are JSON lines on stderr; Prometheus metrics on bus.metrics_port (listener and
+    sweeps). Notices go to the same bus as the events it listens to.
+    """
+    import openstack
+
+    from reclaim.bus import log
+    from reclaim.bus.listener import Listener
+    from reclaim.cli.sweep import owner_id
+    from reclaim.daemon import Daemon
+    from reclaim.reconcile.engine import reconcile as reconcile_cloud
+    from reclaim.settings import load_settings
+    from reclaim.store import StoreError, open_store
+    from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
+
+    log.configure(log_level)
+    try:
+        settings = load_settings()
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+    bus = (
+        settings.bus
+        if transport_url is None
+        else settings.bus.model_copy(update={"transport_url": transport_url})
+    )
+    try:
+        timer_store = open_store(store or settings.store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+    try:
+        conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
+    except Exception as exc:
+        fail(f"cloud: {exc}")
+    sweeper = Sweeper(
+        timer_store, OpenStackCloud(conn), OsloNotices(bus.transport_url), settings.policy,
+        owner_id(), settings.sweep,
+    )  # fmt: skip
+    listener = Listener(bus, timer_store, settings.policy)
+
+    def reconcile(now: datetime) -> Any:
+        return reconcile_cloud(conn, timer_store, settings, now).by_rule()
+
+    try:
+        Daemon(listener, sweeper, settings, reconcile=reconcile).run()
+    except OSError as exc:
+        fail(f"run: {exc}", 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to ``app``."""
+    app.command()(run)

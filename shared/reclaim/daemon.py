@@ -1,0 +1,116 @@
+"""``reclaim run``: the listener and a periodic sweeper (and reconciliation) in one process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from reclaim.bus.listener import Listener
+from reclaim.bus.log import emit
+from reclaim.settings import Settings
+from reclaim.sweeper import Sweeper
+
+Reconcile = Callable[[datetime], Any]
+
+
+class Daemon:
+    """Consumes events continuously; sweeps every ``run.sweep_every``; reconciles every
+    ``reconcile.interval`` (0: never). SIGTERM or SIGINT: stop consuming, finish the sweep in
+    flight, exit."""
+
+    def __init__(
+        self,
+        listener: Listener,
+        sweeper: Sweeper,
+        settings: Settings,
+        *,
+        reconcile: Reconcile | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.listener = listener
+        self.sweeper = sweeper
+        self.settings = settings
+        self.reconcile = reconcile
+        self.clock = clock
+        self._stop = threading.Event()
+        registry = listener.metrics.registry
+        self.sweeps = Counter("reclaim_sweeps", "Sweeps run", ["outcome"], registry=registry)
+        self.results = Counter(
+            "reclaim_sweep_results",
+            "Timers a sweep looked at, by result",
+            ["result"],
+            registry=registry,
+        )
+        self.sweep_seconds = Histogram(
+            "reclaim_sweep_seconds", "Duration of one sweep", registry=registry
+        )
+        self.reconciles = Counter(
+            "reclaim_reconciles", "Reconciliations run", ["outcome"], registry=registry
+        )
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask :meth:`run` to stop (signal handler)."""
+        if signum is not None:
+            emit("signal", signal=signal.Signals(signum).name)
+        self._stop.set()
+
+    def sweep_once(self) -> None:
+        """One sweep at the current time; a failure is logged and counted, never fatal."""
+        started = time.perf_counter()
+        try:
+            report = self.sweeper.sweep(self.clock())
+        except Exception as exc:  # the next sweep retries; the timers stay pending
+            self.sweeps.labels("error").inc()
+            emit("sweep_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:500])
+            return
+        self.sweep_seconds.observe(time.perf_counter() - started)
+        self.sweeps.labels(report.stopped or "complete").inc()
+        counts = report.counts()
+        for result, n in counts.items():
+            self.results.labels(result).inc(n)
+        emit("swept", counts=dict(counts), notices=report.notices_sent(), alerts=report.alerts[:5],
+             stopped=report.stopped or None)  # fmt: skip
+
+    def reconcile_once(self) -> None:
+        """One reconciliation; a failure is logged and counted, never fatal."""
+        if self.reconcile is None:
+            return
+        try:
+            result = self.reconcile(self.clock())
+        except Exception as exc:
+            self.reconciles.labels("error").inc()
+            emit("reconcile_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:500])
+            return
+        self.reconciles.labels("complete").inc()
+        emit("reconciled", report=str(result)[:500])
+
+    def run(self) -> None:
+        """Start the listener, then sweep (and reconcile) on schedule until told to stop."""
+        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        sweep_every = self.settings.run.sweep_every.total_seconds()
+        reconcile_every = self.settings.reconcile.interval.total_seconds()
+        try:
+            self.listener.start()
+            next_sweep = time.monotonic()
+            next_reconcile = time.monotonic() if reconcile_every > 0 else float("inf")
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_reconcile:
+                    self.reconcile_once()
+                    next_reconcile = time.monotonic() + reconcile_every
+                if now >= next_sweep:
+                    self.sweep_once()
+                    next_sweep = time.monotonic() + sweep_every
+                self._stop.wait(max(0.05, min(next_sweep, next_reconcile) - time.monotonic()))
+        finally:
+            self.listener.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
