@@ -178,6 +178,11 @@ class SweepSettings(BaseModel):
         description="project tag or true property that must still mark the allocation ended "
         "for a cleanup (empty: not required)",
     )
+    cleanup_cloud: str = Field(
+        "",
+        description="clouds.yaml entry of reclaim's cleanup user, who holds no admin role; "
+        "project cleanups are scoped to the target project as this user (empty: no cleanups)",
+    )
 
 
 class ReconcileSettings(BaseModel):

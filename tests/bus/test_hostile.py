@@ -10,8 +10,8 @@ from typing import Any
 import kombu
 import pytest
 
-from reclaim.bus.deadletters import DeadLetterStore
 from reclaim.bus.settings import BusSettings
+from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
 from tests.bus.conftest import (

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from reclaim.bus.deadletters import DeadLetterStore
 from reclaim.bus.publisher import Publisher
 from reclaim.bus.settings import BusSettings
+from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
 from tests.bus.conftest import (

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reclaim.bus.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.bus.log import emit
 from reclaim.bus.metrics import Metrics
+from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.oslo import messaging
 from reclaim.store import StoreError
 

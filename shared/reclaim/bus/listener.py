@@ -22,13 +22,13 @@ from types import FrameType
 from typing import Any
 
 from reclaim.bus import guard
-from reclaim.bus.deadletters import DeadLetterStore
 from reclaim.bus.log import emit
 from reclaim.bus.metrics import Metrics
 from reclaim.bus.pipeline import Observer, Pipeline, envelope_of
 from reclaim.bus.settings import BusSettings
 from reclaim.bus.targets import Subscription, subscription
 from reclaim.bus.transport import notification_transport
+from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
 from reclaim.settings import PolicySettings
 from reclaim.store import StoreError

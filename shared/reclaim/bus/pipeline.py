@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reclaim import routes
-from reclaim.bus.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.bus.log import emit
 from reclaim.bus.metrics import Metrics
 from reclaim.commands import TimerCommand
+from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.settings import PolicySettings
 from reclaim.store import StoreError
 from reclaim.store.port import ApplyResult, TimerStore

@@ -187,7 +187,7 @@ def deadletters_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List the dead letters: what could not be used, when, and why."""
-    from reclaim.bus.deadletters import DeadLetterStore
+    from reclaim.deadletters import DeadLetterStore
     from reclaim.store import StoreError
 
     letters_store = DeadLetterStore.beside(_store(store))

@@ -31,12 +31,12 @@ def run(
 
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
-    from reclaim.cli.sweep import owner_id
+    from reclaim.cli.sweep import cloud_port, owner_id
     from reclaim.daemon import Daemon
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
     from reclaim.settings import load_settings
     from reclaim.store import StoreError, open_store
-    from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
+    from reclaim.sweeper import OsloNotices, Sweeper
 
     log.configure(log_level)
     try:
@@ -57,7 +57,7 @@ def run(
     except Exception as exc:
         fail(f"cloud: {exc}")
     sweeper = Sweeper(
-        timer_store, OpenStackCloud(conn), OsloNotices(bus.transport_url), settings.policy,
+        timer_store, cloud_port(conn, settings), OsloNotices(bus.transport_url), settings.policy,
         owner_id(), settings.sweep,
     )  # fmt: skip
     listener = Listener(bus, timer_store, settings.policy)

@@ -26,6 +26,7 @@ from reclaim.sweeper import (
     Sweeper,
     SweepReport,
 )
+from reclaim.sweeper.cloud import cleanup_connector
 from reclaim.sweeper.notices import NoticePort
 from reclaim.timers import Timer
 
@@ -62,6 +63,20 @@ def _now(text: str | None) -> datetime:
     except ValueError:
         fail(f"--now {text!r}: not an ISO 8601 time")
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cloud_port(conn: Any, settings: Settings) -> OpenStackCloud:
+    """The cloud as the sweeper sees it; project cleanup runs as ``sweep.cleanup_cloud``."""
+    entry = settings.sweep.cleanup_cloud
+    if not entry:
+        return OpenStackCloud(conn)
+    import openstack
+
+    try:
+        cleaner = openstack.connect(cloud=entry).current_user_id
+    except Exception as exc:
+        fail(f"sweep.cleanup_cloud {entry!r}: {exc}")
+    return OpenStackCloud(conn, cleanup_connect=cleanup_connector(entry), cleanup_user_id=cleaner)
 
 
 def owner_id() -> str:
@@ -145,7 +160,12 @@ def sweep(
     # notice (retried next sweep), it never loses it.
     notices: NoticePort = RecordingNotices() if dry else OsloNotices(url)
     sweeper = Sweeper(
-        timer_store, OpenStackCloud(conn), notices, settings.policy, owner_id(), sweep_settings
+        timer_store,
+        cloud_port(conn, settings),
+        notices,
+        settings.policy,
+        owner_id(),
+        sweep_settings,
     )
     when = _now(now)
     console = Console(stderr=True)
