@@ -41,6 +41,8 @@ class Daemon:
         self.reconcile = reconcile
         self.clock = clock
         self._stop = threading.Event()
+        #: Set once the listener consumes (events published before that may find no queue).
+        self.ready = threading.Event()
         registry = listener.metrics.registry
         self.sweeps = Counter("reclaim_sweeps", "Sweeps run", ["outcome"], registry=registry)
         self.results = Counter(
@@ -94,11 +96,16 @@ class Daemon:
 
     def run(self) -> None:
         """Start the listener, then sweep (and reconcile) on schedule until told to stop."""
-        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals reach only it
+            previous = {
+                s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)
+            }
         sweep_every = self.settings.run.sweep_every.total_seconds()
         reconcile_every = self.settings.reconcile.interval.total_seconds()
         try:
             self.listener.start()
+            self.ready.set()
             next_sweep = time.monotonic()
             next_reconcile = time.monotonic() if reconcile_every > 0 else float("inf")
             while not self._stop.is_set():

@@ -1,0 +1,104 @@
+"""``reclaim run``: events in, sweeps on schedule, SIGTERM out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reclaim.bus.listener import Listener
+from reclaim.bus.settings import BusSettings
+from reclaim.daemon import Daemon
+from reclaim.settings import Settings, SweepSettings
+from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
+from reclaim.store import open_store
+from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+
+BUS = "kombu+memory:////"
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_events_become_timers_and_the_periodic_sweep_acts_on_them() -> None:
+    clock = SimClock(T0)
+    cloud = Cloud(clock=clock, config=SimConfig(notification_format="versioned"), transport_url=BUS)
+    settings = Settings(run={"sweep_every": "0.2s"}, reconcile={"interval": "0s"})
+    store = open_store(f"memory://daemon-{uuid.uuid4().hex[:8]}")
+    notices = RecordingNotices()
+    with SimServer(cloud) as server:
+        listener = Listener(
+            BusSettings(transport_url=BUS, pool=f"daemon-{uuid.uuid4().hex[:6]}", metrics_port=0,
+                        durable_queues=False),
+            store, settings.policy,
+        )  # fmt: skip
+        sweeper = Sweeper(
+            store, OpenStackCloud(server.connect()), notices, settings.policy, "test",
+            SweepSettings(min_notice_lead="0s", retry_sleep=0.01),
+        )  # fmt: skip
+        daemon = Daemon(listener, sweeper, settings, clock=clock.now)
+        thread = threading.Thread(target=daemon.run)
+        thread.start()
+        assert daemon.ready.wait(30), "the listener did not start"
+        try:
+            project = cloud.identity.create_project("p")
+            user = cloud.identity.create_user("u", email="u@example.org")
+            cloud.identity.grant(user.id, project.id, "member")
+            image = cloud.image.create_image(
+                owner=None, name="img", visibility="public", status="active"
+            )
+            vm = cloud.compute.create_server(
+                project_id=project.id, user_id=user.id, name="vm", image_id=image.id
+            )
+            cloud.compute.action(cloud.ctx(user.id, project.id), vm.id, "os-stop")
+            deadline = time.monotonic() + 30
+            while not any(t.rule == "shelve" for t in store.pending()):
+                assert time.monotonic() < deadline, "the listener never stored the shelve timer"
+                time.sleep(0.05)
+            clock.advance(timedelta(days=15))
+            while cloud.compute.servers[vm.id].status != "SHELVED_OFFLOADED":
+                assert time.monotonic() < deadline, "the periodic sweep never shelved the server"
+                time.sleep(0.05)
+        finally:
+            daemon.request_stop()
+            thread.join(timeout=30)
+        assert not thread.is_alive()
+        kinds = [m.kind for m in notices.messages]
+        assert kinds[:2] == ["shelve_upcoming", "shelve_upcoming"] and "shelved" in kinds
+        assert daemon.sweeps.labels("complete")._value.get() >= 1
+
+
+def test_reclaim_run_exits_0_on_sigterm(tmp_path: Path) -> None:
+    cloud = Cloud(clock=SimClock(T0))
+    with SimServer(cloud) as server:
+        server.write_clouds_yaml(tmp_path / "clouds.yaml")
+        env = {
+            **os.environ,
+            "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
+            "OS_CLOUD": "sim-admin",
+            "RECLAIM_STORE_URL": "memory://run",
+            "RECLAIM_BUS__TRANSPORT_URL": BUS,
+            "RECLAIM_BUS__DURABLE_QUEUES": "false",
+            "RECLAIM_BUS__METRICS_PORT": "0",
+            "RECLAIM_RUN__SWEEP_EVERY": "0.5s",
+        }
+        exe = Path(sys.executable).with_name("reclaim")
+        proc = subprocess.Popen([str(exe), "run"], env=env, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if '"swept"' in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+        lines.append(rest or "")
+    log = "".join(lines)
+    assert proc.returncode == 0, log
+    assert '"listening"' in log and '"swept"' in log and '"stopped"' in log
