@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reclaim.cli.common import event_files, fail, print_json
+from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, store_or_exit
 
 TransportOpt = Annotated[
     str | None,
@@ -39,15 +39,7 @@ def _bus(**overrides: Any) -> Any:
 
 
 def _store(url: str | None) -> Any:
-    from reclaim.settings import load_settings
-    from reclaim.store import StoreError, open_store
-
-    try:
-        return open_store(url or load_settings().store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
-    except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+    return store_or_exit(url, settings_or_exit())
 
 
 def listen(

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+
+from reclaim.settings import Settings, load_settings
+from reclaim.store import DynamoTimerStore, StoreError, open_store
+from reclaim.wire import parse_timestamp
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -42,3 +47,29 @@ def event_files(paths: list[Path]) -> Iterator[tuple[Path, Any]]:
 def print_json(data: Any) -> None:
     """Write ``data`` to stdout as indented JSON."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def settings_or_exit() -> Settings:
+    """reclaim's settings; a bad config file or variable exits 2 with one line saying which."""
+    try:
+        return load_settings()
+    except Exception as exc:
+        fail(f"settings: {exc}".replace("\n", " "))
+
+
+def store_or_exit(url: str | None, settings: Settings) -> DynamoTimerStore:
+    """The timer store at ``url`` (default: the settings'); a bad URL or endpoint exits 2."""
+    try:
+        return open_store(url or settings.store_url)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        fail(f"store: {exc}")
+
+
+def instant_or_exit(text: str | None, option: str = "--now") -> datetime:
+    """An ISO-8601 time from an option (UTC when it names no zone), or now when absent."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        fail(f"{option} {text!r}: not an ISO 8601 time")

@@ -13,11 +13,16 @@ from rich.console import Console
 from rich.table import Table
 
 from reclaim import routes
-from reclaim.cli.common import event_files, fail, print_json
+from reclaim.cli.common import (
+    event_files,
+    fail,
+    print_json,
+    settings_or_exit,
+    store_or_exit,
+)
 from reclaim.commands import TimerCommand
-from reclaim.settings import Settings, load_settings
-from reclaim.store import StoreError, open_store
-from reclaim.store.port import TimerStore
+from reclaim.settings import Settings
+from reclaim.store import StoreError
 from reclaim.views import pending_rows, rows_table
 from reclaim.wire import ParseError, parse_timestamp
 
@@ -29,13 +34,6 @@ StoreOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:  # a bad config file or variable: say which, no traceback
-        fail(f"settings: {exc}".replace("\n", " "))
-
-
 def _commands(files: list[Path], settings: Settings) -> list[TimerCommand]:
     out: list[TimerCommand] = []
     for path, body in event_files(files):
@@ -44,13 +42,6 @@ def _commands(files: list[Path], settings: Settings) -> list[TimerCommand]:
         except ParseError as exc:
             fail(f"{path}: {exc}")
     return out
-
-
-def _open(url: str | None, settings: Settings) -> TimerStore:
-    try:
-        return open_store(url or settings.store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
 
 
 def invoke(
@@ -74,7 +65,7 @@ def invoke(
 
         invoke_lambda(lambda_function, files, store)
         return
-    settings = _settings()
+    settings = settings_or_exit()
     print_json([c.as_json() for c in _commands(files, settings)])
 
 
@@ -87,9 +78,9 @@ def replay(
     json_out: JsonOpt = False,
 ) -> None:
     """Deliver files in order through parse, policy and store; print the pending timers."""
-    settings = _settings()
+    settings = settings_or_exit()
     commands = _commands(files, settings)
-    timer_store = _open(store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings)
+    timer_store = store_or_exit(store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings)
     try:
         timer_store.apply(commands)
         rows = pending_rows(timer_store.pending())
@@ -106,14 +97,14 @@ def timers_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List the pending timers (actions and notices) of a store, in due order."""
-    settings = _settings()
+    settings = settings_or_exit()
     when: datetime | None = None
     if due_before:
         try:
             when = parse_timestamp(due_before)
         except ValueError as exc:
             fail(f"--due-before: {exc}")
-    timer_store = _open(store, settings)
+    timer_store = store_or_exit(store, settings)
     try:
         rows = pending_rows(timer_store.pending(when), when)
     except StoreError as exc:
@@ -132,7 +123,7 @@ def demo(json_out: JsonOpt = False) -> None:
     from reclaim.demo import running
 
     started = time.monotonic()
-    with running(_settings()) as game:
+    with running(settings_or_exit()) as game:
         story = game.play()
     if json_out:
         print_json(

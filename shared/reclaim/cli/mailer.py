@@ -10,15 +10,8 @@ from typing import Annotated
 
 import typer
 
-from reclaim.cli.common import fail
-from reclaim.settings import MailerSettings, Settings, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+from reclaim.cli.common import fail, settings_or_exit, store_or_exit
+from reclaim.settings import MailerSettings
 
 
 def mailer(
@@ -48,7 +41,7 @@ def mailer(
     from reclaim.mailer.render import Renderer
     from reclaim.notices.context import Site
 
-    settings = _settings()
+    settings = settings_or_exit()
     given = {"smtp_host": smtp_host, "smtp_port": smtp_port, "pool": pool, "cloud": cloud}
     m = MailerSettings.model_validate(
         {**settings.mailer.model_dump(), **{k: v for k, v in given.items() if v is not None}}
@@ -73,13 +66,9 @@ def mailer(
         SmtpSender,
     )
     from reclaim.mailer.listener import MailerService
-    from reclaim.store import StoreError, open_store
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    try:
-        timer_store = open_store(store or settings.store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
+    timer_store = store_or_exit(store, settings)
     try:
         conn = openstack.connect(cloud=m.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,29 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from reclaim.cli.common import fail, print_json
+from reclaim.cli.common import fail, instant_or_exit, print_json, settings_or_exit, store_or_exit
 from reclaim.durations import parse_duration
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import ReconcileReport, reconcile
-from reclaim.settings import ReconcileSettings, Settings, load_settings
-from reclaim.store import StoreError, open_store
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--now {text!r}: not an ISO 8601 time")
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+from reclaim.settings import ReconcileSettings
+from reclaim.store import StoreError
 
 
 def _print_report(report: ReconcileReport, console: Console) -> None:
@@ -105,7 +87,7 @@ def reconcile_command(
     max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
 ) -> None:
     """Compare the timers with the cloud's servers; create missing, cancel stale, report drift."""
-    settings = _settings()
+    settings = settings_or_exit()
     options: ReconcileSettings = settings.reconcile
     try:
         grace_td = parse_duration(grace) if grace else options.first_install_grace
@@ -113,10 +95,7 @@ def reconcile_command(
         fail(f"--grace: {exc}")
     if first_install and grace_td.total_seconds() <= 0:
         fail("--grace must be positive: notices have to go out before the action")
-    try:
-        store = open_store(store_url or settings.store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
+    store = store_or_exit(store_url, settings)
     import openstack
 
     try:
@@ -139,7 +118,7 @@ def reconcile_command(
                 conn,
                 store,
                 settings,
-                _now(now),
+                instant_or_exit(now),
                 project=project,
                 dry_run=dry_run,
                 first_install=grace_td if first_install else None,

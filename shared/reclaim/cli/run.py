@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reclaim.cli.common import fail
+from reclaim.cli.common import fail, settings_or_exit, store_or_exit
 
 
 def run(
@@ -34,24 +34,16 @@ def run(
     from reclaim.cli.sweep import cloud_port, owner_id
     from reclaim.daemon import Daemon
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
-    from reclaim.settings import load_settings
-    from reclaim.store import StoreError, open_store
     from reclaim.sweeper import OsloNotices, Sweeper
 
     log.configure(log_level)
-    try:
-        settings = load_settings()
-    except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+    settings = settings_or_exit()
     bus = (
         settings.bus
         if transport_url is None
         else settings.bus.model_copy(update={"transport_url": transport_url})
     )
-    try:
-        timer_store = open_store(store or settings.store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
+    timer_store = store_or_exit(store, settings)
     try:
         conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

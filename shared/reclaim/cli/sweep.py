@@ -14,10 +14,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from reclaim.cli.common import fail, print_json
+from reclaim.cli.common import fail, instant_or_exit, print_json, settings_or_exit, store_or_exit
 from reclaim.durations import parse_duration
-from reclaim.settings import Settings, load_settings
-from reclaim.store import DynamoTimerStore, StoreError, open_store
+from reclaim.settings import Settings
 from reclaim.sweeper import (
     Breaker,
     OpenStackCloud,
@@ -39,30 +38,6 @@ NowOpt = Annotated[
     str | None,
     typer.Option("--now", help="Sweep as if it were this time (ISO 8601, UTC if no zone)."),
 ]
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
-
-
-def _store(url: str | None, settings: Settings) -> DynamoTimerStore:
-    try:
-        return open_store(url or settings.store_url)
-    except (StoreError, ValueError, FileNotFoundError) as exc:
-        fail(f"store: {exc}")
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--now {text!r}: not an ISO 8601 time")
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def cloud_port(conn: Any, settings: Settings) -> OpenStackCloud:
@@ -147,9 +122,9 @@ def sweep(
     """One pass over the due timers: warn, re-check, act, record."""
     import openstack
 
-    settings = _settings()
+    settings = settings_or_exit()
     sweep_settings = settings.sweep
-    timer_store = _store(store, settings)
+    timer_store = store_or_exit(store, settings)
     try:
         conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:
@@ -167,7 +142,7 @@ def sweep(
         owner_id(),
         sweep_settings,
     )
-    when = _now(now)
+    when = instant_or_exit(now)
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=json_out) as progress:
         task = progress.add_task("sweeping", total=None)
@@ -219,10 +194,10 @@ def plan(
         horizon: timedelta = parse_duration(within)
     except ValueError as exc:
         fail(str(exc))
-    settings = _settings()
-    start = _now(now)
+    settings = settings_or_exit()
+    start = instant_or_exit(now)
     end = start + horizon
-    timers = list(_store(store, settings).pending(end))
+    timers = list(store_or_exit(store, settings).pending(end))
     rows = [r for r in plan_rows(timers, project) if r["when"] <= end.isoformat()]
     if json_out:
         print_json(rows)
@@ -249,7 +224,7 @@ def audit(
     json_out: JsonOpt = False,
 ) -> None:
     """A resource's history: every timer's audit entries, oldest first."""
-    timers = _store(store, _settings()).timers_for(resource_type, resource_id)
+    timers = store_or_exit(store, settings_or_exit()).timers_for(resource_type, resource_id)
     if not timers:
         fail(f"no timer for {resource_type} {resource_id}", code=1)
     rows = sorted(
@@ -286,7 +261,7 @@ def audit(
 
 def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Whether destructive actions are blocked, since when and why."""
-    state = Breaker(_store(store, _settings())).status()
+    state = Breaker(store_or_exit(store, settings_or_exit())).status()
     if json_out:
         print_json(state.__dict__)
         return
@@ -300,7 +275,7 @@ def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
 
 def breaker_reset(store: StoreOpt = None) -> None:
     """Close the breaker: destructive actions resume on the next sweep."""
-    breaker = Breaker(_store(store, _settings()))
+    breaker = Breaker(store_or_exit(store, settings_or_exit()))
     before = breaker.reset(datetime.now(UTC), getpass.getuser())
     typer.echo(f"closed (was {'open: ' + before.reason if before.open else 'closed'})")
 
