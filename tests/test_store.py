@@ -140,3 +140,12 @@ def test_missing_table_is_a_clear_error(dynalite: object) -> None:
 def test_unknown_store_url() -> None:
     with pytest.raises(ValueError, match="unknown store URL"):
         open_store("redis://localhost")
+
+
+def test_wildcard_cancel_reaches_rules_created_in_the_same_batch(store: DynamoTimerStore) -> None:
+    hidden = event("image.update", {"id": "img-9", "os_hidden": True}, T0)
+    deleted = event("image.delete", {"id": "img-9", "deleted": True}, T0 + days(1))
+    one_batch = routes.decide(hidden, POLICY) + routes.decide(deleted, POLICY)
+    store.apply(one_batch)
+    assert list(store.pending()) == []
+    assert {t.state for t in store.timers_for("image", "img-9")} == {"cancelled"}

@@ -210,12 +210,20 @@ class DynamoTimerStore:
         wildcard cancel (rule ``*``) applies to every timer the resource has.
         """
         groups: dict[tuple[str, str, str], list[TimerCommand]] = {}
+        wildcards: list[TimerCommand] = []
         for c in commands:
             if c.rule == ALL_RULES:
-                for t in self.timers_for(c.resource_type, c.resource_id):
-                    groups.setdefault(t.key, []).append(dataclasses.replace(c, rule=t.rule))
+                wildcards.append(c)
             else:
                 groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
+        for c in wildcards:
+            # Every rule the resource has: stored, or about to be by this same batch.
+            rules = {t.rule for t in self.timers_for(c.resource_type, c.resource_id)}
+            rules |= {k[2] for k in groups if k[:2] == (c.resource_type, c.resource_id)}
+            for rule in rules:
+                groups.setdefault((c.resource_type, c.resource_id, rule), []).append(
+                    dataclasses.replace(c, rule=rule)
+                )
         written = unchanged = retries = 0
         current = self._get_many(list(groups))
         for (rtype, rid, rule), cmds in groups.items():
