@@ -167,3 +167,63 @@ def test_project_from_the_context_when_the_rule_has_none() -> None:
     body["payload"]["security_group_rule"].pop("tenant_id")
     [first, *_] = routes.commands_for(body, POLICY)
     assert first.project_id == "a1f0c2d4e6b84c0e9d7f1a2b3c4d5e6f"
+
+
+# -- driven by the simulated cloud's own notifications -------------------------------------
+
+
+def _decided(recorder: Any, event_type: str, driver_v2: bool) -> list[TimerCommand]:
+    from tests.support.samples import v2
+
+    [n] = recorder.of_type(event_type)
+    body = n.wire()
+    return routes.commands_for(v2(body) if driver_v2 else body, POLICY)
+
+
+@pytest.mark.parametrize("driver_v2", [False, True], ids=["messaging", "messagingv2"])
+def test_the_simulated_cloud_hiding_an_image_drives_the_eol_rule(driver_v2: bool) -> None:
+    from reclaim.sim import Cloud, SimClock
+
+    cloud = Cloud(clock=SimClock(T0))
+    image = cloud.image.create_image(
+        owner=None, name="centos-7", visibility="public", status="active"
+    )
+    recorder = cloud.record_notifications()
+    cloud.image.update(cloud.admin_ctx(), image.id, {"os_hidden": True})
+    assert [
+        c.action for c in _decided(recorder, "image.update", driver_v2) if c.op == "schedule"
+    ] == [
+        "warn_eol",
+        "warn_eol",
+    ]
+    recorder.clear()
+    cloud.image.update(cloud.admin_ctx(), image.id, {"os_hidden": False})
+    assert {c.op for c in _decided(recorder, "image.update", driver_v2)} == {"cancel"}
+
+
+@pytest.mark.parametrize("driver_v2", [False, True], ids=["messaging", "messagingv2"])
+def test_the_simulated_cloud_opening_mongodb_drives_the_exposed_rule(driver_v2: bool) -> None:
+    from reclaim.sim import Cloud, SimClock
+
+    cloud = Cloud(clock=SimClock(T0))
+    project = cloud.identity.create_project("p")
+    ctx = cloud.ctx(cloud.admin_user_id, project.id)
+    sg = cloud.network.create_security_group(ctx, "db")
+    recorder = cloud.record_notifications()
+    rule = cloud.network.create_security_group_rule(
+        ctx, sg["id"], direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=27017, port_range_max=27017, remote_ip_prefix="0.0.0.0/0",
+    )  # fmt: skip
+    cmds = _decided(recorder, "security_group_rule.create.end", driver_v2)
+    [warn, _] = [c for c in cmds if c.op == "schedule"]
+    assert (warn.action, warn.project_id, warn.detail["ports"]) == (
+        "warn_exposed",
+        project.id,
+        "MongoDB 27017",
+    )
+    recorder.clear()
+    cloud.network.delete_security_group_rule(ctx, rule["id"])
+    cancels = _decided(recorder, "security_group_rule.delete.end", driver_v2)
+    assert {c.op for c in cancels} == {"cancel"} and {c.resource_id for c in cancels} == {
+        rule["id"]
+    }
