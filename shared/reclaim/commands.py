@@ -21,7 +21,7 @@ def iso_z(value: datetime) -> str:
 Instant = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimerCommand:
     """Schedule or cancel one timer of a rule on a resource.
 
@@ -29,7 +29,9 @@ class TimerCommand:
     deliveries by it, so redelivered or late events change nothing. ``since`` is when the
     rule's condition began (the event time for server states, the end date for
     allocations). A ``cancel`` stops the rule's action and all of its notices.
-    A plain dataclass, not a pydantic model: handlers build many per event, from typed data.
+    A plain dataclass (not pydantic, not frozen: both cost several times more to build, and
+    handlers build several per event from typed data). Treat it as immutable: derive changed
+    copies with ``dataclasses.replace``.
     """
 
     op: Op

@@ -45,9 +45,13 @@ def parse_timestamp(value: Any) -> datetime:
     return dt.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
-    """The oslo.messaging notification envelope, whatever the wire form."""
+    """The oslo.messaging notification envelope, whatever the wire form.
+
+    Not frozen only because a frozen dataclass costs several times more to build, once per
+    message; nothing changes one after parsing.
+    """
 
     message_id: str
     publisher_id: str
@@ -58,9 +62,12 @@ class Envelope:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notification(Generic[P]):
-    """An envelope whose payload has been validated into the family's pydantic model ``P``."""
+    """An envelope whose payload has been validated into the family's pydantic model ``P``.
+
+    Treated as immutable (not frozen, for the cost of building one per message).
+    """
 
     message_id: str
     publisher_id: str
@@ -118,14 +125,14 @@ def read_envelope(body: bytes | str | Mapping[str, Any]) -> Envelope:
         timestamp = parse_timestamp(message["timestamp"])
     except ValueError as exc:
         raise ParseError(str(exc), "timestamp") from exc
-    context = {k[len("_context_") :]: v for k, v in message.items() if k.startswith("_context_")}
+    context = {k[9:]: v for k, v in message.items() if k[:9] == "_context_"}
     return Envelope(
         message_id=message["message_id"],
         publisher_id=message["publisher_id"],
         event_type=message["event_type"],
         priority=message["priority"].upper(),
         timestamp=timestamp,
-        payload=dict(payload),
+        payload=payload if type(payload) is dict else dict(payload),
         context=context,
     )
 
