@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -16,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from reclaim.bus.listener import Listener
 from reclaim.bus.log import emit
 from reclaim.settings import Settings
+from reclaim.signals import stop_on_signals
 from reclaim.sweeper import Sweeper
 
 Reconcile = Callable[[datetime], Any]
@@ -58,10 +57,8 @@ class Daemon:
             "reclaim_reconciles", "Reconciliations run", ["outcome"], registry=registry
         )
 
-    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        """Ask :meth:`run` to stop (signal handler)."""
-        if signum is not None:
-            emit("signal", signal=signal.Signals(signum).name)
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop."""
         self._stop.set()
 
     def sweep_once(self) -> None:
@@ -96,13 +93,12 @@ class Daemon:
 
     def run(self) -> None:
         """Start the listener, then sweep (and reconcile) on schedule until told to stop."""
-        previous = {}
-        if threading.current_thread() is threading.main_thread():  # signals reach only it
-            previous = {
-                s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)
-            }
         sweep_every = self.settings.run.sweep_every.total_seconds()
         reconcile_every = self.settings.reconcile.interval.total_seconds()
+        with stop_on_signals(self._stop):
+            self._serve(sweep_every, reconcile_every)
+
+    def _serve(self, sweep_every: float, reconcile_every: float) -> None:
         try:
             self.listener.start()
             self.ready.set()
@@ -119,5 +115,3 @@ class Daemon:
                 self._stop.wait(max(0.05, min(next_sweep, next_reconcile) - time.monotonic()))
         finally:
             self.listener.stop()
-            for s, handler in previous.items():
-                signal.signal(s, handler)

@@ -14,11 +14,9 @@ must be set, or it acknowledges them instead).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from types import FrameType
 from typing import Any
 
 from reclaim.bus import guard
@@ -31,6 +29,7 @@ from reclaim.bus.transport import notification_transport
 from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
 from reclaim.settings import PolicySettings
+from reclaim.signals import stop_on_signals
 from reclaim.store import StoreError
 from reclaim.store.dynamodb import DynamoTimerStore
 
@@ -157,22 +156,15 @@ class Listener:
         emit("stopped", seconds=round(time.monotonic() - started, 2),
              applied=self.metrics.value("reclaim_bus_applied_total"))  # fmt: skip
 
-    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        """Ask :meth:`run` to stop (signal handler)."""
-        if signum is not None:
-            emit("signal", signal=signal.Signals(signum).name)
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop."""
         self._stop.set()
 
     def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT, then stop cleanly."""
-        previous = {
-            sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            self.start()
-            while not self._stop.wait(1.0):
-                pass
-        finally:
-            self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with stop_on_signals(self._stop):
+            try:
+                self.start()
+                self._stop.wait()
+            finally:
+                self.stop()
