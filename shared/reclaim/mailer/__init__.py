@@ -9,6 +9,7 @@ from reclaim.mailer.addresses import (
     Person,
 )
 from reclaim.mailer.consumer import Delivery, Mailer, Retry
+from reclaim.mailer.digest import DigestBook
 from reclaim.mailer.ledger import MailLedger
 from reclaim.mailer.render import Rendered, Renderer
 from reclaim.mailer.smtp import SmtpSender, build_mail
@@ -17,6 +18,7 @@ __all__ = [
     "AddressBook",
     "CachedDirectory",
     "Delivery",
+    "DigestBook",
     "DirectoryAddresses",
     "DirectoryError",
     "KeystoneDirectory",

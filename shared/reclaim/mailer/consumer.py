@@ -6,6 +6,10 @@ SMTP) raises :class:`Retry` before the notice is acknowledged, so it is redelive
 mails already accepted are not sent again. The one window for a duplicate is between the
 server's acceptance and the ledger write (milliseconds): a crash exactly there re-sends
 that one mail, with the same ``Message-ID``.
+
+With ``digest`` on, a person's notice is kept for the daily digest instead of mailed
+(:mod:`reclaim.mailer.digest`), before the notice is acknowledged; :meth:`Mailer.send_digests`
+mails what was kept. Operator alerts are always mailed at once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from reclaim.bus.log import emit
-from reclaim.mailer.addresses import AddressBook, DirectoryError
+from reclaim.mailer.addresses import AddressBook, DirectoryError, Person
+from reclaim.mailer.digest import DigestBook, digest_id, slot
 from reclaim.mailer.ledger import MailLedger
 from reclaim.mailer.render import Renderer
 from reclaim.mailer.smtp import MailSender, Refused, build_mail
@@ -40,7 +45,7 @@ class Delivery:
     notice_id: str
     kind: str
     address: str
-    result: Literal["sent", "already-sent", "refused"]
+    result: Literal["sent", "already-sent", "refused", "kept"]
     subject: str = ""
 
 
@@ -63,6 +68,7 @@ class Mailer:
         self.ledger = ledger
         self.renderer = renderer
         self.clock = clock
+        self.digests = DigestBook.beside(ledger) if settings.digest else None
 
     def handle(self, payload: Mapping[str, Any]) -> list[Delivery]:
         """Mail one notice payload. Raises :class:`Retry` when it must be redelivered."""
@@ -80,24 +86,21 @@ class Mailer:
                  resource=f"{notice.resource_type}/{notice.resource_id}")  # fmt: skip
         return [self._one(notice, p) for p in people]
 
-    def _one(self, notice: NoticeMessage, person: Any) -> Delivery:
+    def _one(self, notice: NoticeMessage, person: Person) -> Delivery:
         nid, kind = notice.notice_id, notice.kind
         try:
             if self.ledger.sent(nid, person.address):
                 return Delivery(nid, kind, person.address, "already-sent")
+            if self.digests is not None and not (notice.operator or notice.recipients.operators):
+                self.digests.keep(notice, person, self.clock())
+                emit("mail_kept_for_digest", notice_id=nid, kind=kind, to=person.address)
+                return Delivery(nid, kind, person.address, "kept")
         except StoreError as exc:
             raise Retry(f"ledger: {exc}") from exc
         rendered = self.renderer.render(notice, person)
         now = self.clock()
         mail = build_mail(rendered, person, settings=self.settings, mail_id=nid, kind=kind, at=now)
-        result: Literal["sent", "refused"] = "sent"
-        try:
-            self.sender.send(mail)
-        except Refused as exc:
-            result = "refused"
-            emit("mail_refused", logging.ERROR, notice_id=nid, to=person.address, error=str(exc))
-        except (smtplib.SMTPException, OSError) as exc:
-            raise Retry(f"smtp: {type(exc).__name__}: {exc}") from exc
+        result = self._send(mail, nid, person.address)
         try:
             self.ledger.record(nid, person.address, now, kind=kind, outcome=result)
         except StoreError as exc:
@@ -105,3 +108,68 @@ class Mailer:
         emit("mail", notice_id=nid, kind=kind, to=person.address, result=result,
              subject=rendered.subject)  # fmt: skip
         return Delivery(nid, kind, person.address, result, rendered.subject)
+
+    def _send(self, mail: Any, mail_id: str, address: str) -> Literal["sent", "refused"]:
+        try:
+            self.sender.send(mail)
+        except Refused as exc:
+            emit("mail_refused", logging.ERROR, notice_id=mail_id, to=address, error=str(exc))
+            return "refused"
+        except (smtplib.SMTPException, OSError) as exc:
+            raise Retry(f"smtp: {type(exc).__name__}: {exc}") from exc
+        return "sent"
+
+    def send_digests(self, now: datetime | None = None) -> list[Delivery]:
+        """Mail each address its digest of the slot at or before ``now`` (once per day).
+
+        Raises :class:`Retry` if some digest could not be sent or cleared; calling again
+        later finishes the pass without repeating the digests that went out.
+        """
+        if self.digests is None:
+            return []
+        at = slot(now or self.clock(), self.settings.digest_hour)
+        out: list[Delivery] = []
+        failed: list[str] = []
+        try:
+            addresses = self.digests.addresses()
+        except StoreError as exc:
+            raise Retry(f"digest: {exc}") from exc
+        for address in addresses:
+            try:
+                delivery = self._digest(address, at)
+            except (Retry, StoreError) as exc:
+                failed.append(f"{address}: {exc}")
+                emit("digest_failed", logging.WARNING, to=address, error=str(exc)[:300])
+                continue
+            if delivery is not None:
+                out.append(delivery)
+        if failed:
+            raise Retry("digest: " + "; ".join(failed)[:500])
+        return out
+
+    def _digest(self, address: str, at: datetime) -> Delivery | None:
+        digests = self.digests
+        assert digests is not None
+        kept = digests.kept(address, at)
+        if not kept:
+            return None
+        did = digest_id(address, at)
+        notices = [k.notice for k in kept]
+        subject = ""
+        result: Literal["sent", "already-sent", "refused"] = "already-sent"
+        if not self.ledger.sent(did, address):
+            person = kept[-1].person
+            rendered = self.renderer.render_digest(notices, person)
+            subject = rendered.subject
+            now = self.clock()
+            mail = build_mail(
+                rendered, person, settings=self.settings, mail_id=did, kind="digest", at=now
+            )
+            result = self._send(mail, did, address)
+            self.ledger.record(did, address, now, kind="digest", outcome=result)
+            emit("mail", notice_id=did, kind="digest", to=address, result=result,
+                 subject=subject, notices=len(notices))  # fmt: skip
+        for n in notices:
+            self.ledger.record(n.notice_id, address, at, kind=n.kind, outcome=f"digest {did}")
+        digests.clear(address, [n.notice_id for n in notices])
+        return Delivery(did, "digest", address, result, subject)

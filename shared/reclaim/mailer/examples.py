@@ -196,7 +196,8 @@ def examples() -> list[NoticeMessage]:
 
 def example_files(renderer: Renderer | None = None) -> dict[str, str]:
     """File name -> content of the rendered examples: ``<kind>.txt`` (headers and text) and
-    ``<kind>.html``, plus ``<kind>.json`` (the notice payload). Pure."""
+    ``<kind>.html``, plus ``<kind>.json`` (the notice payload); ``digest.txt`` and
+    ``digest.html``, a daily digest of several kinds. Pure."""
     renderer = renderer or Renderer()
     files: dict[str, str] = {}
     for notice in examples():
@@ -206,7 +207,19 @@ def example_files(renderer: Renderer | None = None) -> dict[str, str]:
         files[f"{notice.kind}.txt"] = head + r.text
         files[f"{notice.kind}.html"] = r.html
         files[f"{notice.kind}.json"] = notice.model_dump_json(indent=2) + "\n"
+    digest = renderer.render_digest(digest_examples(), READER)
+    files["digest.txt"] = f"To: {READER.address}\nSubject: {digest.subject}\n\n" + digest.text
+    files["digest.html"] = digest.html
     return files
+
+
+#: The kinds the digest example gathers (what one person may get in a day).
+DIGEST_KINDS = ("shelve_upcoming", "delete_upcoming", "image_going_away", "cleanup_upcoming")
+
+
+def digest_examples() -> list[NoticeMessage]:
+    """The notices of the daily digest example (``digest.txt``, ``digest.html``). Pure."""
+    return [n for n in examples() if n.kind in DIGEST_KINDS]
 
 
 def write_examples(directory: Path, renderer: Renderer | None = None) -> list[Path]:

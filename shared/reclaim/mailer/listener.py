@@ -4,6 +4,10 @@ Its own pool (queue ``<pool>``, durable by default) is bound to ``reclaim_notice
 ``reclaim_notices.warn`` on the ``openstack`` exchange. Notices are handled one at a time;
 a notice is acknowledged only when all its mails were accepted (or were already sent). On a
 failure the endpoint pauses ``retry_delay`` and returns ``REQUEUE``.
+
+With ``digest`` on, a thread checks every ``digest_check`` seconds whether a digest slot
+has come that was not mailed yet (always at start, so a restart finishes an interrupted
+pass) and runs :meth:`Mailer.send_digests`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from reclaim.bus.log import emit
 from reclaim.bus.settings import BusSettings
 from reclaim.bus.transport import notification_transport
 from reclaim.mailer.consumer import Mailer, Retry
+from reclaim.mailer.digest import slot
 from reclaim.notices import EVENT_PREFIX, NOTICE_EXCHANGE, NOTICE_TOPIC
 from reclaim.oslo import messaging
 from reclaim.settings import MailerSettings
@@ -64,13 +69,36 @@ class NoticeEndpoint:
 class MailerService:
     """The mailer runtime: start, run until told to stop, stop cleanly."""
 
-    def __init__(self, settings: MailerSettings, mailer: Mailer, transport_url: str) -> None:
+    def __init__(
+        self,
+        settings: MailerSettings,
+        mailer: Mailer,
+        transport_url: str,
+        *,
+        digest_check: float = 60.0,
+    ) -> None:
         self.settings = settings
         self.mailer = mailer
         self.transport_url = transport_url
+        self.digest_check = digest_check
         self._server: Any = None
         self._transport: Any = None
         self._stop = threading.Event()
+        self._digest_stop = threading.Event()
+        self._digest_thread: threading.Thread | None = None
+
+    def _digest_loop(self) -> None:
+        done = None
+        while True:
+            current = slot(self.mailer.clock(), self.settings.digest_hour)
+            if current != done:
+                try:
+                    self.mailer.send_digests(current)
+                    done = current
+                except Exception as exc:  # retried at the next check
+                    emit("digest_retry", logging.WARNING, error=str(exc)[:300])
+            if self._digest_stop.wait(self.digest_check):
+                return
 
     def start(self) -> MailerService:
         om = messaging()
@@ -86,6 +114,12 @@ class MailerService:
         )  # fmt: skip
         # one notice at a time: the ledger check and the send must not race a duplicate
         self._server.start(override_pool_size=1)
+        if s.digest:
+            self._digest_stop.clear()
+            self._digest_thread = threading.Thread(
+                target=self._digest_loop, name="reclaim-digest", daemon=True
+            )
+            self._digest_thread.start()
         emit("mailer_listening", pool=s.pool, exchange=NOTICE_EXCHANGE, topic=NOTICE_TOPIC,
              smtp=f"{s.smtp_host}:{s.smtp_port}")  # fmt: skip
         return self
@@ -93,6 +127,10 @@ class MailerService:
     def stop(self) -> None:
         if self._server is None:
             return
+        if self._digest_thread is not None:
+            self._digest_stop.set()
+            self._digest_thread.join()
+            self._digest_thread = None
         self._server.stop()
         self._server.wait()
         self._transport.cleanup()
