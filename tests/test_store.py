@@ -149,3 +149,18 @@ def test_wildcard_cancel_reaches_rules_created_in_the_same_batch(store: DynamoTi
     store.apply(one_batch)
     assert list(store.pending()) == []
     assert {t.state for t in store.timers_for("image", "img-9")} == {"cancelled"}
+
+
+def test_get_many_reads_the_timers_of_many_keys_at_once(store: DynamoTimerStore) -> None:
+    ids = [f"srv-{i}" for i in range(150)]
+    store.apply(
+        [c for i in ids[:120] for c in routes.commands_for(server_body("stopped", T0, i), POLICY)]
+    )
+    keys = [("server", i, rule) for i in ids for rule in ("shelve", "delete-shelved")]
+    found = store.get_many(keys + keys[:10])  # more than one batch of 100; repeats are fine
+    assert set(found) == set(keys[:240])  # the servers that had events; none for the rest
+    shelve = [t for k, t in found.items() if k[2] == "shelve"]
+    assert len(shelve) == 120
+    assert all(t.state == "pending" and t.due_at == T0 + days(14) for t in shelve)
+    assert {t.state for k, t in found.items() if k[2] == "delete-shelved"} == {"cancelled"}
+    assert store.get_many([]) == {}

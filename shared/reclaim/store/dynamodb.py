@@ -130,6 +130,13 @@ class DynamoTimerStore:
                 request = out.get("UnprocessedKeys") or {}
         return found
 
+    def get_many(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], Timer]:
+        """The stored timers of many (resource_type, resource_id, rule) keys, by key.
+
+        BatchGetItem calls of 100 keys, consistent reads; keys without a timer are left out.
+        """
+        return self._get_many(list(dict.fromkeys(keys)))
+
     def timers_for(self, resource_type: str, resource_id: str) -> list[Timer]:
         """Every timer of one resource (a query on its partition), ordered by rule."""
         items: list[Timer] = []
