@@ -21,8 +21,8 @@ from reclaim.store import StoreError
 def _print_report(report: ReconcileReport, console: Console) -> None:
     verb = "would change" if report.dry_run else "changed"
     console.print(
-        f"{report.servers} servers read, {report.drift} timers {verb}"
-        + (f", {report.skipped} servers skipped (unreadable)" if report.skipped else "")
+        f"{report.servers} servers and {report.images} images read, {report.drift} timers {verb}"
+        + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
     )
     counts = Table(title="timers by rule")
@@ -35,11 +35,11 @@ def _print_report(report: ReconcileReport, console: Console) -> None:
     console.print(counts)
     if report.rows:
         drift = Table(title="drift")
-        for col in ("server", "project", "rule", "change", "due (store)", "due (cloud)", "why"):
+        for col in ("resource", "project", "rule", "change", "due (store)", "due (cloud)", "why"):
             drift.add_column(col)
         for r in report.rows:
             drift.add_row(
-                r.resource_id,
+                f"{r.resource_type} {r.resource_id}",
                 r.project_id or "",
                 r.rule,
                 r.change,
@@ -57,7 +57,8 @@ def reconcile_command(
         bool, typer.Option("--dry-run", help="Compute and report the drift; write nothing.")
     ] = False,
     project: Annotated[
-        str | None, typer.Option("--project", help="Only this project's servers and timers.")
+        str | None,
+        typer.Option("--project", help="Only this project's servers, images and timers."),
     ] = None,
     first_install: Annotated[
         bool,
@@ -86,7 +87,7 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
 ) -> None:
-    """Compare the timers with the cloud's servers; create missing, cancel stale, report drift."""
+    """Compare the timers with the cloud's servers and images; create missing, cancel stale."""
     settings = settings_or_exit()
     options: ReconcileSettings = settings.reconcile
     try:
@@ -105,7 +106,7 @@ def reconcile_command(
     err = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
-        TextColumn("reconciling servers"),
+        TextColumn("reconciling servers and images"),
         BarColumn(),
         MofNCompleteColumn(),
         console=err,

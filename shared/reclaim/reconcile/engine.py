@@ -1,9 +1,10 @@
 """The reconcile: stream the cloud, plan each resource with the pure policy, fix the store.
 
-Memory stays flat in the size of the cloud: the listing is read a page at a time and each
-page is applied before the next is read; the ids seen so far (needed to find timers of
-servers that are gone) live in a temporary SQLite file, not in memory; the report keeps
-counts and at most ``max_rows`` drift rows.
+Servers, then images, are read a page at a time. A page costs one bulk read of its
+resources' stored timers (BatchGetItem, 100 keys a call) and one ``store.apply`` of its
+changes, before the next page is read. Memory stays flat in the size of the cloud: the ids
+seen so far (needed to find timers of resources that are gone) live in a temporary SQLite
+file, not in memory; the report keeps counts and at most ``max_rows`` drift rows.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ import os
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from reclaim.commands import TimerCommand
-from reclaim.reconcile.cloud import OpenStackServers, ServerSource
+from reclaim.models.glance import ImagePayload
+from reclaim.reconcile.cloud import ImageSource, OpenStackCloud, ServerSource
 from reclaim.reconcile.observe import (
+    IMAGE_RULE_IDS,
+    SERVER_RULE_IDS,
     ObservationError,
     RulePlan,
+    image_notification,
+    plan_image,
     plan_missing,
     plan_server,
     server_notification,
 )
 from reclaim.settings import PolicySettings, ReconcileSettings, Settings
 from reclaim.store.port import TimerStore
+from reclaim.timers import Timer
 
 #: Changes that make the store differ from the cloud.
 DRIFT = ("create", "cancel", "move")
@@ -73,6 +80,7 @@ class ReconcileReport:
     first_install_grace: timedelta | None = None
     project: str | None = None
     servers: int = 0
+    images: int = 0
     skipped: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     rows: list[DriftRow] = field(default_factory=list)
@@ -107,6 +115,7 @@ class ReconcileReport:
             else None,
             "project": self.project,
             "servers": self.servers,
+            "images": self.images,
             "skipped": self.skipped,
             "drift": self.drift,
             "written": self.written,
@@ -118,7 +127,7 @@ class ReconcileReport:
 
 
 class SeenIds:
-    """A set of resource ids on disk (a temporary SQLite file): flat memory at any size."""
+    """A set of resource keys on disk (a temporary SQLite file): flat memory at any size."""
 
     def __init__(self) -> None:
         fd, self.path = tempfile.mkstemp(prefix="reclaim-reconcile-", suffix=".sqlite")
@@ -142,15 +151,35 @@ class SeenIds:
 
 
 Progress = Callable[[int], None]
+Key = tuple[str, str, str]
+
+
+class BulkReads(Protocol):
+    """A store that reads many timers at once (:meth:`DynamoTimerStore.get_many`)."""
+
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Timer]: ...
 
 
 def _source(conn_or_port: Any, page_size: int) -> ServerSource:
     if hasattr(conn_or_port, "server_pages"):
         return conn_or_port  # type: ignore[no-any-return]
-    return OpenStackServers(conn_or_port, page_size=page_size)
+    return OpenStackCloud(conn_or_port, page_size=page_size)
 
 
-def _reason(plan: RulePlan, state: str | None) -> str:
+def read_timers(store: TimerStore, keys: Sequence[Key]) -> dict[Key, Timer]:
+    """The stored timers of ``keys`` (absent ones left out): in bulk if the store can."""
+    get_many = getattr(store, "get_many", None)
+    if get_many is not None:
+        found: dict[Key, Timer] = get_many(keys)
+        return found
+    wanted = set(keys)
+    out: dict[Key, Timer] = {}
+    for rtype, rid in dict.fromkeys(k[:2] for k in keys):
+        out.update((t.key, t) for t in store.timers_for(rtype, rid) if t.key in wanted)
+    return out
+
+
+def _server_reason(plan: RulePlan, state: str | None) -> str:
     if plan.change == "create":
         return f"server is {state}; no pending timer"
     if plan.change == "move":
@@ -158,6 +187,17 @@ def _reason(plan: RulePlan, state: str | None) -> str:
     if state is None:
         return "server no longer exists"
     return f"server is {state}"
+
+
+def _image_reason(plan: RulePlan, image: ImagePayload | None) -> str:
+    if image is None:
+        return "image no longer exists"
+    marks = "hidden" if image.os_hidden else "end-of-life"
+    if plan.change == "create":
+        return f"image is {marks}; no pending warning"
+    if plan.change == "move":
+        return "warning restated from the image's last change"
+    return "image is no longer hidden or end-of-life"
 
 
 class _Run:
@@ -172,29 +212,80 @@ class _Run:
         self.dry_run = dry_run
         self.pending: list[TimerCommand] = []
 
-    def record(self, plan: RulePlan, rid: str, project: str | None, state: str | None) -> None:
+    def record(
+        self, plan: RulePlan, rtype: str, rid: str, project: str | None, reason: str
+    ) -> None:
         self.report.counts[(plan.rule, plan.change)] += 1
-        if plan.change in DRIFT:
-            self.pending.extend(plan.commands)
-            row = DriftRow(
-                resource_type="server",
+        if plan.change not in DRIFT:
+            return
+        self.pending.extend(plan.commands)
+        if len(self.report.rows) >= self.max_rows:
+            self.report.rows_dropped += 1
+            return
+        self.report.rows.append(
+            DriftRow(
+                resource_type=rtype,
                 resource_id=rid,
                 project_id=project,
                 rule=plan.rule,
                 change=plan.change,
                 due_before=plan.before.due_at if plan.before and plan.change != "create" else None,
                 due_after=plan.after.due_at if plan.after and plan.change != "cancel" else None,
-                reason=_reason(plan, state),
+                reason=reason,
             )
-            if len(self.report.rows) < self.max_rows:
-                self.report.rows.append(row)
-            else:
-                self.report.rows_dropped += 1
+        )
 
     def flush(self) -> None:
+        """Write what this page changes: one ``store.apply`` for the whole page."""
         if self.pending and not self.dry_run:
             self.report.written += self.store.apply(self.pending).written
         self.pending = []
+
+    def server_page(
+        self,
+        page: Sequence[Mapping[str, Any]],
+        policy: PolicySettings,
+        now: datetime,
+        grace: timedelta | None,
+    ) -> None:
+        observed = []
+        for server in page:
+            self.report.servers += 1
+            try:
+                observed.append(server_notification(server))
+            except ObservationError:
+                self.report.skipped += 1
+        stored = read_timers(
+            self.store,
+            [("server", n.payload.server_id, rule) for n in observed for rule in SERVER_RULE_IDS],
+        )
+        for n in observed:
+            sid, state = n.payload.server_id, n.payload.state
+            mine = [t for r in SERVER_RULE_IDS if (t := stored.get(("server", sid, r)))]
+            for plan in plan_server(n, mine, policy, now, grace=grace):
+                self.record(plan, "server", sid, n.payload.project_id, _server_reason(plan, state))
+        self.flush()
+
+    def image_page(
+        self, page: Sequence[Mapping[str, Any]], policy: PolicySettings, now: datetime
+    ) -> None:
+        observed = []
+        for image in page:
+            self.report.images += 1
+            try:
+                observed.append(image_notification(image))
+            except ObservationError:
+                self.report.skipped += 1
+        stored = read_timers(
+            self.store,
+            [("image", n.payload.id, rule) for n in observed for rule in IMAGE_RULE_IDS],
+        )
+        for n in observed:
+            iid = n.payload.id
+            mine = [t for r in IMAGE_RULE_IDS if (t := stored.get(("image", iid, r)))]
+            for plan in plan_image(n, mine, policy, now):
+                self.record(plan, "image", iid, n.payload.owner, _image_reason(plan, n.payload))
+        self.flush()
 
 
 def reconcile(
@@ -209,19 +300,22 @@ def reconcile(
     progress: Progress | None = None,
     max_rows: int = 1000,
 ) -> ReconcileReport:
-    """Make the store's server timers what the events would have made them; report the drift.
+    """Make the store's server and image timers what the events would have made them.
 
-    ``conn_or_port`` is an openstacksdk ``Connection`` (admin) or a :class:`ServerSource`.
-    ``now`` is the reconcile's time, taken before the listing starts: cancels of timers
-    that the cloud contradicts are stamped with it, so any event newer than the listing
-    still wins. ``first_install`` is the grace of :func:`reclaim.reconcile.observe.first_install`.
-    With ``dry_run`` nothing is written; the report says what would change.
+    ``conn_or_port`` is an openstacksdk ``Connection`` (admin) or a :class:`ServerSource`
+    (images are reconciled too if it is also an :class:`ImageSource`). ``now`` is the
+    reconcile's time, taken before the listing starts: cancels of timers that the cloud
+    contradicts (and of timers of resources no longer listed) are stamped with it, so any
+    event newer than the listing still wins. ``first_install`` is the grace of
+    :func:`reclaim.reconcile.observe.first_install` (server actions only: image rules
+    only warn). With ``dry_run`` nothing is written; the report says what would change.
     """
     if isinstance(settings, PolicySettings):
         policy, options = settings, ReconcileSettings()
     else:
         policy, options = settings.policy, settings.reconcile
     source = _source(conn_or_port, options.page_size)
+    images: ImageSource | None = source if hasattr(source, "image_pages") else None  # type: ignore[assignment]
     report = ReconcileReport(
         started=now, dry_run=dry_run, first_install_grace=first_install, project=project
     )
@@ -229,25 +323,26 @@ def reconcile(
     seen = SeenIds()
     try:
         for page in source.server_pages(project):
-            seen.add(str(s.get("id")) for s in page)
-            for server in page:
-                report.servers += 1
-                try:
-                    n = server_notification(server)
-                except ObservationError:
-                    report.skipped += 1
-                    continue
-                stored = store.timers_for("server", n.payload.server_id)
-                for plan in plan_server(n, stored, policy, now, grace=first_install):
-                    run.record(plan, n.payload.server_id, n.payload.project_id, n.payload.state)
-            run.flush()
+            seen.add(f"server#{s.get('id')}" for s in page)
+            run.server_page(page, policy, now, first_install)
             if progress is not None:
                 progress(len(page))
-        for timer in _pending_servers(store, project):
-            if timer.resource_id in seen:
+        if images is not None:
+            for page in images.image_pages(project):
+                seen.add(f"image#{i.get('id')}" for i in page)
+                run.image_page(page, policy, now)
+                if progress is not None:
+                    progress(len(page))
+        for timer in _reconciled(store, project, images is not None):
+            if f"{timer.resource_type}#{timer.resource_id}" in seen:
                 continue
             plan = plan_missing(timer, now)
-            run.record(plan, timer.resource_id, timer.project_id, None)
+            reason = (
+                _server_reason(plan, None)
+                if timer.resource_type == "server"
+                else _image_reason(plan, None)
+            )
+            run.record(plan, timer.resource_type, timer.resource_id, timer.project_id, reason)
             if len(run.pending) >= 100:
                 run.flush()
         run.flush()
@@ -257,7 +352,12 @@ def reconcile(
     return report
 
 
-def _pending_servers(store: TimerStore, project: str | None) -> Iterator[Any]:
+def _reconciled(store: TimerStore, project: str | None, with_images: bool) -> Iterator[Timer]:
+    """The pending timers a reconcile answers for: servers', and images' warnings."""
     for timer in store.pending():
-        if timer.resource_type == "server" and (project is None or timer.project_id == project):
+        if project is not None and timer.project_id != project:
+            continue
+        if timer.resource_type == "server" or (
+            with_images and timer.resource_type == "image" and timer.rule in IMAGE_RULE_IDS
+        ):
             yield timer

@@ -3,8 +3,9 @@
 A reconcile runs the same policy handlers as the event path. Each server of the listing
 becomes a synthetic ``Notification[InstancePayload]`` stamped with the server's own
 ``updated_at`` (its last change, so the condition has held at least since then), and
-:func:`reclaim.policy.servers.on_instance` decides its commands. Nothing here reads the
-clock or does I/O: ``now`` is always an argument.
+:func:`reclaim.policy.servers.on_instance` decides its commands; each image becomes a
+synthetic ``image.update`` for :func:`reclaim.policy.acceptable_use.on_image_changed`.
+Nothing here reads the clock or does I/O: ``now`` is always an argument.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reclaim.commands import TimerCommand
+from reclaim.models.glance import ImagePayload
 from reclaim.models.nova import InstancePayload
-from reclaim.policy import servers
+from reclaim.policy import acceptable_use, servers
 from reclaim.settings import PolicySettings
 from reclaim.timers import Timer, merge
 from reclaim.wire import Notification, parse_timestamp
 
 #: The event type of the synthetic notifications a reconcile builds.
 SERVER_EVENT = "reclaim.reconcile.server"
+#: Images are observed as the update Glance would have sent (the route of image events).
+IMAGE_EVENT = "image.update"
 PUBLISHER = "reclaim.reconcile"
 _MICRO = timedelta(microseconds=1)
 _FRACTION = re.compile(r"\d{2}:\d{2}:\d{2}\.\d")
@@ -31,8 +35,45 @@ _FRACTION = re.compile(r"\d{2}:\d{2}:\d{2}\.\d")
 Change = Literal["create", "cancel", "move", "unchanged", "absent"]
 
 
+#: The server rules a reconcile compares, and the image rules.
+SERVER_RULE_IDS = tuple(r.id for r in servers.SERVER_RULES)
+IMAGE_RULES = (acceptable_use.EOL_WARNING, acceptable_use.EOL_REMINDER)
+IMAGE_RULE_IDS = tuple(r.id for r in IMAGE_RULES)
+
+#: ``/v2/images`` fields that are not image properties (everything else is one).
+_GLANCE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "owner",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "min_disk",
+        "min_ram",
+        "size",
+        "virtual_size",
+        "container_format",
+        "disk_format",
+        "created_at",
+        "updated_at",
+        "tags",
+        "self",
+        "file",
+        "schema",
+        "locations",
+        "direct_url",
+        "stores",
+    }
+)
+
+
 class ObservationError(ValueError):
-    """A listed server lacks what an observation needs (id, project, vm_state, updated)."""
+    """A listed resource lacks what an observation needs (id, project, state, updated)."""
 
 
 def changed_between(updated: str) -> tuple[datetime, datetime]:
@@ -83,6 +124,40 @@ def server_notification(server: Mapping[str, Any]) -> Notification[InstancePaylo
         message_id=f"reconcile:{sid}:{latest.isoformat()}",
         publisher_id=PUBLISHER,
         event_type=SERVER_EVENT,
+        priority="INFO",
+        timestamp=latest,
+        payload=payload,
+    )
+
+
+def image_notification(image: Mapping[str, Any]) -> Notification[ImagePayload]:
+    """A listed image (``GET /v2/images`` JSON) as the ``image.update`` of its state. Pure.
+
+    Stamped, like a server, with the latest instant its ``updated_at`` may stand for;
+    the payload keeps the earliest. Glance lists custom properties beside its own fields;
+    the notification carries them under ``properties``, as Glance's own would.
+    """
+    try:
+        iid = image["id"]
+        earliest, latest = changed_between(image["updated_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ObservationError(f"image {image.get('id', '?')}: {exc!r}") from exc
+    data = {k: image.get(k) for k in ("id", "name", "owner", "status", "tags") if image.get(k)}
+    data.update(
+        visibility=image.get("visibility") or "shared",
+        protected=bool(image.get("protected")),
+        os_hidden=bool(image.get("os_hidden")),
+        properties={k: v for k, v in image.items() if k not in _GLANCE_FIELDS},
+        updated_at=earliest,
+    )
+    try:
+        payload = ImagePayload.model_validate(data)
+    except ValueError as exc:
+        raise ObservationError(f"image {iid}: {exc}") from exc
+    return Notification(
+        message_id=f"reconcile:image:{iid}:{latest.isoformat()}",
+        publisher_id=PUBLISHER,
+        event_type=IMAGE_EVENT,
         priority="INFO",
         timestamp=latest,
         payload=payload,
@@ -214,8 +289,43 @@ def _changed_floor(n: Notification[InstancePayload]) -> datetime:
     return n.payload.updated_at if n.payload.updated_at is not None else n.timestamp
 
 
+def plan_image(
+    notification: Notification[ImagePayload],
+    stored: Iterable[Timer],
+    policy: PolicySettings,
+    now: datetime,
+) -> list[RulePlan]:
+    """What to change in an image's end-of-life warnings so they match its listing. Pure.
+
+    The observation is the ``image.update`` of the image's last change. If a stored
+    timer has already seen an event at or after that change, the listing tells the store
+    nothing new and the timer is left as it is (a warning already given stays given).
+    Otherwise the observation is folded in as a delivered event would be: a hidden or
+    end-of-life image gets its warning and reminder, an image no longer end-of-life has
+    them cancelled. ``now`` is not needed: the image's own time orders everything.
+    """
+    del now
+    commands = acceptable_use.on_image_changed(notification, policy)
+    changed_at = notification.payload.updated_at or notification.timestamp
+    by_rule = {t.rule: t for t in stored}
+    plans: list[RulePlan] = []
+    for rule in IMAGE_RULES:
+        before = by_rule.get(rule.id)
+        cmds = tuple(c for c in commands if c.rule == rule.id)
+        running = any(c.op == "schedule" for c in cmds)
+        seen = before.last_event_at if before is not None else None
+        if (seen is not None and seen >= changed_at) or (not running and not _pending(before)):
+            plans.append(
+                RulePlan(rule.id, "unchanged" if _pending(before) else "absent", before, before, ())
+            )
+            continue
+        after = merge(before, cmds)
+        plans.append(RulePlan(rule.id, _classify(before, after), before, after, cmds))
+    return plans
+
+
 def plan_missing(timer: Timer, now: datetime) -> RulePlan:
-    """A pending timer whose server the listing no longer has: cancel it at ``now``. Pure."""
+    """A pending timer whose resource the listing no longer has: cancel it at ``now``. Pure."""
     cancel = TimerCommand(
         op="cancel",
         resource_type=timer.resource_type,
