@@ -37,7 +37,7 @@ def test_function_is_found_by_logical_id_or_folder() -> None:
     assert local.find("NotificationFunction").name == "notifications"
     assert local.find("notifications").handler == "app.lambda_handler"
     with pytest.raises(local.FunctionNotFound, match="known: "):
-        local.find("mailer")
+        local.find("archiver")
 
 
 def test_invoke_leaves_the_environment_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,10 +80,10 @@ def test_cli_invoke_lambda_prints_the_handler_response() -> None:
 
 def test_cli_invoke_lambda_names_an_unknown_function() -> None:
     result = CliRunner().invoke(
-        _app(), ["invoke", "--lambda", "mailer", str(LAMBDA_EVENTS / "schedule.json")]
+        _app(), ["invoke", "--lambda", "archiver", str(LAMBDA_EVENTS / "schedule.json")]
     )
     assert result.exit_code == 2
-    assert "no function 'mailer'" in result.output
+    assert "no function 'archiver'" in result.output
 
 
 def test_cli_build_check_says_the_template_is_sound() -> None:
@@ -105,7 +105,13 @@ def test_cli_build_writes_the_artefacts(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [a["artefact"] for a in report["artefacts"]] == ["layer", "notifications", "sweeper"]
+    assert [a["artefact"] for a in report["artefacts"]] == [
+        "layer",
+        "mailer",
+        "notifications",
+        "reconcile",
+        "sweeper",
+    ]
     assert (tmp_path / "layer.zip").is_file() and (
         tmp_path / "functions" / "notifications.zip"
     ).is_file()

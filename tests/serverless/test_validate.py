@@ -83,10 +83,10 @@ MISTAKES: dict[str, tuple[Callable[[str], str], str, str]] = {
     "function folder that does not exist": (
         _replace(
             "      CodeUri: functions/notifications/\n      Events:\n        Notifications:\n          Type: MQ",
-            "      CodeUri: functions/mailer/\n      Events:\n        Notifications:\n          Type: MQ",
+            "      CodeUri: functions/notices/\n      Events:\n        Notifications:\n          Type: MQ",
         ),
         "handler",
-        "functions/mailer/ is not a folder",
+        "functions/notices/ is not a folder",
     ),
     "policy on a resource that does not exist": (
         _replace(
@@ -128,6 +128,25 @@ def test_event_sources_fail_as_designed(cloudformation: dict[str, Any]) -> None:
     assert mq["Queues"] == [{"Ref": "BrokerQueue"}]
     assert {c["Type"] for c in mq["SourceAccessConfigurations"]} == {"BASIC_AUTH", "VIRTUAL_HOST"}
     assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # the mailer reads the notices queue of the same broker; SMTP failures fail the batch
+    mailer = mappings["MailerFunctionNotices"]
+    assert "FunctionResponseTypes" not in mailer
+    assert mailer["Queues"] == [{"Ref": "NoticeQueue"}]
+    assert mailer["EventSourceArn"] == mq["EventSourceArn"]
+
+
+def test_reconcile_runs_daily_with_the_sweepers_cloud_and_condition(
+    cloudformation: dict[str, Any],
+) -> None:
+    resources = cloudformation["Resources"]
+    fn = resources["ReconcileFunction"]
+    assert fn["Condition"] == resources["SweeperFunction"]["Condition"] == "HasSweeper"
+    assert fn["Properties"]["Timeout"] == 900
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["CLOUDS_YAML_SECRET"] == {"Ref": "CloudsSecretArn"}
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert {"Ref": "ReconcileSchedule"} in [r["ScheduleExpression"] for r in rules]
+    assert resources["MailerFunction"]["Condition"] == "HasMailer"
 
 
 def _statements(cloudformation: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -155,18 +174,27 @@ def test_function_policies_name_their_resources_and_actions(cloudformation: dict
         )
         assert "*" not in resources, f"{role}: wildcard resource"
         assert not any("*" in a for a in actions), f"{role}: wildcard action {actions}"
-    table_actions = {
-        a
-        for _, s in statements
-        if s["Resource"] == {"Fn::GetAtt": ["TimerTable", "Arn"]}
-        for a in s["Action"]
-    }
+    table_actions: dict[str, set[str]] = {}
+    for role, s in statements:
+        if s["Resource"] == {"Fn::GetAtt": ["TimerTable", "Arn"]}:
+            table_actions.setdefault(role, set()).update(s["Action"])
+    # each function gets the table operations its code calls, and no other
     assert table_actions == {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:Query",
-    }
+        "NotificationFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem",
+                                     "dynamodb:UpdateItem", "dynamodb:Query"},
+        "NotificationQueueFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem",
+                                          "dynamodb:Query"},
+        "SweeperFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                "dynamodb:Query"},
+        "ReconcileFunctionRole": {"dynamodb:GetItem", "dynamodb:BatchGetItem",
+                                  "dynamodb:PutItem", "dynamodb:Query"},
+        "MailerFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                               "dynamodb:DeleteItem", "dynamodb:Query"},
+    }  # fmt: skip
+    index = {"Fn::Sub": "${TimerTable.Arn}/index/due"}
+    assert {r for r, s in statements if s["Resource"] == index} == {
+        "SweeperFunctionRole", "ReconcileFunctionRole"
+    }  # fmt: skip
 
 
 def test_only_functions_with_code_are_in_the_template() -> None:

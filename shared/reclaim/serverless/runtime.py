@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reclaim.deadletters import DeadLetterStore
 from reclaim.settings import Settings, load_settings
 from reclaim.store import DynamoTimerStore, open_store
 
 if TYPE_CHECKING:
+    from reclaim.mailer import Mailer
     from reclaim.serverless.sweeper import SweeperDeps
 
 
@@ -31,6 +32,8 @@ class Runtime:
 
 _current: Runtime | None = None
 _sweeper: SweeperDeps | None = None
+_conn: Any = None
+_mailer: Mailer | None = None
 
 
 def runtime() -> Runtime:
@@ -58,8 +61,31 @@ def sweeper_deps() -> SweeperDeps:
     return _sweeper
 
 
+def cloud_connection() -> Any:
+    """The environment's openstacksdk connection (clouds.yaml from its secret), made once."""
+    global _conn
+    if _conn is None:
+        from reclaim.serverless.sweeper import connect_cloud
+
+        _conn = connect_cloud()
+    return _conn
+
+
+def mailer() -> Mailer:
+    """The mailer core (Keystone, SMTP from its secret, the ledger) on this runtime, built once."""
+    global _mailer
+    if _mailer is None:
+        from reclaim.serverless.mailer import build_mailer
+
+        env = runtime()
+        _mailer = build_mailer(env.settings, env.store, cloud_connection())
+    return _mailer
+
+
 def reset() -> None:
     """Forget the runtime, so the next call reads the environment again."""
-    global _current, _sweeper
+    global _current, _sweeper, _conn, _mailer
     _current = None
     _sweeper = None
+    _conn = None
+    _mailer = None

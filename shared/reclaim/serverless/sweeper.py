@@ -136,17 +136,25 @@ def notice_url(settings: Settings, client: Any = None) -> str:
     return text
 
 
-def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
-    """The sweeper's adapters from this environment (secrets read, cloud connected)."""
-    import openstack
+def connect_cloud() -> Any:
+    """An openstacksdk connection as ``OS_CLOUD``; clouds.yaml from the secret when named.
 
-    from reclaim.serverless.notices import AmqpNotices
-    from reclaim.sweeper.cloud import OpenStackCloud
+    Every function that talks to the cloud (sweeper, reconcile, mailer) connects this way.
+    """
+    import openstack
 
     secret_id = os.environ.get(CLOUDS_SECRET_VAR, "")
     if secret_id:
         install_clouds_yaml(secret_id)
-    conn = openstack.connect(cloud=os.environ.get("OS_CLOUD") or None)
+    return openstack.connect(cloud=os.environ.get("OS_CLOUD") or None)
+
+
+def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
+    """The sweeper's adapters from this environment (secrets read, cloud connected)."""
+    from reclaim.serverless.notices import AmqpNotices
+    from reclaim.sweeper.cloud import OpenStackCloud
+
+    conn = connect_cloud()
     notices = AmqpNotices(
         notice_url(settings),
         exchange=os.environ.get("NOTICE_EXCHANGE") or "openstack",

@@ -1,0 +1,32 @@
+"""The reconcile on Lambda: a daily tick rebuilds the server timers from the cloud's listing.
+
+The cloud is reached as the sweeper reaches it (:func:`reclaim.serverless.sweeper.connect_cloud`:
+clouds.yaml from the ``CLOUDS_YAML_SECRET`` secret, entry ``OS_CLOUD``). The reconcile runs
+as of the schedule event's ``time``; it is idempotent, so a retried invocation only repeats
+the listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from reclaim.serverless.sweeper import sweep_time
+from reclaim.settings import Settings
+from reclaim.store.port import TimerStore
+
+
+def handle(
+    event: Mapping[str, Any],
+    conn: Any,
+    store: TimerStore,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """Reconcile the store with the cloud as of the tick's time; the report as JSON."""
+    from reclaim.reconcile.engine import reconcile
+
+    report = reconcile(conn, store, settings, sweep_time(event, clock))
+    return report.as_json()
