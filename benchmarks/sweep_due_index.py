@@ -11,8 +11,8 @@ writes per timer). Samples alternate between the two stores; before each, the du
 are written back as they were (a sweep closes them). Also printed: the ``query`` calls
 each sweep made.
 
-N defaults to 100,000 because dynalite takes about 1,600 items/s here (a 1,000,000-item
-fill takes about 10 minutes): ``SWEEP_BENCH_PENDING=1000000`` measures the full figure.
+N defaults to 100,000 because dynalite takes 1,200 to 1,700 items/s here (a 1,000,000-item
+fill takes well over 10 minutes): ``SWEEP_BENCH_PENDING=1000000`` measures the full figure.
 ``SWEEP_BENCH_REPEATS`` (default 5) sets the samples per store.
 """
 
