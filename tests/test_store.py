@@ -164,3 +164,22 @@ def test_get_many_reads_the_timers_of_many_keys_at_once(store: DynamoTimerStore)
     assert all(t.state == "pending" and t.due_at == T0 + days(14) for t in shelve)
     assert {t.state for k, t in found.items() if k[2] == "delete-shelved"} == {"cancelled"}
     assert store.get_many([]) == {}
+
+
+def test_pending_pages_lists_every_pending_timer_a_bounded_page_at_a_time(
+    store: DynamoTimerStore,
+) -> None:
+    store.apply(
+        [
+            c
+            for i in range(90)
+            for c in routes.commands_for(
+                server_body("stopped" if i % 3 else "active", T0, f"srv-{i}"), POLICY
+            )
+        ]
+    )
+    pages = list(store.pending_pages(page_size=7))
+    assert pages and all(1 <= len(p) <= 7 for p in pages)
+    listed = [t.key for p in pages for t in p]
+    assert sorted(listed) == sorted(t.key for t in store.pending())
+    assert len(listed) == 60 and {t.state for p in pages for t in p} == {"pending"}

@@ -181,6 +181,30 @@ class DynamoTimerStore:
         for _, _, timer in heapq.merge(*keyed, key=lambda x: (x[0], x[1])):
             yield timer
 
+    def pending_pages(self, page_size: int = 100) -> Iterator[list[Timer]]:
+        """Every pending timer, shard by shard, at most ``page_size`` at a time; no due order.
+
+        A pass over all pending work in memory flat in the size of the table (the
+        reconcile's search for timers of resources that are gone): :meth:`pending` holds a
+        result page (up to 1 MB) of every shard at once to merge them in due order.
+        """
+        for n in range(SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :s",
+                "ExpressionAttributeValues": {":s": {"S": f"{n:02d}"}},
+                "Limit": page_size,
+            }
+            while True:
+                out = self._call("query", **kwargs)
+                page = [self._timer(item) for item in out.get("Items", [])]
+                if page:
+                    yield page
+                if "LastEvaluatedKey" not in out:
+                    break
+                kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
     # -- writes ---------------------------------------------------------------------
     def _put(self, old: Timer | None, new: Timer) -> bool:
         """Write ``new`` if the item is still as read (absent, or ``old``'s version)."""
