@@ -127,7 +127,11 @@ class ReconcileReport:
 
 
 class SeenIds:
-    """A set of resource keys on disk (a temporary SQLite file): flat memory at any size."""
+    """Resource keys on disk (a temporary SQLite file): flat memory at any size.
+
+    ``seen`` holds the resources the listing had; ``stale`` the timers found pending for
+    resources it did not have, to be cancelled once the search over the store is done.
+    """
 
     def __init__(self) -> None:
         fd, self.path = tempfile.mkstemp(prefix="reclaim-reconcile-", suffix=".sqlite")
@@ -137,6 +141,10 @@ class SeenIds:
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-512")
         self.db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute(
+            "CREATE TABLE stale (rtype TEXT, rid TEXT, rule TEXT, PRIMARY KEY (rtype, rid, rule))"
+            " WITHOUT ROWID"
+        )
 
     def add(self, ids: Iterable[str]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((i,) for i in ids))
@@ -144,6 +152,15 @@ class SeenIds:
     def __contains__(self, resource_id: object) -> bool:
         row = self.db.execute("SELECT 1 FROM seen WHERE id = ?", (resource_id,)).fetchone()
         return row is not None
+
+    def add_stale(self, key: tuple[str, str, str]) -> None:
+        self.db.execute("INSERT OR IGNORE INTO stale VALUES (?, ?, ?)", key)
+
+    def stale(self, batch: int) -> Iterator[list[tuple[str, str, str]]]:
+        """The stale keys, ``batch`` at a time."""
+        cursor = self.db.execute("SELECT rtype, rid, rule FROM stale ORDER BY rtype, rid, rule")
+        while rows := cursor.fetchmany(batch):
+            yield [(str(a), str(b), str(c)) for a, b, c in rows]
 
     def close(self) -> None:
         self.db.close()
@@ -333,18 +350,23 @@ def reconcile(
                 run.image_page(page, policy, now)
                 if progress is not None:
                     progress(len(page))
+        # Timers of resources the listing no longer has: found first, cancelled after, so
+        # that no write moves the due index under the search's pagination.
         for timer in _reconciled(store, project, images is not None):
-            if f"{timer.resource_type}#{timer.resource_id}" in seen:
-                continue
-            plan = plan_missing(timer, now)
-            reason = (
-                _server_reason(plan, None)
-                if timer.resource_type == "server"
-                else _image_reason(plan, None)
-            )
-            run.record(plan, timer.resource_type, timer.resource_id, timer.project_id, reason)
-            if len(run.pending) >= 100:
-                run.flush()
+            if f"{timer.resource_type}#{timer.resource_id}" not in seen:
+                seen.add_stale(timer.key)
+        for keys in seen.stale(100):
+            for timer in read_timers(store, keys).values():
+                if timer.state != "pending":
+                    continue  # closed since it was found
+                plan = plan_missing(timer, now)
+                reason = (
+                    _server_reason(plan, None)
+                    if timer.resource_type == "server"
+                    else _image_reason(plan, None)
+                )
+                run.record(plan, timer.resource_type, timer.resource_id, timer.project_id, reason)
+            run.flush()
         run.flush()
     finally:
         seen.close()
@@ -352,9 +374,19 @@ def reconcile(
     return report
 
 
+def _all_pending(store: TimerStore) -> Iterator[Timer]:
+    """Every pending timer, a bounded page at a time if the store can (no due order needed)."""
+    pages = getattr(store, "pending_pages", None)
+    if pages is None:
+        yield from store.pending()
+        return
+    for page in pages(1000):  # each page at most 1 MB (a DynamoDB response)
+        yield from page
+
+
 def _reconciled(store: TimerStore, project: str | None, with_images: bool) -> Iterator[Timer]:
     """The pending timers a reconcile answers for: servers', and images' warnings."""
-    for timer in store.pending():
+    for timer in _all_pending(store):
         if project is not None and timer.project_id != project:
             continue
         if timer.resource_type == "server" or (
