@@ -99,23 +99,17 @@ class Rule:
     ) -> list[TimerCommand]:
         """Commands that schedule the action at ``since + delay`` and its notices before it."""
         due = since + delay
-        common: dict[str, Any] = {
-            "op": "schedule",
-            "resource_type": self.resource_type,
-            "resource_id": resource_id,
-            "rule": self.id,
-            "since": since,
-            "event_time": event_time,
-            "project_id": project_id,
-            "user_id": user_id,
-            "clause": self.clause,
-            "detail": detail or {},
-        }
-        out = [TimerCommand(action=self.action, due_at=due, **common)]
-        out.extend(
-            TimerCommand(action="notify", notice=kind, due_at=due - before, **common)
-            for kind, before in notices
-        )
+        detail = detail or {}
+
+        def command(action: str, notice: str | None, due_at: datetime) -> TimerCommand:
+            # Positional: this runs for every command of every event.
+            return TimerCommand(
+                "schedule", self.resource_type, resource_id, self.id, action, event_time,
+                notice, due_at, since, project_id, user_id, self.clause, detail,
+            )  # fmt: skip
+
+        out = [command(self.action, None, due)]
+        out.extend(command("notify", kind, due - before) for kind, before in notices)
         return out
 
     def notices_before(self, offsets: tuple[timedelta, ...]) -> tuple[tuple[str, timedelta], ...]:
