@@ -283,9 +283,7 @@ class _Run:
                 self.record(plan, "server", sid, n.payload.project_id, _server_reason(plan, state))
         self.flush()
 
-    def image_page(
-        self, page: Sequence[Mapping[str, Any]], policy: PolicySettings, now: datetime
-    ) -> None:
+    def image_page(self, page: Sequence[Mapping[str, Any]], policy: PolicySettings) -> None:
         observed = []
         for image in page:
             self.report.images += 1
@@ -300,7 +298,7 @@ class _Run:
         for n in observed:
             iid = n.payload.id
             mine = [t for r in IMAGE_RULE_IDS if (t := stored.get(("image", iid, r)))]
-            for plan in plan_image(n, mine, policy, now):
+            for plan in plan_image(n, mine, policy):
                 self.record(plan, "image", iid, n.payload.owner, _image_reason(plan, n.payload))
         self.flush()
 
@@ -347,7 +345,7 @@ def reconcile(
         if images is not None:
             for page in images.image_pages(project):
                 seen.add(f"image#{i.get('id')}" for i in page)
-                run.image_page(page, policy, now)
+                run.image_page(page, policy)
                 if progress is not None:
                     progress(len(page))
         # Timers of resources the listing no longer has: found first, cancelled after, so

@@ -293,7 +293,6 @@ def plan_image(
     notification: Notification[ImagePayload],
     stored: Iterable[Timer],
     policy: PolicySettings,
-    now: datetime,
 ) -> list[RulePlan]:
     """What to change in an image's end-of-life warnings so they match its listing. Pure.
 
@@ -302,9 +301,8 @@ def plan_image(
     nothing new and the timer is left as it is (a warning already given stays given).
     Otherwise the observation is folded in as a delivered event would be: a hidden or
     end-of-life image gets its warning and reminder, an image no longer end-of-life has
-    them cancelled. ``now`` is not needed: the image's own time orders everything.
+    them cancelled.
     """
-    del now
     commands = acceptable_use.on_image_changed(notification, policy)
     changed_at = notification.payload.updated_at or notification.timestamp
     by_rule = {t.rule: t for t in stored}
