@@ -51,6 +51,7 @@ class Story:
     lines: list[Line] = field(default_factory=list)
     servers: list[dict[str, str]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     projects: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -280,6 +281,8 @@ class Demo:
              "status": s.status}
             for s in c.compute.servers.values()
         ]  # fmt: skip
+        booted = {analysis, viz, notebook, pipeline, course, gus_vm}
+        self.story.deleted = sorted(self._names[i] for i in booted - set(c.compute.servers))
         self.story.images = [
             {"name": i.name or i.id, "owner": self._names.get(i.owner or "", i.owner or "-"), "visibility": i.visibility}
             for i in c.image.images.values()

@@ -130,6 +130,7 @@ def demo(json_out: JsonOpt = False) -> None:
             {
                 "timeline": [line.as_json() for line in story.lines],
                 "servers": story.servers,
+                "deleted": story.deleted,
                 "images": story.images,
             }
         )
@@ -145,11 +146,10 @@ def demo(json_out: JsonOpt = False) -> None:
     for row in sorted(story.servers, key=lambda r: (r["project"], r["name"])):
         table.add_row(row["name"], row["project"], row["status"])
     console.print(table)
-    gone = {"analysis", "viz", "notebook", "pipeline", "course", "assembler"} - {
-        r["name"] for r in story.servers
-    }
-    if gone:
-        console.print(f"deleted: {', '.join(sorted(gone))}")
+    if story.deleted:
+        console.print(f"servers deleted: {', '.join(story.deleted)}")
+    images = ", ".join(f"{i['name']} ({i['visibility']})" for i in story.images) or "none"
+    console.print(f"images left: {images}")
     console.print(f"[dim]played in {time.monotonic() - started:.1f} s of wall time[/]")
 
 
