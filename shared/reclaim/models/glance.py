@@ -9,6 +9,37 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Visibility = Literal["private", "shared", "community", "public"]
 
+#: Glance v2 image fields that are not image properties (every other key is one).
+GLANCE_CORE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "owner",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "min_disk",
+        "min_ram",
+        "size",
+        "virtual_size",
+        "container_format",
+        "disk_format",
+        "created_at",
+        "updated_at",
+        "tags",
+        "self",
+        "file",
+        "schema",
+        "locations",
+        "direct_url",
+        "stores",
+    }
+)
+
 
 class ImagePayload(BaseModel):
     """``image.create/update/delete``: the image after the change."""

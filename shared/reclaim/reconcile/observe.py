@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reclaim.commands import TimerCommand
-from reclaim.models.glance import ImagePayload
+from reclaim.models.glance import GLANCE_CORE_FIELDS, ImagePayload
 from reclaim.models.nova import InstancePayload
 from reclaim.policy import acceptable_use, servers
 from reclaim.settings import PolicySettings
@@ -39,37 +39,6 @@ Change = Literal["create", "cancel", "move", "unchanged", "absent"]
 SERVER_RULE_IDS = tuple(r.id for r in servers.SERVER_RULES)
 IMAGE_RULES = (acceptable_use.EOL_WARNING, acceptable_use.EOL_REMINDER)
 IMAGE_RULE_IDS = tuple(r.id for r in IMAGE_RULES)
-
-#: ``/v2/images`` fields that are not image properties (everything else is one).
-_GLANCE_FIELDS = frozenset(
-    {
-        "id",
-        "name",
-        "status",
-        "visibility",
-        "protected",
-        "os_hidden",
-        "owner",
-        "checksum",
-        "os_hash_algo",
-        "os_hash_value",
-        "min_disk",
-        "min_ram",
-        "size",
-        "virtual_size",
-        "container_format",
-        "disk_format",
-        "created_at",
-        "updated_at",
-        "tags",
-        "self",
-        "file",
-        "schema",
-        "locations",
-        "direct_url",
-        "stores",
-    }
-)
 
 
 class ObservationError(ValueError):
@@ -147,7 +116,7 @@ def image_notification(image: Mapping[str, Any]) -> Notification[ImagePayload]:
         visibility=image.get("visibility") or "shared",
         protected=bool(image.get("protected")),
         os_hidden=bool(image.get("os_hidden")),
-        properties={k: v for k, v in image.items() if k not in _GLANCE_FIELDS},
+        properties={k: v for k, v in image.items() if k not in GLANCE_CORE_FIELDS},
         updated_at=earliest,
     )
     try:

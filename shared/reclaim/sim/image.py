@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from reclaim.models.glance import GLANCE_CORE_FIELDS
 from reclaim.sim.clock import iso_z
 from reclaim.sim.core import Ctx, SimError, new_id
 from reclaim.sim.notify import Notification
@@ -20,35 +21,7 @@ if TYPE_CHECKING:
     from reclaim.sim.cloud import Cloud
 
 VISIBILITIES = ("private", "shared", "community", "public")
-_CORE = frozenset(
-    {
-        "id",
-        "name",
-        "status",
-        "visibility",
-        "protected",
-        "os_hidden",
-        "owner",
-        "checksum",
-        "os_hash_algo",
-        "os_hash_value",
-        "min_disk",
-        "min_ram",
-        "size",
-        "virtual_size",
-        "container_format",
-        "disk_format",
-        "created_at",
-        "updated_at",
-        "tags",
-        "self",
-        "file",
-        "schema",
-        "locations",
-        "direct_url",
-        "stores",
-    }
-)
+
 _READ_ONLY = frozenset(
     {
         "id",
@@ -348,7 +321,7 @@ class ImageState:
         prop_filters = {
             k: v
             for k, v in args.items()
-            if k not in _CORE
+            if k not in GLANCE_CORE_FIELDS
             and k
             not in (
                 "limit",
@@ -582,7 +555,7 @@ class ImageAPI(ServiceAPI):
             id=spec.pop("id", None),
             disk_format=spec.pop("disk_format", None),
             container_format=spec.pop("container_format", None),
-            properties={k: v for k, v in spec.items() if k not in _CORE},
+            properties={k: v for k, v in spec.items() if k not in GLANCE_CORE_FIELDS},
             ctx=ctx,
         )
         return json_response(image.to_api(), 201, {"Location": f"/v2/images/{image.id}"})
