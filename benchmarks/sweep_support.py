@@ -6,12 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +24,8 @@ from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import ActionResult, ServerSnapshot
 from reclaim.sweeper.cloud import CleanupResult, ImageSnapshot, ProjectSnapshot, ServerRef
 from reclaim.timers import Timer, mark_notice_sent, merge
+from tests.support.dynalite import Dynalite
 
-ROOT = Path(__file__).resolve().parents[1]
-DYNALITE = ROOT / "node_modules" / "dynalite" / "cli.js"
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 #: A resource id the item templates carry, replaced by each item's own (same length).
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
@@ -46,46 +41,17 @@ def fake_id(n: int, tag: int = 0) -> str:
     return f"{n:08x}-{tag:04x}-4000-8000-000000000000"
 
 
-class DynaliteServer:
-    """A dynalite process on 127.0.0.1 (LevelDB in a temporary folder unless ``in_memory``),
-    started as ``tests/support/dynalite.py`` does; a context manager that removes its data."""
+class DynaliteServer(Dynalite):
+    """A dynalite process on 127.0.0.1 (LevelDB in a temporary folder unless ``in_memory``);
+    a context manager that stops it and removes its data."""
 
     def __init__(self, *, in_memory: bool = False) -> None:
-        self.in_memory = in_memory
-        self.path: Path | None = None
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        path = None if in_memory else Path(tempfile.mkdtemp(prefix="reclaim-bench-dynalite-"))
+        super().__init__(path)
 
     def __enter__(self) -> DynaliteServer:
-        node = shutil.which("node")
-        if node is None or not DYNALITE.exists():
-            raise RuntimeError("dynalite is not installed: run `npm ci` in the repository root")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        args = [node, str(DYNALITE), "--host", "127.0.0.1", "--port", str(self.port)]
-        if not self.in_memory:
-            self.path = Path(tempfile.mkdtemp(prefix="reclaim-bench-dynalite-"))
-            args += ["--path", str(self.path)]
-        args += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.__exit__(None, None, None)
-        raise RuntimeError("dynalite did not start listening within 15 s")
+        self.start()
+        return self
 
     def __exit__(
         self,
@@ -93,17 +59,9 @@ class DynaliteServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        self.stop()
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
-            self.path = None
 
     def client(self) -> Any:
         return boto3.client(

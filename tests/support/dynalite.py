@@ -22,9 +22,10 @@ def free_port() -> int:
 
 
 class Dynalite:
-    """A dynalite process with its LevelDB data in ``path``; survives stop/start on the same path."""
+    """A dynalite process with its LevelDB data in ``path`` (survives stop/start on the same
+    path), or in memory when ``path`` is None."""
 
-    def __init__(self, path: Path, port: int | None = None) -> None:
+    def __init__(self, path: Path | None, port: int | None = None) -> None:
         self.path = path
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -37,10 +38,10 @@ class Dynalite:
         node = shutil.which("node")
         if node is None or not DYNALITE.exists():
             raise RuntimeError("dynalite is not installed: run `npm ci` in the repository root")
+        where = [] if self.path is None else ["--path", str(self.path)]
         self.proc = subprocess.Popen(
-            [node, str(DYNALITE), "--host", "127.0.0.1", "--port", str(self.port),
-             "--path", str(self.path), "--createTableMs", "0", "--deleteTableMs", "0",
-             "--updateTableMs", "0"],
+            [node, str(DYNALITE), "--host", "127.0.0.1", "--port", str(self.port), *where,
+             "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 15
