@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from reclaim.commands import TimerCommand
+from reclaim.commands import Rule, TimerCommand
 from reclaim.models.glance import GLANCE_CORE_FIELDS, ImagePayload
 from reclaim.models.nova import InstancePayload
 from reclaim.policy import acceptable_use, servers
@@ -208,6 +208,49 @@ def _classify(before: Timer | None, after: Timer | None) -> Change:
     return "unchanged" if same else "move"
 
 
+def _plan_rules(
+    rules: Sequence[Rule],
+    resource_id: str,
+    commands: Sequence[TimerCommand],
+    stored: Iterable[Timer],
+    changed_at: datetime,
+    observed_at: datetime,
+    now: datetime,
+    grace: timedelta | None = None,
+) -> list[RulePlan]:
+    """Fold an observation's ``commands`` into each rule's stored timer. Pure.
+
+    * A rule the observation runs: a stored pending run that started before
+      ``changed_at`` (the earliest instant of the resource's last change) is restated
+      from it; with ``grace``, :func:`first_install` shifts the rule's commands.
+    * A rule it does not run is cancelled by the observation's own commands; a stored
+      timer that stays pending, having seen evidence newer than ``observed_at``, is
+      cancelled at ``now``.
+    * A rule with nothing stored and nothing to schedule is "absent".
+    """
+    by_rule = {t.rule: t for t in stored}
+    plans: list[RulePlan] = []
+    for rule in rules:
+        cmds = [c for c in commands if c.rule == rule.id]
+        running = any(c.op == "schedule" for c in cmds)
+        before = by_rule.get(rule.id)
+        if running and _pending(before):
+            assert before is not None
+            if before.since is not None and before.since < changed_at:
+                cmds.insert(0, rule.cancel(before.resource_id, event_time=changed_at - _MICRO))
+        if running and grace is not None:
+            cmds = first_install(cmds, now, grace)
+        if not running and not _pending(before):
+            plans.append(RulePlan(rule.id, "absent", before, before, ()))
+            continue
+        after = merge(before, cmds)
+        if not running and _pending(after) and now > observed_at:
+            cmds.append(rule.cancel(resource_id, event_time=now))
+            after = merge(before, cmds)
+        plans.append(RulePlan(rule.id, _classify(before, after), before, after, tuple(cmds)))
+    return plans
+
+
 def plan_server(
     notification: Notification[InstancePayload],
     stored: Iterable[Timer],
@@ -228,29 +271,16 @@ def plan_server(
       last change contradicts the listing and is cancelled at ``now``.
     * A rule with no stored timer and nothing to schedule is left without a record.
     """
-    commands = servers.on_instance(notification, policy)
-    by_rule = {t.rule: t for t in stored}
-    plans: list[RulePlan] = []
-    for rule in servers.SERVER_RULES:
-        cmds = [c for c in commands if c.rule == rule.id]
-        running = any(c.op == "schedule" for c in cmds)
-        before = by_rule.get(rule.id)
-        if running and _pending(before):
-            assert before is not None
-            changed_at = _changed_floor(notification)
-            if before.since is not None and before.since < changed_at:
-                cmds.insert(0, rule.cancel(before.resource_id, event_time=changed_at - _MICRO))
-        if running and grace is not None:
-            cmds = first_install(cmds, now, grace)
-        if not running and not _pending(before):
-            plans.append(RulePlan(rule.id, "absent", before, before, ()))
-            continue
-        after = merge(before, cmds)
-        if not running and _pending(after) and now > notification.timestamp:
-            cmds.append(rule.cancel(notification.payload.server_id, event_time=now))
-            after = merge(before, cmds)
-        plans.append(RulePlan(rule.id, _classify(before, after), before, after, tuple(cmds)))
-    return plans
+    return _plan_rules(
+        servers.SERVER_RULES,
+        notification.payload.server_id,
+        servers.on_instance(notification, policy),
+        stored,
+        _changed_floor(notification),
+        notification.timestamp,
+        now,
+        grace,
+    )
 
 
 def _changed_floor(n: Notification[InstancePayload]) -> datetime:
