@@ -198,6 +198,13 @@ class ReconcileSettings(BaseModel):
         description="on first install, no action falls due sooner than this after the reconcile",
     )
     page_size: int = Field(1000, ge=1, le=1000, description="servers per listing request")
+    allocation_end_property: str = Field(
+        "allocation_end",
+        description="Keystone project property holding the allocation's end date (ISO 8601 "
+        "date or datetime); projects carrying it are reconciled: a date at or before now means "
+        "the allocation ended then, a later date that it runs (empty: projects are not "
+        "reconciled)",
+    )
 
 
 class RunSettings(BaseModel):

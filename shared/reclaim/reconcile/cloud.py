@@ -1,4 +1,4 @@
-"""Reading the cloud for a reconcile: server and image listings, one page at a time."""
+"""Reading the cloud for a reconcile: server, image and project listings, one page at a time."""
 
 from __future__ import annotations
 
@@ -27,8 +27,17 @@ class ImageSource(Protocol):
         ...
 
 
+class ProjectSource(Protocol):
+    """Keystone projects (or one), page by page, as ``/v3/projects`` JSON."""
+
+    def project_pages(self, project: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Yield the projects, extra properties as top-level keys; none for an unknown id."""
+        ...
+
+
 class OpenStackCloud:
-    """:class:`ServerSource` and :class:`ImageSource` on an openstacksdk ``Connection`` (admin).
+    """:class:`ServerSource`, :class:`ImageSource` and :class:`ProjectSource` on an
+    openstacksdk ``Connection`` (admin).
 
     Pages are read as raw JSON through the SDK's own session (``conn.compute.get``,
     ``conn.image.get``: its authentication, endpoint discovery and retries) rather than as
@@ -42,12 +51,17 @@ class OpenStackCloud:
         self.page_size = page_size
         self.requests = 0
 
-    def _get(self, proxy: Any, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _get(
+        self, proxy: Any, path: str, params: dict[str, Any], *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """The JSON body of a 200; ``{}`` for a 404 when ``missing_ok``; else ListingError."""
         self.requests += 1
         try:
             response = proxy.get(path, params=params, raise_exc=False)
         except Exception as exc:  # keystoneauth: connection refused, timeouts...
             raise ListingError(f"GET {path}: {exc}") from exc
+        if missing_ok and response.status_code == 404:
+            return {}
         if response.status_code != 200:
             raise ListingError(f"GET {path}: HTTP {response.status_code} {response.text[:200]}")
         body: dict[str, Any] = response.json()
@@ -89,6 +103,29 @@ class OpenStackCloud:
                 if marker is None or not page:
                     break
                 params["marker"] = marker
+
+    def project_pages(self, project: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Every project (``GET /v3/projects``), or the one asked for (``GET
+        /v3/projects/{id}``; 404: none). Keystone lists without pages unless its
+        ``list_limit`` truncates; a ``links.next`` it gives is followed as it stands.
+        """
+        if project:
+            body = self._get(self.conn.identity, f"/projects/{project}", {}, missing_ok=True)
+            found = body.get("project")
+            if isinstance(found, dict):
+                yield [found]
+            return
+        path: str = "/projects"  # the endpoint has /v3
+        while True:
+            body = self._get(self.conn.identity, path, {})
+            page = body.get("projects") or []
+            if page:
+                yield page
+            links = body.get("links")
+            href = links.get("next") if isinstance(links, dict) else None
+            if not href or not page or href == path:
+                return
+            path = str(href)  # an absolute URL, query included
 
 
 def _marker(href: str | None) -> str | None:
