@@ -21,7 +21,8 @@ from reclaim.store import StoreError
 def _print_report(report: ReconcileReport, console: Console) -> None:
     verb = "would change" if report.dry_run else "changed"
     console.print(
-        f"{report.servers} servers and {report.images} images read, {report.drift} timers {verb}"
+        f"{report.servers} servers, {report.images} images and {report.projects} projects read, "
+        f"{report.drift} timers {verb}"
         + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
     )
@@ -58,7 +59,9 @@ def reconcile_command(
     ] = False,
     project: Annotated[
         str | None,
-        typer.Option("--project", help="Only this project's servers, images and timers."),
+        typer.Option(
+            "--project", help="Only this project: its servers, images, allocation and timers."
+        ),
     ] = None,
     first_install: Annotated[
         bool,
@@ -87,7 +90,7 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
 ) -> None:
-    """Compare the timers with the cloud's servers and images; create missing, cancel stale."""
+    """Compare the timers with the servers, images and allocations; create missing, cancel stale."""
     settings = settings_or_exit()
     options: ReconcileSettings = settings.reconcile
     try:
@@ -106,7 +109,7 @@ def reconcile_command(
     err = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
-        TextColumn("reconciling servers and images"),
+        TextColumn("reconciling servers, images and projects"),
         BarColumn(),
         MofNCompleteColumn(),
         console=err,

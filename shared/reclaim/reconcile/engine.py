@@ -1,10 +1,18 @@
 """The reconcile: stream the cloud, plan each resource with the pure policy, fix the store.
 
-Servers, then images, are read a page at a time. A page costs one bulk read of its
-resources' stored timers (BatchGetItem, 100 keys a call) and one ``store.apply`` of its
-changes, before the next page is read. Memory stays flat in the size of the cloud: the ids
-seen so far (needed to find timers of resources that are gone) live in a temporary SQLite
-file, not in memory; the report keeps counts and at most ``max_rows`` drift rows.
+Servers, then images, then Keystone projects are read a page at a time. A page costs one
+bulk read of its resources' stored timers (BatchGetItem, 100 keys a call) and one
+``store.apply`` of its changes, before the next page is read. Memory stays flat in the size
+of the cloud: the ids seen so far (needed to find timers of resources that are gone) live in
+a temporary SQLite file, not in memory; the report keeps counts and at most ``max_rows``
+drift rows.
+
+Projects are reconciled from the property ``reconcile.allocation_end_property`` (the
+allocation's end date): the cleanup and image-dependents timers of a project carrying it
+are made what the allocation's ``allocation.ended`` (or ``allocation.renewed``) would have
+made them. Projects without the property, and the project timers of projects the listing
+does not have, are left alone: the property is not the only source of allocation events,
+and the sweeper re-reads a project (and its exemption) before any cleanup.
 """
 
 from __future__ import annotations
@@ -19,22 +27,28 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from reclaim.commands import TimerCommand
+from reclaim.models.allocation import AllocationPayload
 from reclaim.models.glance import ImagePayload
-from reclaim.reconcile.cloud import ImageSource, OpenStackCloud, ServerSource
+from reclaim.reconcile.cloud import ImageSource, OpenStackCloud, ProjectSource, ServerSource
 from reclaim.reconcile.observe import (
+    ALLOCATION_ENDED,
     IMAGE_RULE_IDS,
+    PROJECT_RULE_IDS,
     SERVER_RULE_IDS,
     ObservationError,
     RulePlan,
     image_notification,
     plan_image,
     plan_missing,
+    plan_project,
     plan_server,
+    project_notification,
     server_notification,
 )
 from reclaim.settings import PolicySettings, ReconcileSettings, Settings
 from reclaim.store.port import TimerStore
 from reclaim.timers import Timer
+from reclaim.wire import Notification
 
 #: Changes that make the store differ from the cloud.
 DRIFT = ("create", "cancel", "move")
@@ -81,6 +95,7 @@ class ReconcileReport:
     project: str | None = None
     servers: int = 0
     images: int = 0
+    projects: int = 0
     skipped: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     rows: list[DriftRow] = field(default_factory=list)
@@ -116,6 +131,7 @@ class ReconcileReport:
             "project": self.project,
             "servers": self.servers,
             "images": self.images,
+            "projects": self.projects,
             "skipped": self.skipped,
             "drift": self.drift,
             "written": self.written,
@@ -217,6 +233,42 @@ def _image_reason(plan: RulePlan, image: ImagePayload | None) -> str:
     return "image is no longer hidden or end-of-life"
 
 
+#: What each project rule is called in a drift row.
+_PROJECT_RULE_NAMES = {
+    "project-cleanup": "cleanup",
+    "image-dependents": "image-dependents warning",
+    "image-dependents-reminder": "image-dependents reminder",
+}
+
+
+def _day(value: datetime | None) -> str:
+    """A date as the property would say it: the day alone at midnight UTC, else ISO ``Z``."""
+    if value is None:
+        return "?"
+    if value.time() == datetime.min.time():
+        return value.date().isoformat()
+    return _iso(value) or "?"
+
+
+def _project_reason(
+    plan: RulePlan, n: Notification[AllocationPayload], policy: PolicySettings
+) -> str:
+    end = n.payload.end_date
+    if n.event_type != ALLOCATION_ENDED:
+        return f"allocation runs until {_day(end)}"
+    if n.payload.project_id in policy.exempt_projects:
+        return "project is exempt"
+    what = _PROJECT_RULE_NAMES.get(plan.rule, plan.rule)
+    if plan.change == "create":
+        return f"allocation ended {_day(end)}; no pending {what}"
+    if plan.change == "move":
+        since = plan.after.since if plan.after is not None else None
+        if since is not None and end is not None and since > end:
+            return "first install: restated as if it ended later, to fall due after the grace"
+        return "start restated from the allocation's end"
+    return f"allocation ended {_day(end)}"
+
+
 class _Run:
     """One reconcile in progress: accumulates the report, applies page by page."""
 
@@ -302,6 +354,35 @@ class _Run:
                 self.record(plan, "image", iid, n.payload.owner, _image_reason(plan, n.payload))
         self.flush()
 
+    def project_page(
+        self,
+        page: Sequence[Mapping[str, Any]],
+        prop: str,
+        policy: PolicySettings,
+        now: datetime,
+        grace: timedelta | None,
+    ) -> None:
+        observed = []
+        for project in page:
+            self.report.projects += 1
+            try:
+                n = project_notification(project, prop, now)
+            except ObservationError:
+                self.report.skipped += 1
+                continue
+            if n is not None:
+                observed.append(n)
+        stored = read_timers(
+            self.store,
+            [("project", n.payload.project_id, r) for n in observed for r in PROJECT_RULE_IDS],
+        )
+        for n in observed:
+            pid = n.payload.project_id
+            mine = [t for r in PROJECT_RULE_IDS if (t := stored.get(("project", pid, r)))]
+            for plan in plan_project(n, mine, policy, now, grace=grace):
+                self.record(plan, "project", pid, pid, _project_reason(plan, n, policy))
+        self.flush()
+
 
 def reconcile(
     conn_or_port: Any,
@@ -315,15 +396,17 @@ def reconcile(
     progress: Progress | None = None,
     max_rows: int = 1000,
 ) -> ReconcileReport:
-    """Make the store's server and image timers what the events would have made them.
+    """Make the store's server, image and project timers what the events would have made them.
 
     ``conn_or_port`` is an openstacksdk ``Connection`` (admin) or a :class:`ServerSource`
-    (images are reconciled too if it is also an :class:`ImageSource`). ``now`` is the
-    reconcile's time, taken before the listing starts: cancels of timers that the cloud
-    contradicts (and of timers of resources no longer listed) are stamped with it, so any
-    event newer than the listing still wins. ``first_install`` is the grace of
-    :func:`reclaim.reconcile.observe.first_install` (server actions only: image rules
-    only warn). With ``dry_run`` nothing is written; the report says what would change.
+    (images are reconciled too if it is also an :class:`ImageSource`, projects if it is a
+    :class:`ProjectSource` and ``reconcile.allocation_end_property`` is not empty). ``now``
+    is the reconcile's time, taken before the listing starts: cancels of timers that the
+    cloud contradicts (and of timers of resources no longer listed) are stamped with it, so
+    any event newer than the listing still wins. ``first_install`` is the grace of
+    :func:`reclaim.reconcile.observe.first_install` for servers and of
+    :func:`reclaim.reconcile.observe.plan_project` for project cleanups (image rules only
+    warn). With ``dry_run`` nothing is written; the report says what would change.
     """
     if isinstance(settings, PolicySettings):
         policy, options = settings, ReconcileSettings()
@@ -331,6 +414,12 @@ def reconcile(
         policy, options = settings.policy, settings.reconcile
     source = _source(conn_or_port, options.page_size)
     images: ImageSource | None = source if hasattr(source, "image_pages") else None  # type: ignore[assignment]
+    prop = options.allocation_end_property
+    projects: ProjectSource | None = (
+        source  # type: ignore[assignment]
+        if prop and hasattr(source, "project_pages")
+        else None
+    )
     report = ReconcileReport(
         started=now, dry_run=dry_run, first_install_grace=first_install, project=project
     )
@@ -346,6 +435,11 @@ def reconcile(
             for page in images.image_pages(project):
                 seen.add(f"image#{i.get('id')}" for i in page)
                 run.image_page(page, policy)
+                if progress is not None:
+                    progress(len(page))
+        if projects is not None:
+            for page in projects.project_pages(project):
+                run.project_page(page, prop, policy, now, first_install)
                 if progress is not None:
                     progress(len(page))
         # Timers of resources the listing no longer has: found first, cancelled after, so

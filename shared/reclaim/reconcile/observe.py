@@ -4,8 +4,11 @@ A reconcile runs the same policy handlers as the event path. Each server of the 
 becomes a synthetic ``Notification[InstancePayload]`` stamped with the server's own
 ``updated_at`` (its last change, so the condition has held at least since then), and
 :func:`reclaim.policy.servers.on_instance` decides its commands; each image becomes a
-synthetic ``image.update`` for :func:`reclaim.policy.acceptable_use.on_image_changed`.
-Nothing here reads the clock or does I/O: ``now`` is always an argument.
+synthetic ``image.update`` for :func:`reclaim.policy.acceptable_use.on_image_changed`; each
+project carrying the allocation-end property becomes the ``allocation.ended`` (or
+``allocation.renewed``) its allocation system would have sent, for
+:mod:`reclaim.policy.projects`. Nothing here reads the clock or does I/O: ``now`` is always
+an argument.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from reclaim.commands import Rule, TimerCommand
+from reclaim.models.allocation import AllocationPayload
 from reclaim.models.glance import GLANCE_CORE_FIELDS, ImagePayload
 from reclaim.models.nova import InstancePayload
-from reclaim.policy import acceptable_use, servers
+from reclaim.policy import acceptable_use, projects, servers
 from reclaim.settings import PolicySettings
 from reclaim.timers import Timer, merge
 from reclaim.wire import Notification, parse_timestamp
@@ -28,6 +32,9 @@ from reclaim.wire import Notification, parse_timestamp
 SERVER_EVENT = "reclaim.reconcile.server"
 #: Images are observed as the update Glance would have sent (the route of image events).
 IMAGE_EVENT = "image.update"
+#: Projects are observed as the allocation events reclaim defines (DESIGN §3.5).
+ALLOCATION_ENDED = "allocation.ended"
+ALLOCATION_RENEWED = "allocation.renewed"
 PUBLISHER = "reclaim.reconcile"
 _MICRO = timedelta(microseconds=1)
 _FRACTION = re.compile(r"\d{2}:\d{2}:\d{2}\.\d")
@@ -39,6 +46,13 @@ Change = Literal["create", "cancel", "move", "unchanged", "absent"]
 SERVER_RULE_IDS = tuple(r.id for r in servers.SERVER_RULES)
 IMAGE_RULES = (acceptable_use.EOL_WARNING, acceptable_use.EOL_REMINDER)
 IMAGE_RULE_IDS = tuple(r.id for r in IMAGE_RULES)
+#: The project rules of an allocation's end.
+PROJECT_RULES = (
+    projects.PROJECT_CLEANUP,
+    projects.DEPENDENTS_WARNING,
+    projects.DEPENDENTS_REMINDER,
+)
+PROJECT_RULE_IDS = tuple(r.id for r in PROJECT_RULES)
 
 
 class ObservationError(ValueError):
@@ -129,6 +143,42 @@ def image_notification(image: Mapping[str, Any]) -> Notification[ImagePayload]:
         event_type=IMAGE_EVENT,
         priority="INFO",
         timestamp=latest,
+        payload=payload,
+    )
+
+
+def project_notification(
+    project: Mapping[str, Any], prop: str, now: datetime
+) -> Notification[AllocationPayload] | None:
+    """A listed project (``GET /v3/projects`` JSON) as the allocation event of its state. Pure.
+
+    ``prop`` names the property holding the allocation's end (an ISO 8601 date, which
+    means midnight UTC, or datetime); a project without it (or with it empty) is not
+    observed: None. An end at or before ``now`` is the ``allocation.ended`` the allocation
+    system would have sent when it ended, stamped with the end itself, so any event at or
+    after the end (a renewal, say) still wins over it. A later end means the allocation
+    runs: an ``allocation.renewed`` stamped ``now``.
+    """
+    value = project.get(prop)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    pid = project.get("id")
+    if not isinstance(value, str):
+        raise ObservationError(f"project {pid or '?'}: {prop} is not a date: {value!r}")
+    try:
+        payload = AllocationPayload.model_validate({"project_id": pid, "end_date": value.strip()})
+    except ValueError as exc:
+        raise ObservationError(f"project {pid or '?'}: {prop}={value!r}: {exc}") from exc
+    end = payload.end_date
+    assert end is not None
+    ended = end <= now
+    when = end if ended else now
+    return Notification(
+        message_id=f"reconcile:project:{payload.project_id}:{when.isoformat()}",
+        publisher_id=PUBLISHER,
+        event_type=ALLOCATION_ENDED if ended else ALLOCATION_RENEWED,
+        priority="INFO",
+        timestamp=when,
         payload=payload,
     )
 
@@ -286,6 +336,64 @@ def plan_server(
 def _changed_floor(n: Notification[InstancePayload]) -> datetime:
     """The earliest instant the server's last change may have happened at."""
     return n.payload.updated_at if n.payload.updated_at is not None else n.timestamp
+
+
+def plan_project(
+    notification: Notification[AllocationPayload],
+    stored: Iterable[Timer],
+    policy: PolicySettings,
+    now: datetime,
+    *,
+    grace: timedelta | None = None,
+) -> list[RulePlan]:
+    """What to change in a project's cleanup and image-dependents timers so they match
+    its allocation's observed end. Pure.
+
+    The observation's time is the allocation's end (ended) or ``now`` (running), and is
+    also the floor of a stored run: a pending cleanup that started before the end is
+    restated from it. The rest is :func:`plan_server`'s: rules the observation does not
+    run are cancelled, newer contrary evidence at ``now``.
+
+    With ``grace`` (first install), a cleanup that would fall due before ``now + grace``
+    is restated as an allocation that ended at ``now + grace - cleanup_after``, one
+    microsecond after the observation, and a cancel of each project rule at the
+    observation's own time closes the unshifted run. The cleanup, its notices, both
+    dependents warnings and the ``images_go_at`` they announce stay consistent, and later
+    reconciles (which observe the same end at the same time) change nothing. Notices
+    already past fall due at once, before the action.
+    """
+    if notification.event_type == ALLOCATION_ENDED:
+        commands = projects.on_allocation_ended(notification, policy)
+    else:
+        commands = projects.on_allocation_renewed(notification, policy)
+    end = notification.payload.end_date or notification.timestamp
+    if (
+        grace is not None
+        and any(c.op == "schedule" for c in commands)
+        and end + policy.cleanup_after < now + grace
+    ):
+        t = notification.timestamp
+        restated = replace(
+            notification,
+            timestamp=t + _MICRO,
+            payload=notification.payload.model_copy(
+                update={"end_date": now + grace - policy.cleanup_after}
+            ),
+        )
+        pid = notification.payload.project_id
+        commands = [
+            *(rule.cancel(pid, event_time=t) for rule in PROJECT_RULES),
+            *projects.on_allocation_ended(restated, policy),
+        ]
+    return _plan_rules(
+        PROJECT_RULES,
+        notification.payload.project_id,
+        commands,
+        stored,
+        notification.timestamp,
+        notification.timestamp,
+        now,
+    )
 
 
 def plan_image(
