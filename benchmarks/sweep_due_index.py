@@ -56,10 +56,15 @@ def _templates(store: DynamoTimerStore) -> tuple[list[dict[str, Any]], list[dict
         t = timer_for(
             SHELVE, PLACEHOLDER, stopped, project_id=PROJECT, user_id="u", sent_before=NOW
         )
-        due.append(store._item(t))
+        due.append(store.item_of(t.resource_type, t.resource_id, [t], 1))
         fresh = NOW - timedelta(days=6) * (j / TEMPLATES)
         later.append(
-            store._item(timer_for(SHELVE, PLACEHOLDER, fresh, project_id=PROJECT, user_id="u"))
+            store.item_of(
+                "server",
+                PLACEHOLDER,
+                [timer_for(SHELVE, PLACEHOLDER, fresh, project_id=PROJECT, user_id="u")],
+                1,
+            )
         )
     return due, later
 

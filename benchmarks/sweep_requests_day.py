@@ -93,7 +93,7 @@ def _seed(cloud: Cloud, store: DynamoTimerStore, rng: random.Random) -> None:
                     sent_before=START,
                     policy=policy,
                 )
-                items.append(store._item(timer))
+                items.append(store.item_of("server", server.id, [timer], 1))
     batch_write(store.client, store.table, items)
 
 

@@ -183,3 +183,86 @@ def test_pending_pages_lists_every_pending_timer_a_bounded_page_at_a_time(
     listed = [t.key for p in pages for t in p]
     assert sorted(listed) == sorted(t.key for t in store.pending())
     assert len(listed) == 60 and {t.state for p in pages for t in p} == {"pending"}
+
+
+def test_an_event_touching_two_rules_of_a_server_is_one_conditional_write(
+    store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop starts the shelve rule and closes delete-shelved: one item, one write."""
+    puts: list[dict] = []  # type: ignore[type-arg]
+    real = store.client.put_item
+
+    def spy(**kwargs: object) -> object:
+        puts.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(store.client, "put_item", spy)
+    result = store.apply(routes.commands_for(server_body("stopped", T0), POLICY))
+    assert result.written == 2 and len(puts) == 1
+    assert "ConditionExpression" in puts[0]
+    result = store.apply(routes.commands_for(server_body("active", T0 + days(1)), POLICY))
+    assert result.written == 2 and len(puts) == 2
+    assert {t.rule: t.state for t in store.timers_for("server", SERVER)} == {
+        "delete-shelved": "cancelled",
+        "shelve": "cancelled",
+    }
+
+
+def test_replace_goes_through_when_only_another_rule_of_the_resource_changed(
+    store: DynamoTimerStore,
+) -> None:
+    deliver(store, server_body("stopped", T0))
+    [t] = [t for t in store.pending() if t.rule == "shelve"]
+    # A later cancel of the other rule (delete-shelved) bumps the resource's item...
+    [other] = [
+        c for c in routes.commands_for(server_body("stopped", T0), POLICY) if c.op == "cancel"
+    ]
+    store.apply([dataclasses.replace(other, event_time=T0 + timedelta(hours=1))])
+    # ...yet a sweeper holding the shelve timer it read still claims it,
+    claimed = store.replace(t, t.model_copy(update={"attempts": 1}))
+    assert claimed is not None and claimed.attempts == 1
+    # and a stale copy of the shelve timer itself is refused.
+    assert store.replace(t, t.model_copy(update={"attempts": 5})) is None
+    stored = {x.rule: x for x in store.timers_for("server", SERVER)}
+    assert stored["shelve"].attempts == 1
+    assert stored["delete-shelved"].closed_at == T0 + timedelta(hours=1)
+
+
+def test_pending_keeps_due_order_across_resources_with_several_due_timers(
+    store: DynamoTimerStore,
+) -> None:
+    """A project whose allocation ended has three pending timers falling due months apart;
+    servers fall due in between: the due index still yields every timer in due order."""
+    ended = event("allocation.ended", {"project_id": "proj-1", "end_date": T0.isoformat()}, T0)
+    store.apply(routes.decide(ended, POLICY))
+    for i in range(12):
+        at = T0 + days(15 * i)
+        deliver(store, server_body("stopped", at, server=f"srv-{i:02d}"))
+    due = [(t.next_due(), t.key) for t in store.pending()]
+    assert due == sorted(due)
+    assert {k[2] for _, k in due if k[0] == "project"} == {
+        "project-cleanup",
+        "image-dependents",
+        "image-dependents-reminder",
+    }
+    until = T0 + days(100)
+    assert [(t.next_due(), t.key) for t in store.pending(until)] == [
+        d for d in due if d[0] <= until
+    ]
+
+
+def test_an_image_deleted_before_its_earlier_events_arrive_keeps_no_warning(
+    store: DynamoTimerStore,
+) -> None:
+    """Concurrent batches can store an image's delete before its (earlier) update: the
+    delete still wins, as it would have in order."""
+    hidden = event("image.update", {"id": "img-7", "os_hidden": True}, T0)
+    deleted = event("image.delete", {"id": "img-7", "deleted": True}, T0 + days(1))
+    store.apply(routes.decide(deleted, POLICY))
+    store.apply(routes.decide(hidden, POLICY))
+    assert list(store.pending()) == []
+    assert {t.state for t in store.timers_for("image", "img-7")} == {"cancelled"}
+    # A later event about the image (the delete was at T0 + 1 day) still counts.
+    later = event("image.update", {"id": "img-7", "os_hidden": True}, T0 + days(2))
+    store.apply(routes.decide(later, POLICY))
+    assert {t.rule for t in store.pending()} == {"eol-image", "eol-image-reminder"}

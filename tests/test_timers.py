@@ -14,7 +14,7 @@ from reclaim.settings import PolicySettings
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry, Timer, close, merge
 from reclaim.views import pending_rows
-from tests.support.builders import T0, days, server_event
+from tests.support.builders import T0, days, event, server_event
 
 POLICY = PolicySettings()
 STATES = ["stopped", "suspended", "shelved", "shelved_offloaded", "active", "paused", "deleted"]
@@ -138,4 +138,47 @@ def test_the_store_agrees_under_reordering(
         for cmds in commands(stream):
             store.apply(cmds)
         results.append(pending_rows(store.pending()))
+    assert results[0] == results[1]
+
+
+def image_commands(stream: Iterable[tuple[str, datetime]]) -> list[list[TimerCommand]]:
+    """The commands of each image event: hidden, shown again, or deleted."""
+    out = []
+    for kind, at in stream:
+        if kind == "deleted":
+            n = event("image.delete", {"id": "img-1", "deleted": True}, at)
+        else:
+            n = event("image.update", {"id": "img-1", "os_hidden": kind == "hidden"}, at)
+        out.append(routes.decide(n, POLICY))
+    return out
+
+
+image_streams = st.tuples(
+    st.lists(st.sampled_from(["hidden", "shown"]), min_size=1, max_size=5), st.booleans()
+).map(
+    lambda c: [(s, T0 + days(i * 2.5)) for i, s in enumerate(c[0] + (["deleted"] if c[1] else []))]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    image_streams.flatmap(
+        lambda s: st.tuples(st.just(s), st.permutations(s + s[:1]))  # reordered, one duplicate
+    )
+)
+def test_the_store_agrees_under_reordering_of_image_events_with_a_delete(
+    case: tuple[list[tuple[str, datetime]], list[tuple[str, datetime]]],
+) -> None:
+    """A delete cancels every rule of the image whatever order the batches are stored in."""
+    results = []
+    for stream in case:
+        store = open_store(f"memory://prop-img-{next(_n)}")
+        for cmds in image_commands(stream):
+            store.apply(cmds)
+        results.append(
+            (
+                pending_rows(store.pending()),
+                {t.rule: t.state for t in store.timers_for("image", "img-1")},
+            )
+        )
     assert results[0] == results[1]

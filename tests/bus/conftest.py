@@ -205,7 +205,7 @@ def glance_event(event_type: str, image: str, owner: str, at: datetime) -> dict[
 
 
 def table_snapshot(store: DynamoTimerStore) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every timer in the table (dead letters excluded), without write counters."""
+    """Every timer in the table by (pk, rule) (dead letters excluded), without write counters."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     kwargs: dict[str, Any] = {"TableName": store.table}
     while True:
@@ -213,8 +213,8 @@ def table_snapshot(store: DynamoTimerStore) -> dict[tuple[str, str], dict[str, A
         for item in page.get("Items", []):
             if item["pk"]["S"] == "deadletter":
                 continue
-            doc = _comparable(json.loads(item["doc"]["S"]))
-            out[(item["pk"]["S"], item["sk"]["S"])] = doc
+            for doc in json.loads(item["doc"]["S"]):  # a resource's timers, one per rule
+                out[(item["pk"]["S"], doc["rule"])] = _comparable(doc)
         if "LastEvaluatedKey" not in page:
             return out
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -160,8 +160,9 @@ class Pipeline:
     def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
         """Store commands, resources spread over the writers; raises StoreError on failure.
 
-        All commands of one (resource, rule) go to one ``store.apply`` call, which folds
-        them into one read and one conditional write: the in-order stream's result.
+        All commands of one resource go to one ``store.apply`` call, which folds them into
+        one read and one conditional write of the resource's item: the in-order stream's
+        result.
         """
         if not commands:
             return ApplyResult()

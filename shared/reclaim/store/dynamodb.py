@@ -1,9 +1,14 @@
 """The timer store on any DynamoDB-compatible endpoint: AWS, ScyllaDB Alternator, dynalite, moto.
 
-Layout (the table is defined in ``template.yaml``): one item per (resource, rule) with
-``pk = "<resource_type>#<resource_id>"`` and ``sk = <rule>``; the timer itself is the JSON
-attribute ``doc``; ``version`` guards every write. Pending timers also carry
-``due_shard``/``next_due``, the keys of the sparse ``due`` index.
+Layout (the table is defined in ``template.yaml``): one item per resource, with
+``pk = "<resource_type>#<resource_id>"`` and ``sk = "timers"``; its timers (one per rule)
+are the JSON list ``doc``; ``version`` guards every write; ``closed_all`` is the time of
+the latest wildcard cancel (a deleted image), which also closes rules that arrive after it
+out of order. An event that touches several
+rules of a resource (a server that stops starts the shelve rule and closes the
+delete-shelved one) therefore costs one conditional write, not one per rule. An item with
+pending work also carries ``due_shard``/``next_due`` (its earliest due notice or action),
+the keys of the sparse ``due`` index.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import contextlib
 import dataclasses
 import heapq
 import os
+import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +27,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
 
 from reclaim.commands import TimerCommand
 from reclaim.policy.images import ALL_RULES
@@ -30,9 +37,14 @@ from reclaim.timers import Timer, merge
 
 DUE_INDEX = "due"
 SHARDS = 16
+#: The sort key of a resource's item (the table's key schema has one; a resource has one item).
+TIMERS_SK = "timers"
 #: Closed timers stay readable (audit) this long after their last event, then expire.
 RETENTION = timedelta(days=400)
 MAX_RETRIES = 8
+
+_TIMERS = TypeAdapter(list[Timer])
+Key = tuple[str, str, str]
 
 
 class StoreError(RuntimeError):
@@ -53,6 +65,72 @@ def _pk(resource_type: str, resource_id: str) -> str:
     return f"{resource_type}#{resource_id}"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Stored:
+    """A resource's item as read: its version, its timers by rule, its wildcard cancel."""
+
+    version: int
+    timers: dict[str, Timer]
+    closed_all: datetime | None = None
+
+
+def _due_timers(
+    timers: Iterable[Timer], due_before: datetime | None
+) -> list[tuple[datetime, Key, Timer]]:
+    out = []
+    for t in timers:
+        due = t.next_due()
+        if due is not None and (due_before is None or due <= due_before):
+            out.append((due, t.key, t))
+    return out
+
+
+def _fold(
+    old: _Stored | None,
+    rules: dict[str, list[TimerCommand]],
+    wildcards: Sequence[TimerCommand],
+) -> tuple[_Stored | None, int, int]:
+    """A resource's item after a batch's commands: (new item or None if unchanged, timers
+    changed, timers touched). Pure.
+
+    A wildcard cancel applies to every rule the resource has, stored or in this batch, and
+    is remembered (``closed_all``): a rule whose first event arrives after the wildcard but
+    happened before it is closed as well, so the order of deliveries does not matter.
+    """
+    stored_all = old.closed_all if old is not None else None
+    closed_all = max(
+        [c.event_time for c in wildcards] + ([stored_all] if stored_all else []), default=None
+    )
+    groups = {r: list(cmds) for r, cmds in rules.items()}
+    if closed_all is not None:
+        reach = {*groups, *(old.timers if old is not None and wildcards else ())}
+        for rule in reach:
+            template = groups[rule][0] if rule in groups else old.timers[rule]  # type: ignore[union-attr]
+            groups.setdefault(rule, []).append(
+                TimerCommand(
+                    op="cancel",
+                    resource_type=template.resource_type,
+                    resource_id=template.resource_id,
+                    rule=rule,
+                    action=template.action,
+                    event_time=closed_all,
+                )
+            )
+    timers = dict(old.timers) if old is not None else {}
+    changed = 0
+    for rule, cmds in groups.items():
+        before = timers.get(rule)
+        after = merge(before, cmds)
+        if after is None or after == before:
+            continue
+        timers[rule] = after
+        changed += 1
+    if not changed and closed_all == stored_all:
+        return None, 0, len(groups)
+    version = old.version + 1 if old is not None else 1
+    return _Stored(version, timers, closed_all), changed, len(groups)
+
+
 class DynamoTimerStore:
     """:class:`reclaim.store.port.TimerStore` on a DynamoDB client (injected)."""
 
@@ -61,33 +139,56 @@ class DynamoTimerStore:
         self.table = table
 
     # -- encoding -------------------------------------------------------------------
-    def _item(self, timer: Timer) -> dict[str, Any]:
-        pk = _pk(timer.resource_type, timer.resource_id)
+    def item_of(
+        self,
+        resource_type: str,
+        resource_id: str,
+        timers: Sequence[Timer],
+        version: int,
+        closed_all: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The item of one resource's timers at ``version``."""
+        pk = _pk(resource_type, resource_id)
+        stamped = sorted(
+            (
+                t if t.version == version else t.model_copy(update={"version": version})
+                for t in timers
+            ),
+            key=lambda t: t.rule,
+        )
         item: dict[str, Any] = {
             "pk": {"S": pk},
-            "sk": {"S": timer.rule},
-            "resource_type": {"S": timer.resource_type},
-            "resource_id": {"S": timer.resource_id},
-            "action": {"S": timer.action},
-            "state": {"S": timer.state},
-            "version": {"N": str(timer.version)},
-            "doc": {"S": timer.model_dump_json()},
+            "sk": {"S": TIMERS_SK},
+            "resource_type": {"S": resource_type},
+            "resource_id": {"S": resource_id},
+            "version": {"N": str(version)},
+            "doc": {"S": _TIMERS.dump_json(stamped).decode()},
         }
-        if timer.project_id:
-            item["project_id"] = {"S": timer.project_id}
-        due = timer.next_due()
-        if due is not None:
+        if closed_all is not None:
+            item["closed_all"] = {"S": _due_key(closed_all)}
+        project = next((t.project_id for t in timers if t.project_id), None)
+        if project:
+            item["project_id"] = {"S": project}
+        dues = [d for t in timers if (d := t.next_due()) is not None]
+        if dues:
             item["due_shard"] = {"S": shard_of(pk)}
-            item["next_due"] = {"S": _due_key(due)}
+            item["next_due"] = {"S": _due_key(min(dues))}
         else:
-            last = timer.last_event_at
-            if last is not None:
-                item["expires_at"] = {"N": str(int((last + RETENTION).timestamp()))}
+            lasts = [t.last_event_at for t in timers if t.last_event_at is not None]
+            lasts += [closed_all] if closed_all is not None else []
+            if lasts:
+                item["expires_at"] = {"N": str(int((max(lasts) + RETENTION).timestamp()))}
         return item
 
     @staticmethod
-    def _timer(item: dict[str, Any]) -> Timer:
-        return Timer.model_validate_json(item["doc"]["S"])
+    def _stored(item: dict[str, Any]) -> _Stored:
+        timers = _TIMERS.validate_json(item["doc"]["S"])
+        closed_all = item.get("closed_all")
+        return _Stored(
+            int(item["version"]["N"]),
+            {t.rule: t for t in timers},
+            datetime.fromisoformat(closed_all["S"]) if closed_all else None,
+        )
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         try:
@@ -100,24 +201,23 @@ class DynamoTimerStore:
             raise StoreError(f"{op} on {self.table}: {exc}") from exc
 
     # -- reads ----------------------------------------------------------------------
-    def _get(self, resource_type: str, resource_id: str, rule: str) -> Timer | None:
+    def _read(self, pk: str) -> _Stored | None:
         out = self._call(
             "get_item",
             TableName=self.table,
-            Key={"pk": {"S": _pk(resource_type, resource_id)}, "sk": {"S": rule}},
+            Key={"pk": {"S": pk}, "sk": {"S": TIMERS_SK}},
             ConsistentRead=True,
         )
-        return self._timer(out["Item"]) if "Item" in out else None
+        return self._stored(out["Item"]) if "Item" in out else None
 
-    def _get_many(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Timer]:
-        """Read many timers in BatchGetItem calls of 100 (consistent reads); absent ones are left out."""
-        found: dict[tuple[str, str, str], Timer] = {}
-        for start in range(0, len(keys), 100):
+    def _read_many(self, pks: Sequence[str]) -> dict[str, _Stored]:
+        """Read many resources' items in BatchGetItem calls of 100 (consistent reads)."""
+        found: dict[str, _Stored] = {}
+        for start in range(0, len(pks), 100):
             request: dict[str, Any] = {
                 self.table: {
                     "Keys": [
-                        {"pk": {"S": _pk(rtype, rid)}, "sk": {"S": rule}}
-                        for rtype, rid, rule in keys[start : start + 100]
+                        {"pk": {"S": pk}, "sk": {"S": TIMERS_SK}} for pk in pks[start : start + 100]
                     ],
                     "ConsistentRead": True,
                 }
@@ -125,35 +225,33 @@ class DynamoTimerStore:
             while request:
                 out = self._call("batch_get_item", RequestItems=request)
                 for item in out.get("Responses", {}).get(self.table, []):
-                    timer = self._timer(item)
-                    found[timer.key] = timer
+                    found[item["pk"]["S"]] = self._stored(item)
                 request = out.get("UnprocessedKeys") or {}
         return found
 
-    def get_many(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], Timer]:
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Timer]:
         """The stored timers of many (resource_type, resource_id, rule) keys, by key.
 
-        BatchGetItem calls of 100 keys, consistent reads; keys without a timer are left out.
+        One BatchGetItem call per 100 resources, consistent reads; keys without a timer
+        are left out.
         """
-        return self._get_many(list(dict.fromkeys(keys)))
+        wanted = list(dict.fromkeys(keys))
+        items = self._read_many(list(dict.fromkeys(_pk(k[0], k[1]) for k in wanted)))
+        found: dict[Key, Timer] = {}
+        for rtype, rid, rule in wanted:
+            stored = items.get(_pk(rtype, rid))
+            if stored is not None and rule in stored.timers:
+                found[(rtype, rid, rule)] = stored.timers[rule]
+        return found
 
     def timers_for(self, resource_type: str, resource_id: str) -> list[Timer]:
-        """Every timer of one resource (a query on its partition), ordered by rule."""
-        items: list[Timer] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": _pk(resource_type, resource_id)}},
-            "ConsistentRead": True,
-        }
-        while True:
-            out = self._call("query", **kwargs)
-            items.extend(self._timer(i) for i in out.get("Items", []))
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        """Every timer of one resource (one read of its item), ordered by rule."""
+        stored = self._read(_pk(resource_type, resource_id))
+        return [] if stored is None else [stored.timers[r] for r in sorted(stored.timers)]
 
-    def _shard(self, shard: str, due_before: datetime | None) -> Iterator[Timer]:
+    def _index_pages(
+        self, shard: str, due_before: datetime | None, limit: int | None
+    ) -> Iterator[list[dict[str, Any]]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": DUE_INDEX,
@@ -163,65 +261,74 @@ class DynamoTimerStore:
         }
         if due_before is not None:
             kwargs["ExpressionAttributeValues"][":d"] = {"S": _due_key(due_before)}
+        if limit is not None:
+            kwargs["Limit"] = limit
         while True:
             out = self._call("query", **kwargs)
-            for item in out.get("Items", []):
-                yield self._timer(item)
+            yield out.get("Items", [])
             if "LastEvaluatedKey" not in out:
                 return
             kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
 
-    def pending(self, due_before: datetime | None = None) -> Iterator[Timer]:
-        """Pending timers due before ``due_before``, merged across shards in due order.
+    def _shard(
+        self, shard: str, due_before: datetime | None
+    ) -> Iterator[tuple[datetime, Key, Timer]]:
+        """A shard's due timers in due order.
 
-        Reads only the due index (sparse: it holds pending timers alone), never the table.
+        The index orders items by their earliest due work; an item's other timers may fall
+        due later, so they wait in a heap until the index has passed their time.
+        """
+        waiting: list[tuple[datetime, Key, Timer]] = []
+        for page in self._index_pages(shard, due_before, None):
+            for item in page:
+                floor = datetime.fromisoformat(item["next_due"]["S"])
+                while waiting and waiting[0][:2] <= (floor, ("", "", "")):
+                    yield heapq.heappop(waiting)
+                for entry in _due_timers(self._stored(item).timers.values(), due_before):
+                    heapq.heappush(waiting, entry)
+        while waiting:
+            yield heapq.heappop(waiting)
+
+    def pending(self, due_before: datetime | None = None) -> Iterator[Timer]:
+        """Pending timers with work due before ``due_before``, merged across shards in due order.
+
+        Reads only the due index (sparse: it holds resources with pending timers alone),
+        never the table.
         """
         shards = [self._shard(f"{n:02d}", due_before) for n in range(SHARDS)]
-        keyed = (((t.next_due(), t.key, t) for t in it) for it in shards)
-        for _, _, timer in heapq.merge(*keyed, key=lambda x: (x[0], x[1])):
+        for _, _, timer in heapq.merge(*shards, key=lambda x: (x[0], x[1])):
             yield timer
 
     def pending_pages(self, page_size: int = 100) -> Iterator[list[Timer]]:
-        """Every pending timer, shard by shard, at most ``page_size`` at a time; no due order.
+        """Every pending timer, shard by shard, a page of at most ``page_size`` resources at a
+        time; no due order.
 
         A pass over all pending work in memory flat in the size of the table (the
         reconcile's search for timers of resources that are gone): :meth:`pending` holds a
         result page (up to 1 MB) of every shard at once to merge them in due order.
         """
         for n in range(SHARDS):
-            kwargs: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :s",
-                "ExpressionAttributeValues": {":s": {"S": f"{n:02d}"}},
-                "Limit": page_size,
-            }
-            while True:
-                out = self._call("query", **kwargs)
-                page = [self._timer(item) for item in out.get("Items", [])]
+            for items in self._index_pages(f"{n:02d}", None, page_size):
+                page = [
+                    t
+                    for item in items
+                    for t in self._stored(item).timers.values()
+                    if t.next_due() is not None
+                ]
                 if page:
                     yield page
-                if "LastEvaluatedKey" not in out:
-                    break
-                kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
 
     # -- writes ---------------------------------------------------------------------
-    def _put(self, old: Timer | None, new: Timer) -> bool:
-        """Write ``new`` if the item is still as read (absent, or ``old``'s version)."""
-        item = self._item(new)
+    def _put(self, pk: str, old: _Stored | None, new: _Stored) -> bool:
+        """Write the resource's item if it is still as read (absent, or ``old``)."""
+        rtype, rid = pk.split("#", 1)
+        item = self.item_of(rtype, rid, list(new.timers.values()), new.version, new.closed_all)
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item}
         if old is None:
-            condition = "attribute_not_exists(pk)"
-            values: dict[str, Any] = {}
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            condition = "#v = :v"
-            values = {":v": {"N": str(old.version)}}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Item": item,
-            "ConditionExpression": condition,
-        }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+            kwargs["ConditionExpression"] = "#v = :v"
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(old.version)}}
             kwargs["ExpressionAttributeNames"] = {"#v": "version"}
         try:
             self._call("put_item", **kwargs)
@@ -230,50 +337,58 @@ class DynamoTimerStore:
         return True
 
     def replace(self, old: Timer, new: Timer) -> Timer | None:
-        """Compare-and-set on the version: store ``new`` only if ``old`` is still stored."""
-        stored = new.model_copy(update={"version": old.version + 1})
-        return stored if self._put(old, stored) else None
+        """Compare-and-set: store ``new`` only if the stored timer is still ``old``.
+
+        The resource's other timers may have changed since ``old`` was read (their writes
+        bump the item's version too): the write goes through as long as this rule's timer
+        is as read, conditional on the item's version at this read.
+        """
+        stored = self._read(_pk(old.resource_type, old.resource_id))
+        if stored is None:
+            return None
+        current = stored.timers.get(old.rule)
+        if current is None or current.model_copy(update={"version": old.version}) != old:
+            return None
+        result = new.model_copy(update={"version": stored.version + 1})
+        pk = _pk(old.resource_type, old.resource_id)
+        after = dataclasses.replace(
+            stored, version=result.version, timers={**stored.timers, old.rule: result}
+        )
+        return result if self._put(pk, stored, after) else None
 
     def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
-        """Fold commands into the stored timers, one conditional write per changed timer.
+        """Fold commands into the stored timers, one conditional write per changed resource.
 
-        Commands for the same (resource, rule) collapse into one read and one write. A
-        wildcard cancel (rule ``*``) applies to every timer the resource has.
+        Commands for the same resource collapse into one read (BatchGetItem for the whole
+        batch) and one write. A wildcard cancel (rule ``*``) applies to every timer the
+        resource has, stored or about to be by this same batch.
         """
-        groups: dict[tuple[str, str, str], list[TimerCommand]] = {}
-        wildcards: list[TimerCommand] = []
+        by_resource: dict[str, dict[str, list[TimerCommand]]] = {}
+        wildcards: dict[str, list[TimerCommand]] = {}
         for c in commands:
+            pk = _pk(c.resource_type, c.resource_id)
+            rules = by_resource.setdefault(pk, {})
             if c.rule == ALL_RULES:
-                wildcards.append(c)
+                wildcards.setdefault(pk, []).append(c)
             else:
-                groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
-        for c in wildcards:
-            # Every rule the resource has: stored, or about to be by this same batch.
-            rules = {t.rule for t in self.timers_for(c.resource_type, c.resource_id)}
-            rules |= {k[2] for k in groups if k[:2] == (c.resource_type, c.resource_id)}
-            for rule in rules:
-                groups.setdefault((c.resource_type, c.resource_id, rule), []).append(
-                    dataclasses.replace(c, rule=rule)
-                )
+                rules.setdefault(c.rule, []).append(c)
+        current = self._read_many(list(by_resource))
         written = unchanged = retries = 0
-        current = self._get_many(list(groups))
-        for (rtype, rid, rule), cmds in groups.items():
-            old = current.get((rtype, rid, rule))
+        for pk, rules in by_resource.items():
+            old = current.get(pk)
             for _ in range(MAX_RETRIES):
-                new = merge(old, cmds)
-                if new is None or (old is not None and new == old):
-                    unchanged += 1
+                new, changed, groups = _fold(old, rules, wildcards.get(pk, ()))
+                if new is None:
+                    unchanged += groups
                     break
-                stored = new.model_copy(update={"version": (old.version + 1) if old else 1})
-                if self._put(old, stored):
-                    written += 1
+                if self._put(pk, old, new):
+                    written += changed
+                    unchanged += groups - changed
                     break
                 retries += 1
-                old = self._get(rtype, rid, rule)  # somebody wrote it first: merge into theirs
+                old = self._read(pk)  # somebody wrote it first: merge into theirs
             else:
-                raise StoreError(
-                    f"{rtype} {rid} rule {rule}: gave up after {MAX_RETRIES} conflicting writes"
-                )
+                raise StoreError(f"{pk}: gave up after {MAX_RETRIES} conflicting writes")
         return ApplyResult(written=written, unchanged=unchanged, retries=retries)
 
     # -- table ----------------------------------------------------------------------
@@ -305,6 +420,32 @@ class DynamoTimerStore:
 _memory_mock: Any = None
 
 
+class _OneAtATime:
+    """A client whose calls run one at a time, for moto's in-process backend.
+
+    moto checks a write's condition and stores the item in two separate steps, so two
+    threads (the listener's writers, two sweepers) could both pass the same condition;
+    DynamoDB and dynalite check and write atomically. One lock per process: moto keeps
+    one backend per process.
+    """
+
+    _lock = threading.RLock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
 def _memory_client(region: str) -> Any:
     """A DynamoDB client on moto's in-process backend (the embedded default store)."""
     global _memory_mock
@@ -315,7 +456,7 @@ def _memory_client(region: str) -> Any:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "embedded")
         _memory_mock = mock_aws()
         _memory_mock.start()
-    return boto3.client("dynamodb", region_name=region)
+    return _OneAtATime(boto3.client("dynamodb", region_name=region))
 
 
 def open_store(url: str, *, create: bool | None = None) -> DynamoTimerStore:
