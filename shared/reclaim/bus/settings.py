@@ -29,7 +29,7 @@ class BusSettings(BaseModel):
     )
     durable_queues: bool = Field(True, description="declare durable queues (amqp_durable_queues)")
     batch_size: int = Field(100, ge=1, description="messages handed to the pipeline at once")
-    batch_timeout: float = Field(0.05, gt=0, description="seconds to wait to fill a batch")
+    batch_timeout: float = Field(0.02, gt=0, description="seconds to wait to fill a batch")
     prefetch: int = Field(
         400, ge=0, description="unacknowledged messages the broker may send (0: no limit)"
     )
