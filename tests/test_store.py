@@ -266,3 +266,26 @@ def test_an_image_deleted_before_its_earlier_events_arrive_keeps_no_warning(
     later = event("image.update", {"id": "img-7", "os_hidden": True}, T0 + days(2))
     store.apply(routes.decide(later, POLICY))
     assert {t.rule for t in store.pending()} == {"eol-image", "eol-image-reminder"}
+
+
+def test_claiming_a_timer_read_from_the_due_index_costs_one_write_and_no_read(
+    store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver(store, server_body("stopped", T0))
+    [t] = list(store.pending(T0 + days(30)))
+    reads: list[object] = []
+    real = store.client.get_item
+    monkeypatch.setattr(store.client, "get_item", lambda **kw: reads.append(kw) or real(**kw))
+    claimed = store.replace(t, t.model_copy(update={"lease_owner": "me"}))
+    assert claimed is not None
+    done = store.replace(claimed, claimed.model_copy(update={"lease_owner": None, "attempts": 1}))
+    assert done is not None and reads == []
+    # Another process (a store of its own) changes the timer: it reads the item first;
+    # our copy is stale now, so our write is refused, re-read, and the claim declined.
+    other = DynamoTimerStore(store.client, store.table)
+    assert other.replace(done, done.model_copy(update={"attempts": 2})) is not None
+    assert len(reads) == 1
+    assert store.replace(done, done.model_copy(update={"attempts": 9})) is None
+    assert len(reads) == 2
+    [stored] = [x for x in store.timers_for("server", SERVER) if x.rule == "shelve"]
+    assert stored.attempts == 2

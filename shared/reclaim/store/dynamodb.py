@@ -42,6 +42,8 @@ TIMERS_SK = "timers"
 #: Closed timers stay readable (audit) this long after their last event, then expire.
 RETENTION = timedelta(days=400)
 MAX_RETRIES = 8
+#: Items a store keeps in memory as last read or written (see ``replace``).
+RECENT_ITEMS = 4096
 
 _TIMERS = TypeAdapter(list[Timer])
 Key = tuple[str, str, str]
@@ -137,6 +139,10 @@ class DynamoTimerStore:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
+        # The items last read or written, by pk: a sweeper's claim of a timer it just read
+        # from the due index writes without reading the item again (the write is
+        # conditional on the version, so a stale entry only costs that read after all).
+        self._recent: dict[str, _Stored] = {}
 
     # -- encoding -------------------------------------------------------------------
     def item_of(
@@ -180,15 +186,21 @@ class DynamoTimerStore:
                 item["expires_at"] = {"N": str(int((max(lasts) + RETENTION).timestamp()))}
         return item
 
-    @staticmethod
-    def _stored(item: dict[str, Any]) -> _Stored:
+    def _stored(self, item: dict[str, Any]) -> _Stored:
         timers = _TIMERS.validate_json(item["doc"]["S"])
         closed_all = item.get("closed_all")
-        return _Stored(
+        stored = _Stored(
             int(item["version"]["N"]),
             {t.rule: t for t in timers},
             datetime.fromisoformat(closed_all["S"]) if closed_all else None,
         )
+        self._remember(item["pk"]["S"], stored)
+        return stored
+
+    def _remember(self, pk: str, stored: _Stored) -> None:
+        if len(self._recent) >= RECENT_ITEMS:
+            self._recent.clear()
+        self._recent[pk] = stored
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         try:
@@ -333,7 +345,9 @@ class DynamoTimerStore:
         try:
             self._call("put_item", **kwargs)
         except ClientError:
+            self._recent.pop(pk, None)
             return False
+        self._remember(pk, new)
         return True
 
     def replace(self, old: Timer, new: Timer) -> Timer | None:
@@ -343,14 +357,21 @@ class DynamoTimerStore:
         bump the item's version too): the write goes through as long as this rule's timer
         is as read, conditional on the item's version at this read.
         """
-        stored = self._read(_pk(old.resource_type, old.resource_id))
-        if stored is None:
-            return None
+        pk = _pk(old.resource_type, old.resource_id)
+        seen = self._recent.get(pk)
+        if seen is not None and seen.version == old.version:
+            done = self._swap(pk, seen, old, new)
+            if done is not None:
+                return done
+        stored = self._read(pk)
+        return None if stored is None else self._swap(pk, stored, old, new)
+
+    def _swap(self, pk: str, stored: _Stored, old: Timer, new: Timer) -> Timer | None:
+        """Write ``stored`` with ``new`` for ``old``'s rule, if that rule's timer is ``old``."""
         current = stored.timers.get(old.rule)
         if current is None or current.model_copy(update={"version": old.version}) != old:
             return None
         result = new.model_copy(update={"version": stored.version + 1})
-        pk = _pk(old.resource_type, old.resource_id)
         after = dataclasses.replace(
             stored, version=result.version, timers={**stored.timers, old.rule: result}
         )
