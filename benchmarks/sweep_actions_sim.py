@@ -134,15 +134,20 @@ def main() -> None:
                 raw = ids[2 * n * r + n : 2 * n * (r + 1)]
                 store = db.store(f"bench-actions-{r}")
                 items = [
-                    store._item(
-                        timer_for(
-                            SHELVE,
-                            sid,
-                            STOPPED_AT,
-                            project_id=project_id,
-                            user_id=user_id,
-                            sent_before=NOW,
-                        )
+                    store.item_of(
+                        "server",
+                        sid,
+                        [
+                            timer_for(
+                                SHELVE,
+                                sid,
+                                STOPPED_AT,
+                                project_id=project_id,
+                                user_id=user_id,
+                                sent_before=NOW,
+                            )
+                        ],
+                        1,
                     )
                     for sid in mine
                 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
 import os
@@ -156,10 +155,9 @@ def nova_event(
     server: str, action: str, state: str, at: datetime, project: str = "p1"
 ) -> dict[str, Any]:
     """A versioned ``instance.<action>.end`` for ``server`` in ``state`` at ``at``."""
-    base = json.loads(
+    body: dict[str, Any] = json.loads(
         (CONFORMANCE / "nova" / "resolved" / "instance-power_off-end.json").read_text()
     )
-    body = copy.deepcopy(base)
     data = body["payload"]["nova_object.data"]
     data.update({"uuid": server, "state": state, "tenant_id": project, "task_state": None})
     body["event_type"] = f"instance.{action}.end"
