@@ -27,21 +27,11 @@ from reclaim.sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServe
 from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore, open_store
 from tests.bus.conftest import RABBIT, amqp_url, delete_queue, rabbitmqctl, wait_for
-from tests.reconcile.conftest import deliver, pending
+from tests.reconcile.conftest import MOVES, deliver, pending
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.dynalite]
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-#: Which actions make sense from which vm_state (``delete`` from any).
-MOVES = {
-    "active": ["os-stop", "os-stop", "suspend", "shelve", "pause", "delete"],
-    "stopped": ["os-start", "shelve", "delete"],
-    "suspended": ["resume", "shelve", "delete"],
-    "paused": ["unpause", "shelve", "delete"],
-    "shelved": ["shelveOffload", "unshelve", "delete"],
-    "shelved_offloaded": ["unshelve", "unshelve", "delete"],
-}
 
 
 @pytest.fixture

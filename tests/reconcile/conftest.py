@@ -19,6 +19,15 @@ from reclaim.store import DynamoTimerStore
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 POLICY = PolicySettings()
+#: The server actions a generated history takes from each vm_state (``delete`` from any).
+MOVES = {
+    "active": ["os-stop", "os-stop", "suspend", "shelve", "pause", "delete"],
+    "stopped": ["os-start", "shelve", "delete"],
+    "suspended": ["resume", "shelve", "delete"],
+    "paused": ["unpause", "shelve", "delete"],
+    "shelved": ["shelveOffload", "unshelve", "delete"],
+    "shelved_offloaded": ["unshelve", "unshelve", "delete"],
+}
 _names = itertools.count(1)
 
 

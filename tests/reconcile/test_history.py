@@ -9,17 +9,7 @@ from typing import Any
 from reclaim.reconcile.engine import reconcile
 from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import open_store
-from tests.reconcile.conftest import POLICY, deliver, pending
-
-#: Which actions make sense from which vm_state (``delete`` from any).
-MOVES = {
-    "active": ["os-stop", "os-stop", "suspend", "shelve", "pause", "delete"],
-    "stopped": ["os-start", "shelve", "delete"],
-    "suspended": ["resume", "shelve", "delete"],
-    "paused": ["unpause", "shelve", "delete"],
-    "shelved": ["shelveOffload", "unshelve", "delete"],
-    "shelved_offloaded": ["unshelve", "unshelve", "delete"],
-}
+from tests.reconcile.conftest import MOVES, POLICY, deliver, pending
 
 
 def _history(
