@@ -18,6 +18,7 @@ from tests.bus.conftest import (
     glance_event,
     keystone_event,
     nova_event,
+    rabbitmqctl,
     table_snapshot,
     wait_for,
 )
@@ -114,3 +115,47 @@ def test_the_in_memory_oracle_agrees_with_the_store(policy: PolicySettings) -> N
     fast = expected_snapshot(bodies, policy)
     assert len(fast) > 20
     assert fast == expected_snapshot(bodies, policy, via_store=True)
+
+
+@pytest.mark.rabbitmq
+def test_a_cloud_with_non_durable_exchanges_is_refused_before_anything_is_declared(
+    bus_settings: BusSettings, moto_store: DynamoTimerStore
+) -> None:
+    """Nova declared its exchange non-durable (oslo's default) and reclaim is set durable:
+    a clear error naming the setting, and nothing declared that would later refuse the
+    cloud's own services; with the cloud's setting it starts."""
+    import kombu
+
+    from reclaim.bus.listener import Listener
+    from reclaim.bus.transport import BusError
+
+    own = f"{bus_settings.transport_url.rsplit('/', 1)[1]}-nd"
+    rabbitmqctl("add_vhost", own)
+    try:
+        rabbitmqctl("set_permissions", "-p", own, "guest", ".*", ".*", ".*")
+        url = f"{bus_settings.transport_url.rsplit('/', 1)[0]}/{own}"
+        with kombu.Connection(url.replace("rabbit://", "amqp://", 1)) as conn:
+            kombu.Exchange("nova", type="topic", durable=False)(conn.default_channel).declare()
+        settings = bus_settings.model_copy(update={"transport_url": url})
+        listener = Listener(settings, moto_store, PolicySettings())
+        with pytest.raises(BusError, match=r"exchange 'nova' non-durable: set bus\.durable_queues"):
+            listener.start()
+        listener.stop()
+        assert settings.pool not in rabbitmqctl("list_queues", "-p", own, "name").split()
+        assert "neutron" not in rabbitmqctl("list_exchanges", "-p", own, "name").split()
+        matched = Listener(
+            settings.model_copy(update={"durable_queues": False}), moto_store, PolicySettings()
+        ).start()
+        matched.stop()
+        # A queue left by a durable run is named, with what deleting it costs.
+        durable_queue = settings.model_copy(update={"pool": "left-durable"})
+        with kombu.Connection(url.replace("rabbit://", "amqp://", 1)) as conn:
+            conn.default_channel.queue_declare("left-durable", durable=True, auto_delete=False)
+        with pytest.raises(BusError, match=r"queue 'left-durable' durable.*reconcile"):
+            Listener(
+                durable_queue.model_copy(update={"durable_queues": False}),
+                moto_store,
+                PolicySettings(),
+            ).start()
+    finally:
+        rabbitmqctl("delete_vhost", own, check=False)

@@ -25,7 +25,7 @@ from reclaim.bus.metrics import Metrics
 from reclaim.bus.pipeline import Observer, Pipeline, envelope_of
 from reclaim.bus.settings import BusSettings
 from reclaim.bus.targets import Subscription, subscription
-from reclaim.bus.transport import notification_transport
+from reclaim.bus.transport import BusError, check_durability, notification_transport
 from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
 from reclaim.settings import PolicySettings
@@ -115,6 +115,7 @@ class Listener:
         """Connect, declare the queue and start consuming."""
         om = messaging()
         s = self.settings
+        check_durability(s, dict.fromkeys(e for e, _ in self.subscription.targets))
         self._transport = notification_transport(s)
         targets = [om.Target(exchange=e, topic=t) for e, t in self.subscription.targets]
         endpoint = BatchEndpoint(self.pipeline, self.subscription, s.store_retry_delay)
@@ -129,7 +130,10 @@ class Listener:
             self._transport, targets, [endpoint], executor="threading", allow_requeue=True,
             pool=s.pool, batch_size=s.batch_size, batch_timeout=s.batch_timeout,
         )  # fmt: skip
-        self._server.start(override_pool_size=s.executor_threads)
+        try:
+            self._server.start(override_pool_size=s.executor_threads)
+        except om.MessageDeliveryFailure as exc:
+            raise BusError(str(exc)) from exc
         if s.metrics_port:
             self._metrics_server = self.metrics.serve(s.metrics_port, s.metrics_host)
         emit("listening", pool=s.pool, targets=[f"{e}/{t}" for e, t in self.subscription.targets],

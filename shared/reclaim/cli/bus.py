@@ -73,6 +73,7 @@ def listen(
     """
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
+    from reclaim.bus.transport import BusError
     from reclaim.settings import load_settings
 
     settings = _bus(
@@ -87,7 +88,7 @@ def listen(
     timer_store = _store(store)
     try:
         Listener(settings, timer_store, policy).run()
-    except OSError as exc:
+    except (OSError, BusError) as exc:
         fail(f"listen: {exc}", 1)
 
 

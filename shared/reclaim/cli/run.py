@@ -31,6 +31,7 @@ def run(
 
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
+    from reclaim.bus.transport import BusError
     from reclaim.cli.sweep import cloud_port, owner_id
     from reclaim.daemon import Daemon
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
@@ -59,7 +60,7 @@ def run(
 
     try:
         Daemon(listener, sweeper, settings, reconcile=reconcile).run()
-    except OSError as exc:
+    except (OSError, BusError) as exc:
         fail(f"run: {exc}", 1)
 
 
