@@ -14,7 +14,7 @@ from reclaim.settings import PolicySettings
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry, Timer, close, merge
 from reclaim.views import pending_rows
-from tests.support.builders import T0, days, event, server_event
+from tests.support.builders import SERVER, T0, days, event, server_event
 
 POLICY = PolicySettings()
 STATES = ["stopped", "suspended", "shelved", "shelved_offloaded", "active", "paused", "deleted"]
@@ -182,3 +182,11 @@ def test_the_store_agrees_under_reordering_of_image_events_with_a_delete(
             )
         )
     assert results[0] == results[1]
+
+
+def test_two_events_of_one_instant_describe_the_timer_whatever_their_order() -> None:
+    """Nova's shelve and its immediate offload can carry the same timestamp."""
+    both = [("shelved", T0), ("shelved_offloaded", T0)]
+    one, other = fold(commands(both)), fold(commands(both[::-1]))
+    assert one == other
+    assert one[("server", SERVER, "delete-shelved")].detail["state"] == "shelved_offloaded"

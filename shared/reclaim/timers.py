@@ -77,6 +77,7 @@ class Timer(BaseModel):
     delay: Duration = timedelta(0)
     notice_spec: tuple[tuple[str, Duration], ...] = ()
     spec_at: Instant | None = None
+    spec_key: str = ""
     observations: tuple[Observation, ...] = ()
     closed_at: Instant | None = None
     since: Instant | None = None
@@ -119,6 +120,13 @@ def _prune(observations: Iterable[Observation]) -> tuple[Observation, ...]:
     return tuple(ordered[:half] + ordered[-half:])
 
 
+def _spec_key(c: TimerCommand) -> str:
+    """Orders two schedules of one event time (Nova's shelve and its immediate offload can
+    share a timestamp), so that which one describes the timer does not depend on the
+    order they were stored in."""
+    return repr((c.action, sorted(c.detail.items()), c.project_id or "", c.user_id or ""))
+
+
 def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None:
     """Fold commands for one (resource, rule) into its timer. Pure, commutative, idempotent.
 
@@ -147,7 +155,8 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
                 closed = c.event_time
         elif c.action != "notify" and c.since is not None and c.due_at is not None:
             observations.add(Observation(at=c.event_time, since=c.since))
-            if spec.spec_at is None or c.event_time >= spec.spec_at:
+            key = _spec_key(c)
+            if spec.spec_at is None or (c.event_time, key) >= (spec.spec_at, spec.spec_key):
                 notices = tuple(
                     (n.notice or "", c.due_at - n.due_at)
                     for n in cmds
@@ -162,6 +171,7 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
                     "delay": c.due_at - c.since,
                     "notice_spec": tuple(sorted(set(notices), key=lambda x: -x[1])),
                     "spec_at": c.event_time,
+                    "spec_key": key,
                 }
                 spec = spec.model_copy(update=updates)
     kept = _prune(o for o in observations if closed is None or o.at > closed)

@@ -259,7 +259,7 @@ def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("state") != "pending":
         # A closed timer keeps the derived fields of its last run (since, due_at,
         # notices) when it had one: history, not evidence. Compare the evidence.
-        for key in ("since", "due_at", "notices", "attempts", "spec_at"):
+        for key in ("since", "due_at", "notices", "attempts", "spec_at", "spec_key"):
             doc.pop(key, None)
     return doc
 
