@@ -278,16 +278,24 @@ def test_cli_reports_projects(
 
     table = runner.invoke(app, [*args, "--dry-run"])
     assert table.exit_code == 0, table.output
-    assert "1 projects read, 3 timers would change" in table.output
+    assert "1 projects (1 with allocation_end) read, 3 timers would change" in table.output
     assert "allocation ended 2026-01-31; no pending cleanup" in table.output
 
     out = runner.invoke(app, [*args, "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert data["projects"] == 1 and data["rules"][CLEANUP]["create"] == 1
+    assert data["projects"] == 1 and data["allocations"] == 1
+    assert data["rules"][CLEANUP]["create"] == 1
     row = next(r for r in data["rows"] if r["rule"] == CLEANUP)
     assert (row["resource_type"], row["resource_id"]) == ("project", p.project_id)
     assert row["due_after"] == "2026-07-30T00:00:00Z"  # 180 days after the end
+
+    # A misspelt property name reconciles nothing, and the summary says so.
+    monkeypatch.setenv("RECLAIM_RECONCILE__ALLOCATION_END_PROPERTY", "allocation_ends")
+    typo = runner.invoke(app, args)
+    assert typo.exit_code == 0, typo.output
+    assert "1 projects (0 with allocation_ends) read" in typo.output
+    assert "no listed project carries 'allocation_ends'" in typo.output
 
     monkeypatch.setenv("RECLAIM_RECONCILE__ALLOCATION_END_PROPERTY", "")
     off = runner.invoke(app, [*args, "--json"])

@@ -21,11 +21,22 @@ from reclaim.store import StoreError
 def _print_report(report: ReconcileReport, console: Console) -> None:
     verb = "would change" if report.dry_run else "changed"
     console.print(
-        f"{report.servers} servers, {report.images} images and {report.projects} projects read, "
+        f"{report.servers} servers, {report.images} images and {report.projects} projects"
+        + (
+            f" ({report.allocations} with {report.allocation_property})"
+            if report.allocation_property
+            else ""
+        )
+        + " read, "
         f"{report.drift} timers {verb}"
         + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
     )
+    if report.projects and not report.allocations and report.allocation_property:
+        console.print(
+            f"[yellow]no listed project carries {report.allocation_property!r}: allocations "
+            "were not reconciled (reconcile.allocation_end_property names the property)[/]"
+        )
     counts = Table(title="timers by rule")
     for col in ("rule", "created", "cancelled", "moved", "unchanged"):
         counts.add_column(col, justify="left" if col == "rule" else "right")

@@ -96,6 +96,9 @@ class ReconcileReport:
     servers: int = 0
     images: int = 0
     projects: int = 0
+    #: Listed projects whose allocation-end property was read (the rest are left alone).
+    allocations: int = 0
+    allocation_property: str = ""
     skipped: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     rows: list[DriftRow] = field(default_factory=list)
@@ -132,6 +135,8 @@ class ReconcileReport:
             "servers": self.servers,
             "images": self.images,
             "projects": self.projects,
+            "allocations": self.allocations,
+            "allocation_property": self.allocation_property or None,
             "skipped": self.skipped,
             "drift": self.drift,
             "written": self.written,
@@ -371,6 +376,7 @@ class _Run:
                 self.report.skipped += 1
                 continue
             if n is not None:
+                self.report.allocations += 1
                 observed.append(n)
         stored = read_timers(
             self.store,
@@ -421,7 +427,11 @@ def reconcile(
         else None
     )
     report = ReconcileReport(
-        started=now, dry_run=dry_run, first_install_grace=first_install, project=project
+        started=now,
+        dry_run=dry_run,
+        first_install_grace=first_install,
+        project=project,
+        allocation_property=prop if projects is not None else "",
     )
     run = _Run(store, report, max_rows, dry_run)
     seen = SeenIds()
