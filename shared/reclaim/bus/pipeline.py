@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from reclaim.bus.metrics import Metrics
 from reclaim.commands import TimerCommand
 from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.settings import PolicySettings
-from reclaim.store import StoreError
 from reclaim.store.port import ApplyResult, TimerStore
 from reclaim.wire import Notification, ParseError
 
@@ -68,11 +66,6 @@ class BatchOutcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     commands: int = 0
     result: ApplyResult = field(default_factory=ApplyResult)
-
-
-def _resource_slot(command: TimerCommand, slots: int) -> int:
-    # Every command of one resource (wildcard cancels included) goes to the same writer.
-    return zlib.crc32(f"{command.resource_type}#{command.resource_id}".encode()) % slots
 
 
 class Pipeline:
@@ -158,39 +151,15 @@ class Pipeline:
 
     # -- I/O ------------------------------------------------------------------------
     def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
-        """Store commands, resources spread over the writers; raises StoreError on failure.
+        """Store commands; raises StoreError on failure.
 
-        All commands of one resource go to one ``store.apply`` call, which folds them into
-        one read and one conditional write of the resource's item: the in-order stream's
-        result.
+        One read of the batch's items, then one conditional write per changed resource on
+        the writer threads: all commands of a resource fold into its one write, the
+        in-order stream's result.
         """
         if not commands:
             return ApplyResult()
-        slots = min(self.apply_threads, len(commands))
-        if slots == 1:
-            return self.store.apply(commands)
-        chunks: list[list[TimerCommand]] = [[] for _ in range(slots)]
-        for c in commands:
-            chunks[_resource_slot(c, slots)].append(c)
-        futures = [self._writers.submit(self.store.apply, chunk) for chunk in chunks if chunk]
-        written = unchanged = retries = 0
-        failure: BaseException | None = None
-        for f in futures:
-            try:
-                r = f.result()
-            except BaseException as exc:
-                failure = failure or exc
-                continue
-            written, unchanged, retries = (
-                written + r.written,
-                unchanged + r.unchanged,
-                retries + r.retries,
-            )
-        if failure is not None:
-            if isinstance(failure, StoreError):
-                raise failure
-            raise StoreError(f"applying commands: {type(failure).__name__}: {failure}") from failure
-        return ApplyResult(written=written, unchanged=unchanged, retries=retries)
+        return self.store.apply(commands, writers=self._writers)
 
     def process(self, bodies: Sequence[Mapping[str, Any]]) -> BatchOutcome:
         """Handle one batch: dead letters recorded, commands stored; raises StoreError."""

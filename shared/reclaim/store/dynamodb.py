@@ -20,6 +20,7 @@ import os
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,6 +132,22 @@ def _fold(
         return None, 0, len(groups)
     version = old.version + 1 if old is not None else 1
     return _Stored(version, timers, closed_all), changed, len(groups)
+
+
+def _gather(futures: Sequence[Future[ApplyResult]]) -> list[ApplyResult]:
+    """Every result, once all have finished; the first failure as a StoreError."""
+    results: list[ApplyResult] = []
+    failure: BaseException | None = None
+    for f in futures:
+        try:
+            results.append(f.result())
+        except BaseException as exc:
+            failure = failure or exc
+    if isinstance(failure, StoreError):
+        raise failure
+    if failure is not None:
+        raise StoreError(f"applying commands: {type(failure).__name__}: {failure}") from failure
+    return results
 
 
 class DynamoTimerStore:
@@ -377,12 +394,15 @@ class DynamoTimerStore:
         )
         return result if self._put(pk, stored, after) else None
 
-    def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
+    def apply(
+        self, commands: Sequence[TimerCommand], *, writers: Executor | None = None
+    ) -> ApplyResult:
         """Fold commands into the stored timers, one conditional write per changed resource.
 
-        Commands for the same resource collapse into one read (BatchGetItem for the whole
-        batch) and one write. A wildcard cancel (rule ``*``) applies to every timer the
-        resource has, stored or about to be by this same batch.
+        Commands for the same resource collapse into one write; the batch's items are read
+        at once (BatchGetItem, 100 a call). With ``writers`` the resources' writes run on
+        that executor, each resource on one worker. A wildcard cancel (rule ``*``) applies
+        to every timer the resource has, stored or about to be by this same batch.
         """
         by_resource: dict[str, dict[str, list[TimerCommand]]] = {}
         wildcards: dict[str, list[TimerCommand]] = {}
@@ -394,23 +414,27 @@ class DynamoTimerStore:
             else:
                 rules.setdefault(c.rule, []).append(c)
         current = self._read_many(list(by_resource))
-        written = unchanged = retries = 0
-        for pk, rules in by_resource.items():
+
+        def write(pk: str) -> ApplyResult:
             old = current.get(pk)
-            for _ in range(MAX_RETRIES):
-                new, changed, groups = _fold(old, rules, wildcards.get(pk, ()))
+            for retries in range(MAX_RETRIES):
+                new, changed, groups = _fold(old, by_resource[pk], wildcards.get(pk, ()))
                 if new is None:
-                    unchanged += groups
-                    break
+                    return ApplyResult(unchanged=groups, retries=retries)
                 if self._put(pk, old, new):
-                    written += changed
-                    unchanged += groups - changed
-                    break
-                retries += 1
+                    return ApplyResult(changed, groups - changed, retries)
                 old = self._read(pk)  # somebody wrote it first: merge into theirs
-            else:
-                raise StoreError(f"{pk}: gave up after {MAX_RETRIES} conflicting writes")
-        return ApplyResult(written=written, unchanged=unchanged, retries=retries)
+            raise StoreError(f"{pk}: gave up after {MAX_RETRIES} conflicting writes")
+
+        if writers is None or len(by_resource) < 2:
+            results = [write(pk) for pk in by_resource]
+        else:
+            results = _gather([writers.submit(write, pk) for pk in by_resource])
+        return ApplyResult(
+            written=sum(r.written for r in results),
+            unchanged=sum(r.unchanged for r in results),
+            retries=sum(r.retries for r in results),
+        )
 
     # -- table ----------------------------------------------------------------------
     def ensure_table(self) -> None:

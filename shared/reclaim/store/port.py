@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -23,8 +24,11 @@ class ApplyResult:
 class TimerStore(Protocol):
     """Timers keyed by (resource, rule); every write is conditional on what was read."""
 
-    def apply(self, commands: Sequence[TimerCommand]) -> ApplyResult:
-        """Fold commands into the stored timers (see :func:`reclaim.timers.merge`)."""
+    def apply(
+        self, commands: Sequence[TimerCommand], *, writers: Executor | None = None
+    ) -> ApplyResult:
+        """Fold commands into the stored timers (see :func:`reclaim.timers.merge`); with
+        ``writers``, writes of different resources may run on that executor."""
         ...
 
     def timers_for(self, resource_type: str, resource_id: str) -> list[Timer]:
