@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import kombu
 
+from benchmarks.sweep_support import count_requests
 from reclaim.bus.listener import Listener
 from reclaim.bus.publisher import OSLO_TIME, Publisher
 from reclaim.bus.settings import BusSettings
@@ -111,9 +113,11 @@ def noop_drain(settings: BusSettings, pool: str, n: int) -> float:
     return elapsed
 
 
-def reclaim_drain(settings: BusSettings, store_url: str, n: int) -> tuple[float, int]:
-    """Seconds reclaim's listener takes to store the commands of ``n`` queued events."""
+def reclaim_drain(settings: BusSettings, store_url: str, n: int) -> tuple[float, int, Counter[str]]:
+    """Seconds reclaim's listener takes to store the commands of ``n`` queued events, the
+    timers it changed, and its store requests by operation."""
     store = open_store(store_url)
+    calls = count_requests(store)
     listener = Listener(settings, store, PolicySettings())
     start = time.perf_counter()
     listener.start()
@@ -122,7 +126,7 @@ def reclaim_drain(settings: BusSettings, store_url: str, n: int) -> tuple[float,
     elapsed = time.perf_counter() - start
     writes = int(listener.metrics.value("reclaim_bus_timer_writes_total"))
     listener.stop()
-    return elapsed, writes
+    return elapsed, writes, calls
 
 
 def latency(settings: BusSettings, store_url: str, rate: int, seconds: float) -> list[float]:
@@ -185,7 +189,7 @@ def main() -> None:
             fill(base, f"noop-{r}", bodies)
             fill(base, f"reclaim-{r}", bodies)
             t_noop = noop_drain(base, f"noop-{r}", args.events)
-            t_rec, writes = reclaim_drain(
+            t_rec, writes, calls = reclaim_drain(
                 base.model_copy(update={"pool": f"reclaim-{r}"}), f"{db.url}/bench-{r}", args.events
             )
             noop_rates.append(args.events / t_noop)
@@ -193,7 +197,9 @@ def main() -> None:
             ratios.append(t_noop / t_rec)
             print(
                 f"round {r}: no-op {args.events / t_noop:,.0f} ev/s, reclaim {args.events / t_rec:,.0f} "
-                f"ev/s ({writes} timer writes), ratio {t_noop / t_rec:.2f}",
+                f"ev/s ({writes} timers changed; store requests: "
+                f"{', '.join(f'{op} {k}' for op, k in sorted(calls.items()))}), "
+                f"ratio {t_noop / t_rec:.2f}",
                 flush=True,
             )
         print(

@@ -18,11 +18,11 @@ import os
 import tempfile
 import time
 import tracemalloc
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.sweep_support import count_requests
 from reclaim.reconcile.engine import reconcile
 from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, SimClock, SimServer
@@ -60,16 +60,6 @@ def _cloud(n: int) -> Cloud:
     return cloud
 
 
-def _count_requests(store: DynamoTimerStore) -> Counter[str]:
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    store.client.meta.events.register("before-call.dynamodb", count)
-    return calls
-
-
 def _run(n: int, store: DynamoTimerStore) -> dict[str, Any]:
     cloud = _cloud(n)
     with SimServer(cloud) as server:
@@ -86,7 +76,7 @@ def _run(n: int, store: DynamoTimerStore) -> dict[str, Any]:
         for i, sid in enumerate(sorted(cloud.compute.servers)):
             cloud.compute.servers[sid].vm_state = STATES[i % len(STATES)]
         before = len(list(cloud.requests))
-        store_calls = _count_requests(store)
+        store_calls = count_requests(store)
         tracemalloc.start()
         started = time.perf_counter()
         report = reconcile(conn, store, PolicySettings(), START)

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,6 +156,17 @@ def batch_write(client: Any, table: str, items: Sequence[dict[str, Any]], thread
         w.start()
     for w in workers:
         w.join()
+
+
+def count_requests(store: DynamoTimerStore) -> Counter[str]:
+    """Counts the store's DynamoDB requests by operation from now on (botocore events)."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    store.client.meta.events.register("before-call.dynamodb", count)
+    return calls
 
 
 class QueryCounter:
