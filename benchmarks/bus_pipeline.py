@@ -2,7 +2,10 @@
 
 1. Throughput: N relevant events are queued, then drained by (a) a no-op oslo batch
    listener and (b) reclaim's listener storing timers in dynalite, on the same broker in
-   the same run. Reports events/s of each and their ratio (target >= 0.8).
+   the same run. Reports events/s of each and their ratio (target >= 0.8). To show
+   where the time goes it also drains (c) reclaim's listener with its store writes
+   discarded, and measures dynalite's own ceiling of conditional PutItems (as many as
+   reclaim made, from as many threads, with nothing else to do).
 2. Latency: a steady rate (default 500 events/s) published through oslo; reports the
    p50/p99 from each event's timestamp to its commands being stored (target p99 < 100 ms).
 
@@ -23,6 +26,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,17 +38,23 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 import kombu
 
 from benchmarks.sweep_support import count_requests
+from reclaim import routes
 from reclaim.bus.listener import Listener
 from reclaim.bus.publisher import OSLO_TIME, Publisher
 from reclaim.bus.settings import BusSettings
 from reclaim.bus.transport import notification_transport
+from reclaim.commands import TimerCommand
 from reclaim.oslo import messaging
 from reclaim.settings import PolicySettings
-from reclaim.store import open_store
+from reclaim.store import DynamoTimerStore, open_store
+from reclaim.store.port import ApplyResult
+from reclaim.timers import merge
 from tests.bus.conftest import nova_event
 from tests.support.dynalite import Dynalite
 
 KEY = "versioned_notifications.info"
+START = datetime(2026, 3, 1, tzinfo=UTC)
+POLICY = PolicySettings()
 
 
 def ctl(*args: str) -> None:
@@ -129,6 +140,48 @@ def reclaim_drain(settings: BusSettings, store_url: str, n: int) -> tuple[float,
     return elapsed, writes, calls
 
 
+class DiscardingStore(DynamoTimerStore):
+    """The timer store with its writes discarded: what the listener costs without them."""
+
+    def apply(self, commands: Sequence[TimerCommand], *, writers: Any = None) -> ApplyResult:
+        return ApplyResult(unchanged=len(commands))
+
+
+def discarding_drain(settings: BusSettings, store_url: str, n: int) -> float:
+    """Seconds reclaim's listener takes over ``n`` queued events when storing costs nothing."""
+    real = open_store(store_url)
+    listener = Listener(settings, DiscardingStore(real.client, real.table), PolicySettings())
+    start = time.perf_counter()
+    listener.start()
+    while listener.metrics.value("reclaim_bus_applied_total") < n:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    listener.stop()
+    return elapsed
+
+
+def put_ceiling(store_url: str, n: int, threads: int) -> float:
+    """Conditional PutItems per second the endpoint takes from ``threads`` threads, with
+    items the size of a stopped server's, and nothing else to do."""
+    store = open_store(store_url)
+    [timer] = [
+        t
+        for t in (merge(None, [c]) for c in routes.commands_for(events(1, 1, START)[0], POLICY))
+        if t is not None and t.state == "pending"
+    ]
+
+    def put(i: int) -> None:
+        item = store.item_of("server", f"ceiling-{i}", [timer], 1)
+        store.client.put_item(
+            TableName=store.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, range(n)))
+    return n / (time.perf_counter() - start)
+
+
 def latency(settings: BusSettings, store_url: str, rate: int, seconds: float) -> list[float]:
     """Event-to-store latencies (s) at a steady ``rate`` published through oslo."""
     samples: list[float] = []
@@ -188,10 +241,15 @@ def main() -> None:
             )
             fill(base, f"noop-{r}", bodies)
             fill(base, f"reclaim-{r}", bodies)
+            fill(base, f"discard-{r}", bodies)
             t_noop = noop_drain(base, f"noop-{r}", args.events)
             t_rec, writes, calls = reclaim_drain(
                 base.model_copy(update={"pool": f"reclaim-{r}"}), f"{db.url}/bench-{r}", args.events
             )
+            t_free = discarding_drain(
+                base.model_copy(update={"pool": f"discard-{r}"}), f"{db.url}/bench-{r}", args.events
+            )
+            ceiling = put_ceiling(f"{db.url}/ceiling-{r}", calls["PutItem"], base.apply_threads)
             noop_rates.append(args.events / t_noop)
             reclaim_rates.append(args.events / t_rec)
             ratios.append(t_noop / t_rec)
@@ -200,6 +258,13 @@ def main() -> None:
                 f"ev/s ({writes} timers changed; store requests: "
                 f"{', '.join(f'{op} {k}' for op, k in sorted(calls.items()))}), "
                 f"ratio {t_noop / t_rec:.2f}",
+                flush=True,
+            )
+            print(
+                f"         without store writes {args.events / t_free:,.0f} ev/s (ratio "
+                f"{t_noop / t_free:.2f}); dynalite alone takes {ceiling:,.0f} conditional "
+                f"PutItem/s from {base.apply_threads} threads, reclaim made "
+                f"{calls['PutItem'] / t_rec:,.0f}/s",
                 flush=True,
             )
         print(
