@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner, Result
 
+from reclaim.cli.reconcile import register
 from reclaim.commands import TimerCommand
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings
@@ -46,6 +49,28 @@ def sim_server() -> Iterator[SimServer]:
 @pytest.fixture(scope="module")
 def admin_conn(sim_server: SimServer) -> Any:
     return sim_server.connect()
+
+
+@pytest.fixture
+def reconcile_cli(
+    sim_server: SimServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """Run ``reclaim reconcile ARGS`` against the simulated cloud (its admin entry in a
+    clouds.yaml) and a fresh in-memory store."""
+    clouds = sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.setenv("OS_CLOUD", "sim-admin")
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("RECLAIM_STORE_URL", f"memory://cli-{tmp_path.name}")
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, ["reconcile", *args])
+
+    return invoke
 
 
 @pytest.fixture

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from reclaim.cli.reconcile import register
 from reclaim.commands import iso_z
 from reclaim.reconcile.cloud import OpenStackCloud
 from reclaim.reconcile.engine import reconcile
@@ -259,29 +256,20 @@ def test_projects_are_not_reconciled_without_a_property_name(
 def test_cli_reports_projects(
     sim_server: SimServer,
     project_factory: Any,
-    tmp_path: Path,
+    reconcile_cli: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     p = project_factory()
     _ends(p, "2026-01-31")
     now = sim_server.cloud.clock.now()
-    clouds = sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("RECLAIM_STORE_URL", f"{'memory://'}cli-projects-{tmp_path.name}")
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)
-    runner = CliRunner()
-    args = ["reconcile", "--project", p.project_id, "--now", now.isoformat()]
+    args = ["--project", p.project_id, "--now", now.isoformat()]
 
-    table = runner.invoke(app, [*args, "--dry-run"])
+    table = reconcile_cli(*args, "--dry-run")
     assert table.exit_code == 0, table.output
     assert "1 projects (1 with allocation_end) read, 3 timers would change" in table.output
     assert "allocation ended 2026-01-31; no pending cleanup" in table.output
 
-    out = runner.invoke(app, [*args, "--json"])
+    out = reconcile_cli(*args, "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["projects"] == 1 and data["allocations"] == 1
@@ -292,13 +280,13 @@ def test_cli_reports_projects(
 
     # A misspelt property name reconciles nothing, and the summary says so.
     monkeypatch.setenv("RECLAIM_RECONCILE__ALLOCATION_END_PROPERTY", "allocation_ends")
-    typo = runner.invoke(app, args)
+    typo = reconcile_cli(*args)
     assert typo.exit_code == 0, typo.output
     assert "1 projects (0 with allocation_ends) read" in typo.output
     assert "no listed project carries 'allocation_ends'" in typo.output
 
     monkeypatch.setenv("RECLAIM_RECONCILE__ALLOCATION_END_PROPERTY", "")
-    off = runner.invoke(app, [*args, "--json"])
+    off = reconcile_cli(*args, "--json")
     assert off.exit_code == 0, off.output
     assert json.loads(off.stdout)["projects"] == 0
 

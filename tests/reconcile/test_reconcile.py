@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from reclaim.cli.reconcile import register
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import reconcile
 from reclaim.sim import RecordingSink, SimServer
@@ -159,30 +156,18 @@ def test_listing_failure_stops_without_writing(
 
 
 def test_cli_prints_the_drift_as_a_table_and_as_json(
-    sim_server: SimServer,
-    project_factory: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    sim_server: SimServer, project_factory: Any, reconcile_cli: Callable[..., Any]
 ) -> None:
     p = project_factory()
     now = sim_server.cloud.clock.now()
     sid = p.boot("cli-vm", state="stopped", updated_at=now - timedelta(days=30))
-    clouds = sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("RECLAIM_STORE_URL", f"{'memory://'}cli-{tmp_path.name}")
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)
-    runner = CliRunner()
-    args = ["reconcile", "--project", p.project_id, "--now", now.isoformat()]
+    args = ["--project", p.project_id, "--now", now.isoformat()]
 
-    table = runner.invoke(app, [*args, "--dry-run"])
+    table = reconcile_cli(*args, "--dry-run")
     assert table.exit_code == 0, table.output
     assert "1 timers would change" in table.output and sid in table.output
 
-    out = runner.invoke(app, [*args, "--json", "--first-install", "--grace", "3d"])
+    out = reconcile_cli(*args, "--json", "--first-install", "--grace", "3d")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["rules"]["shelve"]["create"] == 1
@@ -190,5 +175,5 @@ def test_cli_prints_the_drift_as_a_table_and_as_json(
     assert row["resource_id"] == sid and row["change"] == "create"
     assert row["due_after"] == (now + timedelta(days=3)).isoformat().replace("+00:00", "Z")
 
-    bad = runner.invoke(app, [*args, "--first-install", "--grace", "0d"])
+    bad = reconcile_cli(*args, "--first-install", "--grace", "0d")
     assert bad.exit_code == 2 and "grace must be positive" in bad.output
