@@ -26,7 +26,7 @@ from reclaim.models.nova import InstancePayload
 from reclaim.policy import acceptable_use, projects, servers
 from reclaim.settings import PolicySettings
 from reclaim.timers import Timer, merge
-from reclaim.wire import Notification, parse_timestamp
+from reclaim.wire import Notification, P, parse_timestamp
 
 #: The event type of the synthetic notifications a reconcile builds.
 SERVER_EVENT = "reclaim.reconcile.server"
@@ -57,6 +57,18 @@ PROJECT_RULE_IDS = tuple(r.id for r in PROJECT_RULES)
 
 class ObservationError(ValueError):
     """A listed resource lacks what an observation needs (id, project, state, updated)."""
+
+
+def _observed(event_type: str, key: str, when: datetime, payload: P) -> Notification[P]:
+    """The synthetic notification of one observation, stamped ``when``."""
+    return Notification(
+        message_id=f"reconcile:{key}:{when.isoformat()}",
+        publisher_id=PUBLISHER,
+        event_type=event_type,
+        priority="INFO",
+        timestamp=when,
+        payload=payload,
+    )
 
 
 def changed_between(updated: str) -> tuple[datetime, datetime]:
@@ -103,14 +115,7 @@ def server_notification(server: Mapping[str, Any]) -> Notification[InstancePaylo
         payload = InstancePayload.model_validate({"nova_object.data": data})
     except ValueError as exc:
         raise ObservationError(f"server {sid}: {exc}") from exc
-    return Notification(
-        message_id=f"reconcile:{sid}:{latest.isoformat()}",
-        publisher_id=PUBLISHER,
-        event_type=SERVER_EVENT,
-        priority="INFO",
-        timestamp=latest,
-        payload=payload,
-    )
+    return _observed(SERVER_EVENT, f"server:{sid}", latest, payload)
 
 
 def image_notification(image: Mapping[str, Any]) -> Notification[ImagePayload]:
@@ -137,14 +142,7 @@ def image_notification(image: Mapping[str, Any]) -> Notification[ImagePayload]:
         payload = ImagePayload.model_validate(data)
     except ValueError as exc:
         raise ObservationError(f"image {iid}: {exc}") from exc
-    return Notification(
-        message_id=f"reconcile:image:{iid}:{latest.isoformat()}",
-        publisher_id=PUBLISHER,
-        event_type=IMAGE_EVENT,
-        priority="INFO",
-        timestamp=latest,
-        payload=payload,
-    )
+    return _observed(IMAGE_EVENT, f"image:{iid}", latest, payload)
 
 
 def project_notification(
@@ -173,14 +171,8 @@ def project_notification(
     assert end is not None
     ended = end <= now
     when = end if ended else now
-    return Notification(
-        message_id=f"reconcile:project:{payload.project_id}:{when.isoformat()}",
-        publisher_id=PUBLISHER,
-        event_type=ALLOCATION_ENDED if ended else ALLOCATION_RENEWED,
-        priority="INFO",
-        timestamp=when,
-        payload=payload,
-    )
+    event_type = ALLOCATION_ENDED if ended else ALLOCATION_RENEWED
+    return _observed(event_type, f"project:{payload.project_id}", when, payload)
 
 
 def first_install(
