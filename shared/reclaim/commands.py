@@ -10,6 +10,8 @@ from pydantic import PlainSerializer
 
 ResourceType = Literal["server", "project", "user", "image", "security_group_rule"]
 Op = Literal["schedule", "cancel"]
+#: A cancel naming this rule stops every timer of the resource.
+ALL_RULES = "*"
 
 
 def iso_z(value: datetime) -> str:

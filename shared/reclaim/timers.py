@@ -14,13 +14,13 @@ reordering or duplication of deliveries yields the timer the in-order stream wou
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reclaim.commands import Instant, ResourceType, TimerCommand
+from reclaim.commands import ALL_RULES, Instant, ResourceType, TimerCommand
 from reclaim.durations import Duration
 
 TimerState = Literal["pending", "cancelled", "done", "failed", "skipped", "gone"]
@@ -176,6 +176,51 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
                 spec = spec.model_copy(update=updates)
     kept = _prune(o for o in observations if closed is None or o.at > closed)
     return _derive(spec.model_copy(update={"observations": kept, "closed_at": closed}), t)
+
+
+def fold_resource(
+    timers: Mapping[str, Timer], closed_all: datetime | None, commands: Iterable[TimerCommand]
+) -> tuple[dict[str, Timer], datetime | None, int, int]:
+    """Fold commands for one resource into its timers (by rule). Pure.
+
+    Returns ``(timers, closed_all, changed, touched)``: the timers after, the time of the
+    latest wildcard cancel, and how many timers changed out of those the commands reached.
+    A wildcard cancel (rule ``*``) applies to every rule the resource has, and is
+    remembered: a rule whose first event arrives after it but happened before it is
+    closed as well, so the order of deliveries does not matter.
+    """
+    groups: dict[str, list[TimerCommand]] = {}
+    wildcards: list[TimerCommand] = []
+    for c in commands:
+        if c.rule == ALL_RULES:
+            wildcards.append(c)
+        else:
+            groups.setdefault(c.rule, []).append(c)
+    latest = max(
+        [c.event_time for c in wildcards] + ([closed_all] if closed_all else []), default=None
+    )
+    if latest is not None:
+        for rule in {*groups, *(timers if wildcards else ())}:
+            template = groups[rule][0] if rule in groups else timers[rule]
+            groups.setdefault(rule, []).append(
+                TimerCommand(
+                    op="cancel",
+                    resource_type=template.resource_type,
+                    resource_id=template.resource_id,
+                    rule=rule,
+                    action=template.action,
+                    event_time=latest,
+                )
+            )
+    out = dict(timers)
+    changed = 0
+    for rule, cmds in groups.items():
+        before = out.get(rule)
+        after = merge(before, cmds)
+        if after is not None and after != before:
+            out[rule] = after
+            changed += 1
+    return out, latest, changed, len(groups)
 
 
 def _derive(t: Timer, before: Timer) -> Timer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -223,35 +222,30 @@ def expected_snapshot(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The table the in-order stream makes: each body applied alone, in order.
 
-    By default folds with :func:`reclaim.timers.merge` in memory, as ``store.apply`` does
+    By default folds with :func:`reclaim.timers.fold_resource` in memory, as ``store.apply`` does
     (fast); ``via_store`` applies to a moto table instead (the reference, slow).
     """
     from reclaim import routes
-    from reclaim.policy.images import ALL_RULES
-    from reclaim.timers import Timer, merge
+    from reclaim.timers import Timer, fold_resource
 
     if via_store:
         ref = open_store(f"memory://expected-{uuid.uuid4().hex[:8]}")
         for body in bodies:
             ref.apply(routes.commands_for(body, policy))
         return table_snapshot(ref)
-    timers: dict[tuple[str, str, str], Timer] = {}
+    resources: dict[str, tuple[dict[str, Timer], datetime | None]] = {}
     for body in bodies:
-        groups: dict[tuple[str, str, str], list[Any]] = {}
+        by_resource: dict[str, list[Any]] = {}
         for c in routes.commands_for(body, policy):
-            if c.rule == ALL_RULES:
-                for key in [k for k in timers if k[:2] == (c.resource_type, c.resource_id)]:
-                    groups.setdefault(key, []).append(dataclasses.replace(c, rule=key[2]))
-            else:
-                groups.setdefault((c.resource_type, c.resource_id, c.rule), []).append(c)
-        for key, cmds in groups.items():
-            new = merge(timers.get(key), cmds)
-            if new is not None:
-                timers[key] = new
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for (rtype, rid, rule), timer in timers.items():
-        out[(f"{rtype}#{rid}", rule)] = _comparable(json.loads(timer.model_dump_json()))
-    return out
+            by_resource.setdefault(f"{c.resource_type}#{c.resource_id}", []).append(c)
+        for pk, cmds in by_resource.items():
+            timers, closed_all, _, _ = fold_resource(*resources.get(pk, ({}, None)), cmds)
+            resources[pk] = (timers, closed_all)
+    return {
+        (pk, rule): _comparable(json.loads(timer.model_dump_json()))
+        for pk, (timers, _) in resources.items()
+        for rule, timer in timers.items()
+    }
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from reclaim.commands import TimerCommand
+from reclaim.commands import ALL_RULES, TimerCommand
 from reclaim.models.glance import ImagePayload
 from reclaim.settings import PolicySettings
 from reclaim.wire import Notification
-
-#: A cancel naming this rule stops every timer of the resource.
-ALL_RULES = "*"
 
 
 def on_image_deleted(n: Notification[ImagePayload], policy: PolicySettings) -> list[TimerCommand]:

@@ -4,11 +4,11 @@ Layout (the table is defined in ``template.yaml``): one item per resource, with
 ``pk = "<resource_type>#<resource_id>"`` and ``sk = "timers"``; its timers (one per rule)
 are the JSON list ``doc``; ``version`` guards every write; ``closed_all`` is the time of
 the latest wildcard cancel (a deleted image), which also closes rules that arrive after it
-out of order. An event that touches several
-rules of a resource (a server that stops starts the shelve rule and closes the
-delete-shelved one) therefore costs one conditional write, not one per rule. An item with
-pending work also carries ``due_shard``/``next_due`` (its earliest due notice or action),
-the keys of the sparse ``due`` index.
+out of order. An event that touches several rules of a resource (a server that stops
+starts the shelve rule and closes the delete-shelved one) therefore costs one conditional
+write, not one per rule. An item with pending work also carries ``due_shard``/``next_due``
+(its earliest due notice or action), the keys of the sparse ``due`` index. How commands
+fold into a resource's timers is pure: :func:`reclaim.timers.fold_resource`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
 from reclaim.commands import TimerCommand
-from reclaim.policy.images import ALL_RULES
 from reclaim.store import schema
 from reclaim.store.port import ApplyResult
-from reclaim.timers import Timer, merge
+from reclaim.timers import Timer, fold_resource
 
 DUE_INDEX = "due"
 SHARDS = 16
@@ -88,50 +87,17 @@ def _due_timers(
     return out
 
 
-def _fold(
-    old: _Stored | None,
-    rules: dict[str, list[TimerCommand]],
-    wildcards: Sequence[TimerCommand],
-) -> tuple[_Stored | None, int, int]:
+def _fold(old: _Stored | None, commands: Sequence[TimerCommand]) -> tuple[_Stored | None, int, int]:
     """A resource's item after a batch's commands: (new item or None if unchanged, timers
-    changed, timers touched). Pure.
-
-    A wildcard cancel applies to every rule the resource has, stored or in this batch, and
-    is remembered (``closed_all``): a rule whose first event arrives after the wildcard but
-    happened before it is closed as well, so the order of deliveries does not matter.
-    """
-    stored_all = old.closed_all if old is not None else None
-    closed_all = max(
-        [c.event_time for c in wildcards] + ([stored_all] if stored_all else []), default=None
+    changed, timers touched). Pure (see :func:`reclaim.timers.fold_resource`)."""
+    before_all = old.closed_all if old is not None else None
+    timers, closed_all, changed, touched = fold_resource(
+        old.timers if old is not None else {}, before_all, commands
     )
-    groups = {r: list(cmds) for r, cmds in rules.items()}
-    if closed_all is not None:
-        reach = {*groups, *(old.timers if old is not None and wildcards else ())}
-        for rule in reach:
-            template = groups[rule][0] if rule in groups else old.timers[rule]  # type: ignore[union-attr]
-            groups.setdefault(rule, []).append(
-                TimerCommand(
-                    op="cancel",
-                    resource_type=template.resource_type,
-                    resource_id=template.resource_id,
-                    rule=rule,
-                    action=template.action,
-                    event_time=closed_all,
-                )
-            )
-    timers = dict(old.timers) if old is not None else {}
-    changed = 0
-    for rule, cmds in groups.items():
-        before = timers.get(rule)
-        after = merge(before, cmds)
-        if after is None or after == before:
-            continue
-        timers[rule] = after
-        changed += 1
-    if not changed and closed_all == stored_all:
-        return None, 0, len(groups)
+    if not changed and closed_all == before_all:
+        return None, 0, touched
     version = old.version + 1 if old is not None else 1
-    return _Stored(version, timers, closed_all), changed, len(groups)
+    return _Stored(version, timers, closed_all), changed, touched
 
 
 def _gather(futures: Sequence[Future[ApplyResult]]) -> list[ApplyResult]:
@@ -404,21 +370,15 @@ class DynamoTimerStore:
         that executor, each resource on one worker. A wildcard cancel (rule ``*``) applies
         to every timer the resource has, stored or about to be by this same batch.
         """
-        by_resource: dict[str, dict[str, list[TimerCommand]]] = {}
-        wildcards: dict[str, list[TimerCommand]] = {}
+        by_resource: dict[str, list[TimerCommand]] = {}
         for c in commands:
-            pk = _pk(c.resource_type, c.resource_id)
-            rules = by_resource.setdefault(pk, {})
-            if c.rule == ALL_RULES:
-                wildcards.setdefault(pk, []).append(c)
-            else:
-                rules.setdefault(c.rule, []).append(c)
+            by_resource.setdefault(_pk(c.resource_type, c.resource_id), []).append(c)
         current = self._read_many(list(by_resource))
 
         def write(pk: str) -> ApplyResult:
             old = current.get(pk)
             for retries in range(MAX_RETRIES):
-                new, changed, groups = _fold(old, by_resource[pk], wildcards.get(pk, ()))
+                new, changed, groups = _fold(old, by_resource[pk])
                 if new is None:
                     return ApplyResult(unchanged=groups, retries=retries)
                 if self._put(pk, old, new):
