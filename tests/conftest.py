@@ -15,7 +15,7 @@ from tests.support.dynalite import Dynalite
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CONFORMANCE = ROOT / "tests" / "conformance"
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 

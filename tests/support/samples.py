@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "nova"
+#: Nova's samples, kept in the repository (tests/conformance/README.md says where from).
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance" / "nova"
 
 
 def _merge(base: Any, override: Any) -> Any:
