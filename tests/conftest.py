@@ -6,12 +6,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from reclaim.store import DynamoTimerStore, open_store
 from tests.support.dynalite import Dynalite
+
+if TYPE_CHECKING:
+    from reclaim.sim import Cloud, RecordingSink, SimServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -50,3 +53,26 @@ def store(request: pytest.FixtureRequest) -> DynamoTimerStore:
 def moto_store() -> DynamoTimerStore:
     """A fresh timer table on moto only (fast)."""
     return open_store(f"memory://timers-{os.getpid()}-{next(_tables)}")
+
+
+# -- the simulated cloud: each test directory that uses it defines ``sim_server`` ----------
+
+
+@pytest.fixture(scope="module")
+def sim_cloud(sim_server: SimServer) -> Cloud:
+    """The simulated cloud behind the directory's ``sim_server``."""
+    return sim_server.cloud
+
+
+@pytest.fixture(scope="module")
+def admin_conn(sim_server: SimServer) -> Any:
+    """openstacksdk Connection as the cloud admin (admin role on the admin project)."""
+    return sim_server.connect()
+
+
+@pytest.fixture
+def recorder(sim_cloud: Cloud) -> Iterator[RecordingSink]:
+    """Records the notifications the simulated cloud emits during one test."""
+    sink = sim_cloud.record_notifications()
+    yield sink
+    sim_cloud.notifier.remove_sink(sink)

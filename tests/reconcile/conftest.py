@@ -16,7 +16,7 @@ from reclaim.cli.reconcile import register
 from reclaim.commands import TimerCommand
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings
-from reclaim.sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServer
+from reclaim.sim import Cloud, Ctx, SimClock, SimConfig, SimServer
 from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore
 
@@ -46,11 +46,6 @@ def sim_server() -> Iterator[SimServer]:
     cloud.close()
 
 
-@pytest.fixture(scope="module")
-def admin_conn(sim_server: SimServer) -> Any:
-    return sim_server.connect()
-
-
 @pytest.fixture
 def reconcile_cli(
     sim_server: SimServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
@@ -71,13 +66,6 @@ def reconcile_cli(
         return runner.invoke(app, ["reconcile", *args])
 
     return invoke
-
-
-@pytest.fixture
-def recorder(sim_server: SimServer) -> Iterator[RecordingSink]:
-    sink = sim_server.cloud.record_notifications()
-    yield sink
-    sim_server.cloud.notifier.remove_sink(sink)
 
 
 @dataclass

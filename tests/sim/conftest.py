@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.sim import Cloud, RecordingSink, SimClock, SimConfig, SimServer
+from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 _names = itertools.count(1)
@@ -30,25 +30,6 @@ def sim_server() -> Iterator[SimServer]:
     with SimServer(cloud) as server:
         yield server
     cloud.close()
-
-
-@pytest.fixture(scope="module")
-def sim_cloud(sim_server: SimServer) -> Cloud:
-    return sim_server.cloud
-
-
-@pytest.fixture(scope="module")
-def admin_conn(sim_server: SimServer) -> Any:
-    """openstacksdk Connection as the cloud admin (admin role on the admin project)."""
-    return sim_server.connect()
-
-
-@pytest.fixture
-def recorder(sim_cloud: Cloud) -> Iterator[RecordingSink]:
-    """Records the notifications emitted during one test."""
-    sink = sim_cloud.record_notifications()
-    yield sink
-    sim_cloud.notifier.remove_sink(sink)
 
 
 @dataclass

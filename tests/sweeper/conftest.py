@@ -31,16 +31,6 @@ def sim_server() -> Iterator[SimServer]:
     cloud.close()
 
 
-@pytest.fixture(scope="module")
-def sim_cloud(sim_server: SimServer) -> Cloud:
-    return sim_server.cloud
-
-
-@pytest.fixture(scope="module")
-def admin_conn(sim_server: SimServer) -> Any:
-    return sim_server.connect()
-
-
 @pytest.fixture
 def cloud_port(admin_conn: Any) -> OpenStackCloud:
     return OpenStackCloud(admin_conn)
