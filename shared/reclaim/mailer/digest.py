@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from reclaim.mailer.addresses import Person
 from reclaim.mailer.ledger import MailLedger
 from reclaim.notices import NoticeMessage, parse_notice
-from reclaim.store import StoreError
+from reclaim.store.items import TableItems
 
 #: Partition listing the addresses that have kept notices.
 INDEX_PK = "digest"
@@ -58,23 +56,15 @@ class Kept:
     at: datetime
 
 
-class DigestBook:
+class DigestBook(TableItems):
     """Keeps, lists and clears digest items with the timer store's client."""
 
-    def __init__(self, client: Any, table: str) -> None:
-        self.client = client
-        self.table = table
+    what = "digest"
 
     @classmethod
     def beside(cls, ledger: MailLedger) -> DigestBook:
         """A book in the same table as ``ledger``."""
         return cls(ledger.client, ledger.table)
-
-    def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, op)(TableName=self.table, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"digest {op} on {self.table}: {exc}") from exc
 
     def keep(self, notice: NoticeMessage, person: Person, at: datetime) -> bool:
         """Keep ``notice`` for ``person``'s digest; False if it was kept already (unchanged)."""
@@ -84,29 +74,20 @@ class DigestBook:
             "put_item",
             Item={"pk": {"S": INDEX_PK}, "sk": {"S": address}, "expires_at": expires},
         )
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"digest#{address}"},
-                    "sk": {"S": notice.notice_id},
-                    "payload": {"S": notice.model_dump_json()},
-                    "at": {"S": at.isoformat()},
-                    "name": {"S": person.name},
-                    "user_id": {"S": person.user_id or ""},
-                    "why": {"S": person.why},
-                    "expires_at": expires,
-                },
-                # a redelivery keeps the first arrival time, so the notice stays in its day
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"digest put_item on {self.table}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"digest put_item on {self.table}: {exc}") from exc
-        return True
+        return self._put_if(
+            Item={
+                "pk": {"S": f"digest#{address}"},
+                "sk": {"S": notice.notice_id},
+                "payload": {"S": notice.model_dump_json()},
+                "at": {"S": at.isoformat()},
+                "name": {"S": person.name},
+                "user_id": {"S": person.user_id or ""},
+                "why": {"S": person.why},
+                "expires_at": expires,
+            },
+            # a redelivery keeps the first arrival time, so the notice stays in its day
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def _query(self, pk: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {

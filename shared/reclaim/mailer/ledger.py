@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from reclaim.store import DynamoTimerStore, StoreError
+from reclaim.store import DynamoTimerStore
+from reclaim.store.items import TableItems
 
 #: How long a record is kept: longer than any redelivery or republication can come late.
 RETENTION = timedelta(days=400)
@@ -22,18 +21,13 @@ def _key(notice_id: str, address: str) -> dict[str, Any]:
     return {"pk": {"S": f"mail#{notice_id}"}, "sk": {"S": address.lower()}}
 
 
-class MailLedger:
+class MailLedger(TableItems):
     """Reads and writes mail records with the store's client."""
 
-    def __init__(self, store: DynamoTimerStore) -> None:
-        self.client: Any = store.client
-        self.table = store.table
+    what = "mail ledger"
 
-    def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, op)(TableName=self.table, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"mail ledger {op} on {self.table}: {exc}") from exc
+    def __init__(self, store: DynamoTimerStore) -> None:
+        super().__init__(store.client, store.table)
 
     def sent(self, notice_id: str, address: str) -> bool:
         """Whether the mail of ``notice_id`` to ``address`` was accepted already."""

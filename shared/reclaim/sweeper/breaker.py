@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from reclaim.store import DynamoTimerStore, StoreError
+from reclaim.store import DynamoTimerStore
+from reclaim.store.items import TableItems
 
 KEY = {"pk": {"S": "breaker#global"}, "sk": {"S": "breaker"}}
 
@@ -28,18 +26,13 @@ class BreakerState:
     reset_by: str = ""
 
 
-class Breaker:
+class Breaker(TableItems):
     """Reads and flips the breaker item with the store's client."""
 
-    def __init__(self, store: DynamoTimerStore) -> None:
-        self.client: Any = store.client
-        self.table = store.table
+    what = "breaker"
 
-    def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, op)(TableName=self.table, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"breaker {op} on {self.table}: {exc}") from exc
+    def __init__(self, store: DynamoTimerStore) -> None:
+        super().__init__(store.client, store.table)
 
     def status(self) -> BreakerState:
         """The breaker as stored (closed when it was never opened)."""
@@ -60,26 +53,17 @@ class Breaker:
 
     def open(self, at: datetime, reason: str) -> bool:
         """Open the breaker; False when it was open already (the first reason is kept)."""
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    **KEY,
-                    "breaker_state": {"S": "open"},
-                    "opened_at": {"S": at.isoformat()},
-                    "reason": {"S": reason},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #s <> :open",
-                ExpressionAttributeNames={"#s": "breaker_state"},
-                ExpressionAttributeValues={":open": {"S": "open"}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"breaker open on {self.table}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"breaker open on {self.table}: {exc}") from exc
-        return True
+        return self._put_if(
+            Item={
+                **KEY,
+                "breaker_state": {"S": "open"},
+                "opened_at": {"S": at.isoformat()},
+                "reason": {"S": reason},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR #s <> :open",
+            ExpressionAttributeNames={"#s": "breaker_state"},
+            ExpressionAttributeValues={":open": {"S": "open"}},
+        )
 
     def reset(self, at: datetime, by: str) -> BreakerState:
         """Close the breaker (an operator's decision); returns the state it had."""
