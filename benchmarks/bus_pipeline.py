@@ -4,8 +4,9 @@
    listener and (b) reclaim's listener storing timers in dynalite, on the same broker in
    the same run. Reports events/s of each and their ratio (target >= 0.8). To show
    where the time goes it also drains (c) reclaim's listener with its store writes
-   discarded, and measures dynalite's own ceiling of conditional PutItems (as many as
-   reclaim made, from as many threads, with nothing else to do).
+   discarded, reports the CPU each drain cost per event in the broker, in this process
+   (the listener) and in dynalite, and measures what one conditional PutItem costs the
+   client (boto3) and dynalite when nothing else runs.
 2. Latency: a steady rate (default 500 events/s) published through oslo; reports the
    p50/p99 from each event's timestamp to its commands being stored (target p99 < 100 ms).
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import kombu
+import psutil
 
 from benchmarks.sweep_support import count_requests
 from reclaim import routes
@@ -160,9 +162,44 @@ def discarding_drain(settings: BusSettings, store_url: str, n: int) -> float:
     return elapsed
 
 
-def put_ceiling(store_url: str, n: int, threads: int) -> float:
-    """Conditional PutItems per second the endpoint takes from ``threads`` threads, with
-    items the size of a stopped server's, and nothing else to do."""
+class CpuMeter:
+    """CPU seconds used since the last reading by the broker (RabbitMQ's Erlang VM, when it
+    runs on this machine), this process (where the listener runs) and the store server."""
+
+    def __init__(self, store_pid: int) -> None:
+        self.procs = {"listener": psutil.Process(), "dynalite": psutil.Process(store_pid)}
+        broker = next(
+            (p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"), None
+        )
+        if broker is not None:
+            self.procs["broker"] = broker
+        self.last = self._now()
+
+    def _now(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            t = proc.cpu_times()
+            out[name] = t.user + t.system
+        return out
+
+    def take(self) -> dict[str, float]:
+        """CPU seconds per process since the previous call."""
+        now = self._now()
+        spent = {name: now[name] - self.last[name] for name in now}
+        self.last = now
+        return spent
+
+
+def per_event(spent: dict[str, float], n: int) -> str:
+    parts = [f"{name} {spent[name] * 1000 / n:.2f}" for name in ("broker", "listener", "dynalite")]
+    return ", ".join(p for p in parts if not p.endswith(" 0.00"))
+
+
+def put_cost(
+    store_url: str, n: int, threads: int, meter: CpuMeter
+) -> tuple[float, dict[str, float]]:
+    """Conditional PutItems per second from ``threads`` threads, with items the size of a
+    stopped server's and nothing else to do, and the CPU seconds they cost per process."""
     store = open_store(store_url)
     [timer] = [
         t
@@ -176,10 +213,11 @@ def put_ceiling(store_url: str, n: int, threads: int) -> float:
             TableName=store.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
         )
 
+    meter.take()
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(put, range(n)))
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), meter.take()
 
 
 def latency(settings: BusSettings, store_url: str, rate: int, seconds: float) -> list[float]:
@@ -234,7 +272,8 @@ def main() -> None:
         base = BusSettings(
             transport_url=f"rabbit://guest:guest@127.0.0.1:5672/{vhost}", metrics_port=0
         )
-        ratios, noop_rates, reclaim_rates = [], [], []
+        meter = CpuMeter(db.pid)
+        ratios, noop_rates, reclaim_rates, bounds = [], [], [], []
         for r in range(args.rounds):
             bodies = events(
                 args.events, args.servers, datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=r)
@@ -242,35 +281,49 @@ def main() -> None:
             fill(base, f"noop-{r}", bodies)
             fill(base, f"reclaim-{r}", bodies)
             fill(base, f"discard-{r}", bodies)
+            meter.take()
             t_noop = noop_drain(base, f"noop-{r}", args.events)
+            cpu_noop = meter.take()
             t_rec, writes, calls = reclaim_drain(
                 base.model_copy(update={"pool": f"reclaim-{r}"}), f"{db.url}/bench-{r}", args.events
             )
+            cpu_rec = meter.take()
             t_free = discarding_drain(
                 base.model_copy(update={"pool": f"discard-{r}"}), f"{db.url}/bench-{r}", args.events
             )
-            ceiling = put_ceiling(f"{db.url}/ceiling-{r}", calls["PutItem"], base.apply_threads)
+            cpu_free = meter.take()
+            puts, cpu_put = put_cost(
+                f"{db.url}/ceiling-{r}", calls["PutItem"], base.apply_threads, meter
+            )
             noop_rates.append(args.events / t_noop)
             reclaim_rates.append(args.events / t_rec)
             ratios.append(t_noop / t_rec)
+            bounds.append(sum(cpu_noop.values()) / sum(cpu_rec.values()))
             print(
                 f"round {r}: no-op {args.events / t_noop:,.0f} ev/s, reclaim {args.events / t_rec:,.0f} "
                 f"ev/s ({writes} timers changed; store requests: "
                 f"{', '.join(f'{op} {k}' for op, k in sorted(calls.items()))}), "
-                f"ratio {t_noop / t_rec:.2f}",
+                f"ratio {t_noop / t_rec:.2f}; without store writes {args.events / t_free:,.0f} "
+                f"ev/s (ratio {t_noop / t_free:.2f})",
                 flush=True,
             )
             print(
-                f"         without store writes {args.events / t_free:,.0f} ev/s (ratio "
-                f"{t_noop / t_free:.2f}); dynalite alone takes {ceiling:,.0f} conditional "
-                f"PutItem/s from {base.apply_threads} threads, reclaim made "
-                f"{calls['PutItem'] / t_rec:,.0f}/s",
+                f"         CPU ms per event: no-op {per_event(cpu_noop, args.events)}; reclaim "
+                f"{per_event(cpu_rec, args.events)}; without store writes "
+                f"{per_event(cpu_free, args.events)}",
+                flush=True,
+            )
+            print(
+                f"         one conditional PutItem with nothing else running ({puts:,.0f}/s from "
+                f"{base.apply_threads} threads) costs CPU ms: "
+                f"{per_event(cpu_put, calls['PutItem'])}",
                 flush=True,
             )
         print(
             f"throughput median: no-op {statistics.median(noop_rates):,.0f} ev/s, reclaim "
             f"{statistics.median(reclaim_rates):,.0f} ev/s, ratio {statistics.median(ratios):.2f} "
-            f"(target >= 0.8)"
+            f"(target >= 0.8); by CPU per event alone the ratio could reach "
+            f"{statistics.median(bounds):.2f} on a machine where CPU is the limit"
         )
         lat = latency(
             base.model_copy(update={"pool": "reclaim-latency"}),

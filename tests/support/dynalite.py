@@ -34,6 +34,13 @@ class Dynalite:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        if self.proc is None:
+            raise RuntimeError("dynalite is not running")
+        return self.proc.pid
+
     def start(self) -> Dynalite:
         node = shutil.which("node")
         if node is None or not DYNALITE.exists():
