@@ -43,6 +43,28 @@ def test_a_due_shelve_is_done_once_and_audited(world: World, cloud_port: OpenSta
     assert len(notices.messages) == 3
 
 
+def test_each_action_reaches_the_cloud_under_the_request_id_it_is_audited_with(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    """Operators match the audit to Nova's logs by global request id: with actions running
+    in parallel, each shelve must carry its own id, and the re-check reads carry fresh ones."""
+    sids = [world.server() for _ in range(12)]
+    for sid in sids:
+        world.timer(sid)
+    report = make_sweeper(world, cloud_port, parallelism=4).sweep(NOW)
+    assert sorted(o.resource_id for o in report.outcomes if o.result == "done") == sorted(sids)
+
+    posts = world.cloud.requests.filter(method="POST", path_regex=r"/servers/[^/]+/action$")
+    received = {r.path.split("/")[-2]: r.request_id for r in posts if r.status == 202}
+    for sid in sids:
+        audited = only(world, sid).history[-1].detail["request_ids"]
+        assert received[sid] == audited
+    reads = world.cloud.requests.filter(method="GET", path_regex=r"/servers/[^/]+$")
+    ids = [r.request_id for r in reads] + list(received.values())
+    assert len(reads) >= len(sids) and all(i and i.startswith("req-") for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
 def test_a_shelved_server_past_its_period_is_deleted(
     world: World, cloud_port: OpenStackCloud
 ) -> None:

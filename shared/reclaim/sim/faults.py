@@ -119,6 +119,8 @@ class RequestRecord:
     user_id: str | None
     timestamp: datetime
     fault: bool = False
+    #: The caller's ``X-OpenStack-Request-ID`` (global request id), as Nova logs it.
+    request_id: str | None = None
 
     @property
     def mutating(self) -> bool:

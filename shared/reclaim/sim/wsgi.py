@@ -186,6 +186,7 @@ class SimApp:
                 user_id=ctx.user_id if ctx else None,
                 timestamp=cloud.clock.now(),
                 fault=fault,
+                request_id=request.headers.get("X-OpenStack-Request-ID"),
             )
         )
 

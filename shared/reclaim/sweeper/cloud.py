@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,22 +80,27 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def snapshot_of(server: Any) -> ServerSnapshot:
-    """A :class:`ServerSnapshot` from an ``openstack.compute.v2.server.Server``."""
-    updated = _parse_time(getattr(server, "updated_at", None))
+#: The compute microversion of the re-check's read: the first to say whether a server is
+#: locked (2.9); without it the re-check could only wait.
+SERVER_MICROVERSION = "2.9"
+
+
+def snapshot_of(server: dict[str, Any]) -> ServerSnapshot:
+    """A :class:`ServerSnapshot` from Nova's ``GET /servers/{id}`` JSON (microversion 2.9+)."""
+    updated = _parse_time(server.get("updated"))
     if updated is not None and updated.tzinfo is None:
         updated = None  # no zone: cannot be compared safely (fail closed)
-    metadata = getattr(server, "metadata", None) or {}
-    locked = getattr(server, "is_locked", None)
+    metadata = server.get("metadata") or {}
+    locked = server.get("locked")
     return ServerSnapshot(
-        id=str(server.id),
-        status=str(getattr(server, "status", "") or "").upper(),
-        project_id=getattr(server, "project_id", None) or None,
+        id=str(server["id"]),
+        status=str(server.get("status") or "").upper(),
+        project_id=server.get("tenant_id") or None,
         updated_at=updated,
         locked=bool(locked) if locked is not None else None,
         metadata={str(k): str(v) for k, v in dict(metadata).items()},
-        vm_state=getattr(server, "vm_state", None) or None,
-        task_state=getattr(server, "task_state", None) or None,
+        vm_state=server.get("OS-EXT-STS:vm_state") or None,
+        task_state=server.get("OS-EXT-STS:task_state") or None,
     )
 
 
@@ -297,6 +303,28 @@ def cleanup_connector(cloud_name: str) -> Callable[[str, Executor, str], Any]:
     return connect
 
 
+_threads = threading.local()
+
+
+def with_request_id(conn: Any, request_id: str) -> Any:
+    """``conn``, sending ``request_id`` as ``X-OpenStack-Request-ID`` on its next requests.
+
+    ``Connection.global_request`` builds a new Connection, and then each service proxy it
+    is asked for: about 10 ms of CPU a call, more than the request itself. So each thread
+    makes that copy once per connection and only changes its id per call; the copy is the
+    thread's own, so calls running at the same time never share an id.
+    """
+    copies: weakref.WeakKeyDictionary[Any, Any] | None = getattr(_threads, "copies", None)
+    if copies is None:
+        copies = _threads.copies = weakref.WeakKeyDictionary()
+    tagged = copies.get(conn)
+    if tagged is None:
+        tagged = copies[conn] = conn.global_request(request_id)
+    else:
+        tagged.set_global_request_id(request_id)
+    return tagged
+
+
 def _read(what: str, call: Callable[[Any], Any], conn: Any) -> Any:
     """Run a read with a fresh request id; None on 404, CloudError on anything else."""
     from keystoneauth1 import exceptions as ksa
@@ -304,7 +332,7 @@ def _read(what: str, call: Callable[[Any], Any], conn: Any) -> Any:
 
     rid = new_request_id()
     try:
-        return call(conn.global_request(rid))
+        return call(with_request_id(conn, rid))
     except (sdk.NotFoundException, ksa.http.NotFound):
         return None
     except Exception as exc:
@@ -315,7 +343,7 @@ def _listing(what: str, call: Callable[[Any], Any], conn: Any) -> list[Any]:
     """A complete listing or CloudError (a 404 on a listing is an error too: fail closed)."""
     rid = new_request_id()
     try:
-        return list(call(conn.global_request(rid)))
+        return list(call(with_request_id(conn, rid)))
     except Exception as exc:
         raise _translate(exc, what, rid) from exc
 
@@ -465,7 +493,7 @@ class _OpenStackExtras:
 
         rid = new_request_id()
         try:
-            call(self.conn.global_request(rid))
+            call(with_request_id(self.conn, rid))
         except sdk.NotFoundException:
             return ActionResult((rid,), gone=True)
         except Exception as exc:
@@ -495,7 +523,7 @@ class _OpenStackExtras:
     def project_inventory(self, project_id: str) -> dict[str, list[str]]:
         rid = new_request_id()
         try:
-            return _inventory(self.conn.global_request(rid), project_id)
+            return _inventory(with_request_id(self.conn, rid), project_id)
         except Exception as exc:
             raise _translate(exc, f"inventory of project {project_id}", rid) from exc
 
@@ -511,7 +539,7 @@ class _OpenStackExtras:
         rid = new_request_id()
         what = "grant" if grant else "revoke"
         try:
-            c = self.conn.global_request(rid)
+            c = with_request_id(self.conn, rid)
             role = c.identity.find_role(self.cleanup_role, ignore_missing=False)
             if grant:
                 c.identity.assign_project_role_to_user(project_id, user_id, role)
@@ -636,22 +664,23 @@ class OpenStackCloud(_OpenStackExtras):
         self.cleanup_timeout = cleanup_timeout
 
     def server(self, server_id: str) -> ServerSnapshot | None:
-        from openstack import exceptions as sdk
+        """The live server, read as raw JSON through the SDK's session (as the reconcile
+        reads its listings): building an SDK ``Server`` costs more CPU than the request."""
 
-        rid = new_request_id()
-        try:
-            server = self.conn.global_request(rid).compute.get_server(server_id)
-        except sdk.NotFoundException:
-            return None
-        except Exception as exc:
-            raise _translate(exc, f"GET server {server_id}", rid) from exc
-        return snapshot_of(server)
+        def get(c: Any) -> Any:
+            response = c.compute.get(
+                f"/servers/{server_id}", microversion=SERVER_MICROVERSION, raise_exc=True
+            )
+            return response.json()["server"]
+
+        body = _read(f"GET server {server_id}", get, self.conn)
+        return None if body is None else snapshot_of(body)
 
     def _act(self, server_id: str, what: str, call: Any) -> ActionResult:
         from openstack import exceptions as sdk
 
         rid = new_request_id()
-        conn = self.conn.global_request(rid)
+        conn = with_request_id(self.conn, rid)
         try:
             call(conn)
         except sdk.NotFoundException:
