@@ -100,6 +100,10 @@ class SimConfig:
     keystone_notification_format: KeystoneFormat = "cadf"
     #: Token lifetime; tokens expire on the wall clock, as keystoneauth checks them.
     token_ttl_seconds: int = 24 * 3600
+    #: Keystone ``[resource] list_limit`` (or ``[DEFAULT] list_limit``) on ``GET /v3/projects``
+    #: (the one listing limited here), as before Keystone 2025.1, which did not page: the
+    #: first N projects, and ``"truncated": true`` when there were more (None or 0: no limit).
+    keystone_project_list_limit: int | None = None
 
 
 #: (service type, catalog name, path prefix served, catalog path template)

@@ -603,9 +603,14 @@ class IdentityAPI(ServiceAPI):
                 if tags_any and not tags_any & set(p.tags):
                     continue
                 out.append(p.to_api(base_url(request)))
-        return json_response(
-            {"projects": out, "links": {"self": request.url, "next": None, "previous": None}}
-        )
+        body: dict[str, Any] = {
+            "projects": out,
+            "links": {"self": request.url, "next": None, "previous": None},
+        }
+        limit = self.cloud.config.keystone_project_list_limit
+        if limit and len(out) > limit:
+            body["projects"], body["truncated"] = out[:limit], True
+        return json_response(body)
 
     def get_project(self, request: Request, ctx: Ctx | None, pid: str) -> Response:
         assert ctx is not None
