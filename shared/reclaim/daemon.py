@@ -7,17 +7,17 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from reclaim.bus.listener import Listener
 from reclaim.bus.log import emit
+from reclaim.reconcile.engine import ReconcileReport
 from reclaim.settings import Settings
 from reclaim.signals import stop_on_signals
 from reclaim.sweeper import Sweeper
 
-Reconcile = Callable[[datetime], Any]
+Reconcile = Callable[[datetime], ReconcileReport]
 
 
 class Daemon:
@@ -89,7 +89,9 @@ class Daemon:
             emit("reconcile_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:500])
             return
         self.reconciles.labels("complete").inc()
-        emit("reconciled", report=str(result)[:500])
+        emit("reconciled", report=str(result.by_rule())[:500])
+        for warning in result.warnings():
+            emit("reconcile_warning", logging.WARNING, warning=warning)
 
     def run(self) -> None:
         """Start the listener, then sweep (and reconcile) on schedule until told to stop."""

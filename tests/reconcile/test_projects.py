@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from reclaim.bus.metrics import Metrics
 from reclaim.commands import iso_z
+from reclaim.daemon import Daemon
 from reclaim.reconcile.cloud import OpenStackCloud
 from reclaim.reconcile.engine import reconcile
 from reclaim.reconcile.observe import ObservationError, project_notification
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings, Settings
-from reclaim.sim import SimServer
+from reclaim.sim import Cloud, SimServer
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.timers import Timer
 from tests.reconcile.conftest import POLICY, pending
@@ -317,16 +321,18 @@ class _Response:
 
 
 class _Identity:
-    """A Keystone that truncates its listing into two pages, linked by ``links.next``."""
+    """A Keystone (2025.1 or later) that pages its listing: two pages linked by
+    ``links.next``, the full first one marked ``truncated``."""
 
     def __init__(self) -> None:
-        self.paths: list[str] = []
+        self.requests: list[tuple[str, Any]] = []
 
     def get(self, path: str, params: Any = None, raise_exc: bool = True) -> _Response:
-        self.paths.append(path)
-        nxt = "https://keystone.example/v3/projects?page=2"
+        self.requests.append((path, params))
+        nxt = "https://keystone.example/v3/projects?limit=1&marker=a"
         if path == "/projects":
-            return _Response(200, {"projects": [{"id": "a"}], "links": {"next": nxt}})
+            body = {"projects": [{"id": "a"}], "links": {"next": nxt}, "truncated": True}
+            return _Response(200, body)
         if path == nxt:
             return _Response(200, {"projects": [{"id": "b"}], "links": {"next": None}})
         if path == "/projects/a":
@@ -335,9 +341,133 @@ class _Identity:
 
 
 def test_the_project_listing_follows_keystones_next_link_and_a_missing_project_is_none() -> None:
-    conn = type("Conn", (), {"identity": _Identity()})()
-    cloud = OpenStackCloud(conn)
+    identity = _Identity()
+    cloud = OpenStackCloud(type("Conn", (), {"identity": identity})(), page_size=1)
     assert [[p["id"] for p in page] for page in cloud.project_pages()] == [["a"], ["b"]]
+    # A truncated page whose next page was read is no truncation: the listing is whole.
+    assert cloud.projects_truncated is False
+    # The page size goes as Keystone's ``limit``; the next link carries its own query.
+    assert [params for _, params in identity.requests] == [{"limit": 1}, {}]
     assert [[p["id"] for p in page] for page in cloud.project_pages("a")] == [["a"]]
     assert list(cloud.project_pages("zzz")) == []
     assert cloud.requests == 4
+
+
+def _allocations_for_the_cut(
+    cloud: Cloud, project_factory: Any, store: DynamoTimerStore
+) -> tuple[list[str], list[str]]:
+    """Four new projects (the sim lists them last, in creation order) as two pairs, each of
+    one whose allocation ended without an event (a reconcile that reads it creates its
+    timers) and one renewed without an event after its end was delivered (a reconcile that
+    reads it cancels them). Returns the first pair's ids and the second's."""
+    sent = cloud.clock.now() - timedelta(days=20)
+    pairs: list[list[str]] = []
+    for _ in range(2):
+        ended, renewed = project_factory(), project_factory()
+        _ends(ended, "2026-01-31")
+        store.apply(commands_for(_ended_event(renewed.project_id, "2026-02-01", sent), POLICY))
+        _ends(renewed, "2026-12-31")
+        pairs.append([ended.project_id, renewed.project_id])
+    return pairs[0], pairs[1]
+
+
+def _truncation_warning(listed: int) -> str:
+    return (
+        f"Keystone's list_limit cut the project list at {listed} projects: those beyond were "
+        "not reconciled (left alone); raise [resource] list_limit or [DEFAULT] list_limit in "
+        "keystone.conf, or reconcile one with --project P"
+    )
+
+
+def test_a_project_list_cut_by_keystones_list_limit_is_reported_and_the_rest_left_alone(
+    sim_cloud: Cloud,
+    project_factory: Any,
+    reconcile_cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = open_store(os.environ["RECLAIM_STORE_URL"])  # the store the CLI reconciles
+    seen, cut = _allocations_for_the_cut(sim_cloud, project_factory, store)
+    listed = len(sim_cloud.identity.projects) - len(cut)
+    monkeypatch.setattr(sim_cloud.config, "keystone_project_list_limit", listed)
+    before = {pid: pending(store, pid) for pid in cut}
+    assert [len(v) for v in before.values()] == [0, 3]
+    args = ["--now", sim_cloud.clock.now().isoformat()]
+
+    dry = reconcile_cli(*args, "--json", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    data = json.loads(dry.stdout)
+    assert (data["projects_truncated"], data["projects"]) == (True, listed)
+    mine = {(r["resource_id"], r["change"]) for r in data["rows"] if r["resource_id"] in seen + cut}
+    assert mine == {(seen[0], "create"), (seen[1], "cancel")}
+
+    out = reconcile_cli(*args)
+    assert out.exit_code == 0, out.output
+    assert f" and {listed} projects (" in out.output
+    assert _truncation_warning(listed) in out.output.splitlines()
+    assert set(_timers(store, seen[0])) == {CLEANUP, WARNING, REMINDER}
+    assert _timers(store, seen[1]) == {}
+    assert {pid: pending(store, pid) for pid in cut} == before  # nothing created or cancelled
+
+    # The way out the warning gives: one project at a time is read whatever the limit.
+    one = reconcile_cli(*args, "--project", cut[0])
+    assert one.exit_code == 0, one.output
+    assert "list_limit" not in one.output
+    assert set(_timers(store, cut[0])) == {CLEANUP, WARNING, REMINDER}
+
+
+def test_a_project_list_exactly_at_keystones_list_limit_is_whole(
+    sim_cloud: Cloud,
+    project_factory: Any,
+    reconcile_cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    last = project_factory()
+    _ends(last, "2026-01-31")
+    total = len(sim_cloud.identity.projects)
+    monkeypatch.setattr(sim_cloud.config, "keystone_project_list_limit", total)
+    args = ["--now", sim_cloud.clock.now().isoformat()]
+
+    dry = reconcile_cli(*args, "--json", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    data = json.loads(dry.stdout)
+    assert (data["projects_truncated"], data["projects"]) == (False, total)
+    assert last.project_id in {r["resource_id"] for r in data["rows"] if r["rule"] == CLEANUP}
+
+    out = reconcile_cli(*args)
+    assert out.exit_code == 0, out.output
+    assert f"{total} projects (" in out.output
+    assert "list_limit" not in out.output
+
+
+def test_the_periodic_reconcile_logs_a_cut_project_list(
+    sim_cloud: Cloud,
+    admin_conn: Any,
+    project_factory: Any,
+    moto_store: DynamoTimerStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen, cut = _allocations_for_the_cut(sim_cloud, project_factory, moto_store)
+    listed = len(sim_cloud.identity.projects) - len(cut)
+    monkeypatch.setattr(sim_cloud.config, "keystone_project_list_limit", listed)
+    settings = Settings()
+    listener = type("Listener", (), {"metrics": Metrics()})()
+    daemon = Daemon(
+        listener,  # type: ignore[arg-type]  # the daemon's listener is not the subject
+        None,  # type: ignore[arg-type]
+        settings,
+        reconcile=lambda now: reconcile(admin_conn, moto_store, settings, now),
+        clock=sim_cloud.clock.now,
+    )
+
+    with caplog.at_level(logging.INFO, logger="reclaim.bus"):
+        daemon.reconcile_once()
+
+    lines = [(r.levelno, json.loads(r.getMessage())) for r in caplog.records]
+    assert [line["event"] for _, line in lines] == ["reconciled", "reconcile_warning"]
+    assert lines[1] == (
+        logging.WARNING,
+        {"event": "reconcile_warning", "warning": _truncation_warning(listed)},
+    )
+    assert set(_timers(moto_store, seen[0])) == {CLEANUP, WARNING, REMINDER}
+    assert _timers(moto_store, cut[0]) == {} and len(_timers(moto_store, cut[1])) == 3

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -32,11 +33,8 @@ def _print_report(report: ReconcileReport, console: Console) -> None:
         + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
     )
-    if report.projects and not report.allocations and report.allocation_property:
-        console.print(
-            f"[yellow]no listed project carries {report.allocation_property!r}: allocations "
-            "were not reconciled (reconcile.allocation_end_property names the property)[/]"
-        )
+    for warning in report.warnings():
+        console.print(f"[yellow]{escape(warning)}[/]", soft_wrap=True)
     counts = Table(title="timers by rule")
     for col in ("rule", "created", "cancelled", "moved", "unchanged"):
         counts.add_column(col, justify="left" if col == "rule" else "right")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -34,6 +34,7 @@ def run(
     from reclaim.bus.transport import BusError
     from reclaim.cli.sweep import cloud_port, owner_id
     from reclaim.daemon import Daemon
+    from reclaim.reconcile.engine import ReconcileReport
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
     from reclaim.sweeper import OsloNotices, Sweeper
 
@@ -55,8 +56,8 @@ def run(
     )  # fmt: skip
     listener = Listener(bus, timer_store, settings.policy)
 
-    def reconcile(now: datetime) -> Any:
-        return reconcile_cloud(conn, timer_store, settings, now).by_rule()
+    def reconcile(now: datetime) -> ReconcileReport:
+        return reconcile_cloud(conn, timer_store, settings, now)
 
     try:
         Daemon(listener, sweeper, settings, reconcile=reconcile).run()

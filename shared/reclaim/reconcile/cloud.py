@@ -30,6 +30,10 @@ class ImageSource(Protocol):
 class ProjectSource(Protocol):
     """Keystone projects (or one), page by page, as ``/v3/projects`` JSON."""
 
+    #: Set once :meth:`project_pages` is done: Keystone cut the listing short (its
+    #: ``list_limit``) and the projects beyond it were not read.
+    projects_truncated: bool
+
     def project_pages(self, project: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the projects, extra properties as top-level keys; none for an unknown id."""
         ...
@@ -50,6 +54,7 @@ class OpenStackCloud:
         self.conn = conn
         self.page_size = page_size
         self.requests = 0
+        self.projects_truncated = False
 
     def _get(
         self, proxy: Any, path: str, params: dict[str, Any], *, missing_ok: bool = False
@@ -106,9 +111,18 @@ class OpenStackCloud:
 
     def project_pages(self, project: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every project (``GET /v3/projects``), or the one asked for (``GET
-        /v3/projects/{id}``; 404: none). Keystone lists without pages unless its
-        ``list_limit`` truncates; a ``links.next`` it gives is followed as it stands.
+        /v3/projects/{id}``; 404: none).
+
+        Keystone before 2025.1 (27.0.0) does not page: with ``list_limit`` set (``[resource]``
+        or ``[DEFAULT]``) it returns that many projects, adds ``"truncated": true`` if there
+        were more, and no ``links.next``; that sets :attr:`projects_truncated`. Since 2025.1 it
+        pages (``limit``, ``marker``): each full page is marked truncated and has a
+        ``links.next`` carrying both, followed as it stands, so a listing read to its end is
+        whole. ``limit`` is the page size (capped by Keystone's ``max_db_limit``; ignored
+        before 2025.1): with neither ``limit`` nor ``list_limit``, 2025.1 and later return
+        ``max_db_limit`` projects, with no next link and no ``truncated``.
         """
+        self.projects_truncated = False
         if project:
             body = self._get(self.conn.identity, f"/projects/{project}", {}, missing_ok=True)
             found = body.get("project")
@@ -116,16 +130,18 @@ class OpenStackCloud:
                 yield [found]
             return
         path: str = "/projects"  # the endpoint has /v3
+        params: dict[str, Any] = {"limit": self.page_size}
         while True:
-            body = self._get(self.conn.identity, path, {})
+            body = self._get(self.conn.identity, path, params)
             page = body.get("projects") or []
             if page:
                 yield page
             links = body.get("links")
             href = links.get("next") if isinstance(links, dict) else None
             if not href or not page or href == path:
+                self.projects_truncated = body.get("truncated") is True
                 return
-            path = str(href)  # an absolute URL, query included
+            path, params = str(href), {}  # an absolute URL, query included
 
 
 def _marker(href: str | None) -> str | None:

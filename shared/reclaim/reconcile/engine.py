@@ -12,7 +12,8 @@ allocation's end date): the cleanup and image-dependents timers of a project car
 are made what the allocation's ``allocation.ended`` (or ``allocation.renewed``) would have
 made them. Projects without the property, and the project timers of projects the listing
 does not have, are left alone: the property is not the only source of allocation events,
-and the sweeper re-reads a project (and its exemption) before any cleanup.
+and the sweeper re-reads a project (and its exemption) before any cleanup. A project
+listing that Keystone's ``list_limit`` cut short is reported (``projects_truncated``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class ReconcileReport:
     #: Listed projects whose allocation-end property was read (the rest are left alone).
     allocations: int = 0
     allocation_property: str = ""
+    #: Keystone cut the project listing at ``projects`` (its ``list_limit``): the projects
+    #: beyond it were not read, so not reconciled (their timers are left alone).
+    projects_truncated: bool = False
     skipped: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     rows: list[DriftRow] = field(default_factory=list)
@@ -123,6 +127,22 @@ class ReconcileReport:
                 out.setdefault(rule, {c: 0 for c in (*DRIFT, "unchanged")})[change] = n
         return out
 
+    def warnings(self) -> list[str]:
+        """What an operator must hear about this reconcile, one line each (CLI and daemon)."""
+        out = []
+        if self.projects_truncated:
+            out.append(
+                f"Keystone's list_limit cut the project list at {self.projects} projects: those "
+                "beyond were not reconciled (left alone); raise [resource] list_limit or "
+                "[DEFAULT] list_limit in keystone.conf, or reconcile one with --project P"
+            )
+        if self.projects and not self.allocations and self.allocation_property:
+            out.append(
+                f"no listed project carries {self.allocation_property!r}: allocations were not "
+                "reconciled (reconcile.allocation_end_property names the property)"
+            )
+        return out
+
     def as_json(self) -> dict[str, Any]:
         """The report as ``reclaim reconcile --json`` prints it."""
         return {
@@ -137,6 +157,7 @@ class ReconcileReport:
             "projects": self.projects,
             "allocations": self.allocations,
             "allocation_property": self.allocation_property or None,
+            "projects_truncated": self.projects_truncated,
             "skipped": self.skipped,
             "drift": self.drift,
             "written": self.written,
@@ -452,6 +473,7 @@ def reconcile(
                 run.project_page(page, prop, policy, now, first_install)
                 if progress is not None:
                     progress(len(page))
+            report.projects_truncated = projects.projects_truncated
         # Timers of resources the listing no longer has: found first, cancelled after, so
         # that no write moves the due index under the search's pagination.
         for timer in _reconciled(store, project, images is not None):
