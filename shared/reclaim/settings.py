@@ -197,7 +197,9 @@ class ReconcileSettings(BaseModel):
         parse_duration("14d"),
         description="on first install, no action falls due sooner than this after the reconcile",
     )
-    page_size: int = Field(1000, ge=1, le=1000, description="servers per listing request")
+    page_size: int = Field(
+        1000, ge=1, le=1000, description="servers, images or projects per listing request"
+    )
     allocation_end_property: str = Field(
         "allocation_end",
         description="Keystone project property holding the allocation's end date (ISO 8601 "
