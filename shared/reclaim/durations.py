@@ -13,17 +13,29 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Parse ``"14d"``, ``"1w2d"``, ``"36h"``, seconds as a number, or a timedelta. Pure."""
+    """Parse ``"14d"``, ``"1w2d"``, ``"36h"``, ``"90s"`` or a timedelta. Pure.
+
+    A number needs its unit: ``shelve_after: 14`` could mean 14 days as well as 14 seconds,
+    so it is refused rather than guessed (zero alone is zero in any unit).
+    """
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        if value == 0:
+            return timedelta(0)
+        raise ValueError(
+            f"a duration needs a unit: {value!r} (write e.g. {value}d, {value}h, {value}s)"
+        )
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
-        if text.isdigit():
-            return timedelta(seconds=int(text))
+        if text == "0":
+            return timedelta(0)
         if text and _PART.sub("", text) == "":
             return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+        if text.replace(".", "", 1).isdigit():
+            raise ValueError(
+                f"a duration needs a unit: {value!r} (write e.g. {text}d, {text}h, {text}s)"
+            )
     raise ValueError(f"not a duration: {value!r} (write e.g. 14d, 36h, 90m, 1w2d)")
 
 

@@ -73,6 +73,9 @@ def test_control_api(sim_server: SimServer, sim_cloud: Cloud) -> None:
     reply = requests.post(f"{sim_server.url}/_sim/clock", json={"advance": "14d"}, timeout=5)
     assert reply.ok
     assert (sim_cloud.clock.now() - before).days == 14
+    unitless = requests.post(f"{sim_server.url}/_sim/clock", json={"advance": 14}, timeout=5)
+    assert unitless.status_code == 400 and "needs a unit" in unitless.text
+    assert (sim_cloud.clock.now() - before).days == 14
     rule = requests.post(
         f"{sim_server.url}/_sim/faults",
         json={"service": "compute", "status": 500, "count": 1},

@@ -49,17 +49,20 @@ class ControlAPI(ServiceAPI):
 
     def clock(self, request: Request, ctx: Ctx | None) -> Response:
         """POST ``{"advance": "14d"}`` or ``{"set": "2026-03-15T00:00:00Z"}``."""
-        from reclaim.sim.scenario import parse_duration
+        from reclaim.durations import parse_duration
 
         clock = self.cloud.clock
         if request.method == "POST":
             spec = read_json(request)
-            if "advance" in spec:
-                clock.advance(parse_duration(spec["advance"]))
-            elif "set" in spec:
-                clock.set(parse_time(spec["set"]))
-            else:
-                raise SimError(400, "give advance or set", "badRequest")
+            try:
+                if "advance" in spec:
+                    clock.advance(parse_duration(spec["advance"]))
+                elif "set" in spec:
+                    clock.set(parse_time(spec["set"]))
+                else:
+                    raise SimError(400, "give advance or set", "badRequest")
+            except ValueError as exc:
+                raise SimError(400, str(exc), "badRequest") from exc
             self.cloud.compute.tick()
         return json_response({"now": iso_z(clock.now())})
 

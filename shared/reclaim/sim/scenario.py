@@ -8,31 +8,18 @@ networks, routers, security_groups, volumes, servers, containers. See
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from reclaim.durations import parse_duration
 from reclaim.sim.clock import SimClock, parse_time
 from reclaim.sim.cloud import Cloud
 from reclaim.sim.core import SimConfig
 from reclaim.sim.notify import Driver
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | float | int) -> timedelta:
-    """``"20d"``, ``"3h"``, ``"90m"``, ``"45s"`` or seconds as a number. Pure."""
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 20d, 3h, 90m, 45s)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def demo_scenario_path() -> Path:
