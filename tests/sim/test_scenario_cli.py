@@ -13,13 +13,16 @@ from pathlib import Path
 import openstack
 import pytest
 
-from reclaim.sim.scenario import build_cloud, demo_scenario_path, parse_duration
+from reclaim.durations import parse_duration
+from reclaim.settings import PolicySettings
+from reclaim.sim.scenario import build_cloud, demo_scenario_path
 
 
 def test_parse_duration() -> None:
     assert parse_duration("20d") == timedelta(days=20)
     assert parse_duration("90m") == timedelta(minutes=90)
-    assert parse_duration(45) == timedelta(seconds=45)
+    with pytest.raises(ValueError, match="needs a unit"):
+        parse_duration(45)
     with pytest.raises(ValueError):
         parse_duration("soon")
 
@@ -33,7 +36,8 @@ def test_demo_scenario_seeds_states_ages_and_owners() -> None:
         assert now - servers["astro-idle"].updated_at == timedelta(days=20)
         assert servers["genomics-old"].status == "SHELVED_OFFLOADED"
         assert servers["genomics-locked"].locked
-        assert servers["astro-keep"].metadata == {"reclaim_exempt": "true"}
+        # exempt by the key the policy reads by default
+        assert servers["astro-keep"].metadata == {PolicySettings().exempt_metadata_key: "true"}
         genomics = cloud.identity.project("genomics")
         assert genomics.properties["allocation_end"] == "2025-08-31"
         toolkit = next(i for i in cloud.image.images.values() if i.name == "genomics-toolkit")
