@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 from openstack import exceptions
 
+from reclaim.cli.common import instant_or_exit
 from reclaim.sim import Cloud, SimServer
 from tests.sim.conftest import Tenant
 
@@ -75,6 +77,9 @@ def test_control_api(sim_server: SimServer, sim_cloud: Cloud) -> None:
     assert (sim_cloud.clock.now() - before).days == 14
     unitless = requests.post(f"{sim_server.url}/_sim/clock", json={"advance": 14}, timeout=5)
     assert unitless.status_code == 400 and "needs a unit" in unitless.text
+    text = requests.get(f"{sim_server.url}/_sim/clock?format=text", timeout=5)
+    # what `reclaim sweep --now "$(curl ...)"` reads, as the banner shows
+    assert abs(instant_or_exit(text.text.strip()) - sim_cloud.clock.now()) < timedelta(seconds=2)
     assert (sim_cloud.clock.now() - before).days == 14
     rule = requests.post(
         f"{sim_server.url}/_sim/faults",

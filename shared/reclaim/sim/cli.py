@@ -92,6 +92,10 @@ def serve(
         console.print(f"  curl -s {server.url}/_sim/")
         console.print(f'  curl -s -XPOST {server.url}/_sim/clock -d \'{{"advance": "14d"}}\'')
         console.print(f"  curl -s '{server.url}/_sim/requests?mutating=1'")
+        console.print(
+            "\nreclaim's commands read the real clock; at the simulated time, give them --now:"
+        )
+        console.print(f'  reclaim sweep --now "$(curl -s {server.url}/_sim/clock?format=text)"')
         console.print("\nCtrl-C stops it.")
         stop.wait()
     cloud.close()

@@ -48,7 +48,8 @@ class ControlAPI(ServiceAPI):
             )
 
     def clock(self, request: Request, ctx: Ctx | None) -> Response:
-        """POST ``{"advance": "14d"}`` or ``{"set": "2026-03-15T00:00:00Z"}``."""
+        """POST ``{"advance": "14d"}`` or ``{"set": "2026-03-15T00:00:00Z"}``; GET (and the
+        POST's answer) gives the time, as JSON or, with ``?format=text``, as bare text."""
         from reclaim.durations import parse_duration
 
         clock = self.cloud.clock
@@ -64,6 +65,8 @@ class ControlAPI(ServiceAPI):
             except ValueError as exc:
                 raise SimError(400, str(exc), "badRequest") from exc
             self.cloud.compute.tick()
+        if request.args.get("format") == "text":  # for `reclaim ... --now "$(curl ...)"`
+            return Response(iso_z(clock.now()) + "\n", mimetype="text/plain")
         return json_response({"now": iso_z(clock.now())})
 
     def requests(self, request: Request, ctx: Ctx | None) -> Response:
