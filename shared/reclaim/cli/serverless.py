@@ -27,6 +27,11 @@ def _check(template: Path | None) -> list[str]:
         return [str(p) for p in validate(template)]
     except (FileNotFoundError, ValueError) as exc:
         fail(f"template: {exc}")
+    except ImportError as exc:
+        fail(
+            f"checking template.yaml needs the SAM translator and cfn-lint ({exc.name} is "
+            "missing): pip install -c constraints.txt -e '.[build]'"
+        )
 
 
 def build(
