@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from reclaim.commands import TimerCommand
@@ -41,4 +41,29 @@ class TimerStore(Protocol):
 
     def replace(self, old: Timer, new: Timer) -> Timer | None:
         """Store ``new`` if the stored timer is still ``old`` (same version); else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReconcileMark:
+    """The record that a reconcile of the whole cloud completed on a store.
+
+    ``at`` is that reconcile's time; ``grace`` the first-install grace it applied (None:
+    none). A store without it has never been reconciled: its first reconcile applies
+    ``reconcile.first_install_grace`` (see :func:`reclaim.reconcile.engine.reconcile`).
+    """
+
+    at: datetime
+    grace: timedelta | None = None
+
+
+class ReconcileLog(Protocol):
+    """Where a store keeps its :class:`ReconcileMark` (beside the timers, not one of them)."""
+
+    def completed(self) -> ReconcileMark | None:
+        """The mark of the first complete reconcile of the whole cloud; None if none yet."""
+        ...
+
+    def record(self, mark: ReconcileMark) -> bool:
+        """Keep ``mark`` unless a mark is kept already (then False: the first one stays)."""
         ...
