@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,9 @@ from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, Ctx, SimClock, SimConfig, SimServer
 from reclaim.sim.notify import Notification as SimNotification
-from reclaim.store import DynamoTimerStore
+from reclaim.store import DynamoTimerStore, open_store
+from reclaim.store.port import ReconcileMark
+from reclaim.store.reconciles import ReconcileRecord
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 POLICY = PolicySettings()
@@ -32,6 +35,28 @@ MOVES = {
     "shelved_offloaded": ["unshelve", "unshelve", "delete"],
 }
 _names = itertools.count(1)
+
+
+def mark_reconciled(store: DynamoTimerStore, at: datetime = START) -> DynamoTimerStore:
+    """Record in ``store`` that a reconcile of the whole cloud completed ``at``: an
+    installation past its first reconcile, whose reconciles apply no grace by themselves."""
+    ReconcileRecord.beside(store).record(ReconcileMark(at=at))
+    return store
+
+
+@pytest.fixture
+def moto_store(moto_store: DynamoTimerStore) -> DynamoTimerStore:
+    """A fresh timer table on moto, already past its first reconcile (:func:`mark_reconciled`).
+
+    ``new_store`` is one never reconciled (a new installation).
+    """
+    return mark_reconciled(moto_store)
+
+
+@pytest.fixture
+def new_store() -> DynamoTimerStore:
+    """A fresh timer table on moto that no reconcile has completed on: a new installation."""
+    return open_store(f"memory://new-{next(_names)}-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 from reclaim.reconcile.engine import reconcile
 from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import open_store
-from tests.reconcile.conftest import MOVES, POLICY, deliver, pending
+from tests.reconcile.conftest import MOVES, POLICY, deliver, mark_reconciled, pending
 
 
 def _history(
@@ -84,9 +84,9 @@ def test_reconcile_after_lost_events_equals_uninterrupted_events(
     lost = everything[seen_before:lost_until]
     assert len(lost) > 500
 
-    uninterrupted = open_store("memory://history-events")
+    uninterrupted = mark_reconciled(open_store("memory://history-events"))
     deliver(uninterrupted, everything)
-    lossy = open_store("memory://history-lossy")
+    lossy = mark_reconciled(open_store("memory://history-lossy"))
     deliver(lossy, everything[:seen_before] + everything[lost_until:])
     expected = pending(uninterrupted)
     before = pending(lossy)

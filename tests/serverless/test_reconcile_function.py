@@ -14,6 +14,8 @@ from reclaim.serverless import local
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import open_store
+from reclaim.store.port import ReconcileMark
+from reclaim.store.reconciles import ReconcileRecord
 from tests.serverless.conftest import fresh_table, lambda_event
 
 #: The schedule sample's time; the simulated cloud's clock stands there too.
@@ -51,6 +53,8 @@ def test_a_daily_tick_creates_the_timer_a_lost_event_left_missing_once(
     )  # fmt: skip
     url = f"memory://{fresh_table()}"
     store = open_store(url)
+    # Not a new installation: a reconcile of the whole cloud has completed on this table.
+    ReconcileRecord.beside(store).record(ReconcileMark(at=NOW - timedelta(days=30)))
     env = _clouds_secret(sim, tmp_path)
 
     first = local.invoke("ReconcileFunction", lambda_event("schedule"), url, environment=env)

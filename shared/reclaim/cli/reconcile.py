@@ -33,6 +33,13 @@ def _print_report(report: ReconcileReport, console: Console) -> None:
         + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
         + (" (dry run: nothing written)" if report.dry_run else "")
     )
+    if report.grace_until is not None and not report.first_reconcile:
+        would = "would be" if report.dry_run else "are"
+        console.print(
+            f"--first-install: actions due sooner {would} restated to fall due no earlier "
+            f"than {report.grace_until.isoformat().replace('+00:00', 'Z')}, their notices first",
+            soft_wrap=True,
+        )
     for warning in report.warnings():
         console.print(f"[yellow]{escape(warning)}[/]", soft_wrap=True)
     counts = Table(title="timers by rule")
@@ -76,13 +83,15 @@ def reconcile_command(
         bool,
         typer.Option(
             "--first-install",
-            help="No action falls due sooner than the grace from now; notices go first.",
+            help="No action falls due sooner than the grace from now; notices go first. "
+            "The first reconcile of a store does this by itself.",
         ),
     ] = False,
     grace: Annotated[
         str | None,
         typer.Option(
-            "--grace", help="First-install grace (default: reconcile.first_install_grace)."
+            "--grace",
+            help="With --first-install: its grace (default: reconcile.first_install_grace).",
         ),
     ] = None,
     store_url: Annotated[
@@ -99,8 +108,18 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
 ) -> None:
-    """Compare the timers with the servers, images and allocations; create missing, cancel stale."""
+    """Compare the timers with the servers, images and allocations; create missing, cancel stale.
+
+    The first reconcile of a store (a new installation) applies the first-install grace by
+    itself (reconcile.first_install_grace); a complete one of the whole cloud records that
+    the store has been reconciled, and later reconciles are plain ones.
+    """
     settings = settings_or_exit()
+    if grace is not None and not first_install:
+        fail(
+            "--grace needs --first-install (a store's first reconcile uses "
+            "reconcile.first_install_grace)"
+        )
     options: ReconcileSettings = settings.reconcile
     try:
         grace_td = parse_duration(grace) if grace else options.first_install_grace

@@ -14,6 +14,12 @@ made them. Projects without the property, and the project timers of projects the
 does not have, are left alone: the property is not the only source of allocation events,
 and the sweeper re-reads a project (and its exemption) before any cleanup. A project
 listing that Keystone's ``list_limit`` cut short is reported (``projects_truncated``).
+
+The first reconcile of a store (one without a :class:`ReconcileMark`: a new installation)
+applies the first-install grace by itself, so that no action a listing finds long overdue
+falls due before its notices have had time to go out. The mark is written after a complete
+reconcile of the whole cloud, and later reconciles are plain ones. The CLI, ``reclaim
+run``'s periodic reconcile and the Lambda ReconcileFunction all get this rule from here.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from reclaim.reconcile.observe import (
     server_notification,
 )
 from reclaim.settings import PolicySettings, ReconcileSettings, Settings
-from reclaim.store.port import TimerStore
+from reclaim.store.port import ReconcileLog, ReconcileMark, TimerStore
+from reclaim.store.reconciles import reconcile_log
 from reclaim.timers import Timer
 from reclaim.wire import Notification
 
@@ -92,7 +99,16 @@ class ReconcileReport:
 
     started: datetime
     dry_run: bool
+    #: The grace applied (``--first-install``, or this is the store's first reconcile).
     first_install_grace: timedelta | None = None
+    #: The store had no record of a complete reconcile of the whole cloud: the grace
+    #: (``reconcile.first_install_grace``) applied by itself.
+    first_reconcile: bool = False
+    #: The store holds that record after this reconcile (complete, whole cloud, not a dry
+    #: run), written by it (or by a concurrent first reconcile).
+    recorded: bool = False
+    #: The grace was asked for (``--first-install``), not taken from the setting.
+    grace_forced: bool = False
     project: str | None = None
     servers: int = 0
     images: int = 0
@@ -127,9 +143,50 @@ class ReconcileReport:
                 out.setdefault(rule, {c: 0 for c in (*DRIFT, "unchanged")})[change] = n
         return out
 
+    @property
+    def grace_until(self) -> datetime | None:
+        """No action falls due sooner than this (``started`` + the grace), if a grace applied."""
+        if self.first_install_grace is None:
+            return None
+        return self.started + self.first_install_grace
+
+    def first_reconcile_note(self) -> str | None:
+        """What the first reconcile of a store does about actions already due, or None."""
+        if not self.first_reconcile:
+            return None
+        would = "would be" if self.dry_run else "are"
+        if self.grace_until is None:
+            line = (
+                "first reconcile of this store: reconcile.first_install_grace is 0, so actions "
+                f"already due {would} not restated and may be taken at the next sweep"
+            )
+        else:
+            line = (
+                f"first reconcile of this store: actions due sooner {would} restated to fall "
+                f"due no earlier than {_iso(self.grace_until)} "
+                f"({'--first-install' if self.grace_forced else 'reconcile.first_install_grace'}),"
+                " their notices first"
+            )
+        if self.dry_run:
+            line += "; dry run: the store stays new"
+        elif self.project is not None:
+            line += (
+                f"; only --project {self.project} was reconciled: the store stays new until a "
+                "reconcile of the whole cloud completes"
+            )
+        elif not self.recorded:
+            line += (
+                "; the project list was cut short: the store stays new and the next reconcile "
+                "applies the grace again"
+            )
+        return line
+
     def warnings(self) -> list[str]:
         """What an operator must hear about this reconcile, one line each (CLI and daemon)."""
         out = []
+        note = self.first_reconcile_note()
+        if note is not None:
+            out.append(note)
         if self.projects_truncated:
             out.append(
                 f"Keystone's list_limit cut the project list at {self.projects} projects: those "
@@ -151,6 +208,9 @@ class ReconcileReport:
             "first_install_grace": self.first_install_grace.total_seconds()
             if self.first_install_grace
             else None,
+            "first_install_until": _iso(self.grace_until),
+            "first_reconcile": self.first_reconcile,
+            "recorded": self.recorded,
             "project": self.project,
             "servers": self.servers,
             "images": self.images,
@@ -246,6 +306,16 @@ def _server_reason(plan: RulePlan, state: str | None) -> str:
     if state is None:
         return "server no longer exists"
     return f"server is {state}"
+
+
+def _deferred(plan: RulePlan, now: datetime, grace: timedelta | None) -> bool:
+    """The plan's action was restated by the first-install grace (due at ``now + grace``)."""
+    return (
+        grace is not None
+        and plan.change in ("create", "move")
+        and plan.after is not None
+        and plan.after.due_at == now + grace
+    )
 
 
 def _image_reason(plan: RulePlan, image: ImagePayload | None) -> str:
@@ -358,7 +428,10 @@ class _Run:
             sid, state = n.payload.server_id, n.payload.state
             mine = [t for r in SERVER_RULE_IDS if (t := stored.get(("server", sid, r)))]
             for plan in plan_server(n, mine, policy, now, grace=grace):
-                self.record(plan, "server", sid, n.payload.project_id, _server_reason(plan, state))
+                reason = _server_reason(plan, state)
+                if _deferred(plan, now, grace):
+                    reason += "; first install: due no sooner than the grace"
+                self.record(plan, "server", sid, n.payload.project_id, reason)
         self.flush()
 
     def image_page(self, page: Sequence[Mapping[str, Any]], policy: PolicySettings) -> None:
@@ -422,6 +495,7 @@ def reconcile(
     first_install: timedelta | None = None,
     progress: Progress | None = None,
     max_rows: int = 1000,
+    log: ReconcileLog | None = None,
 ) -> ReconcileReport:
     """Make the store's server, image and project timers what the events would have made them.
 
@@ -434,11 +508,25 @@ def reconcile(
     :func:`reclaim.reconcile.observe.first_install` for servers and of
     :func:`reclaim.reconcile.observe.plan_project` for project cleanups (image rules only
     warn). With ``dry_run`` nothing is written; the report says what would change.
+
+    The first reconcile of a store applies the grace by itself: when ``log`` (by default
+    the store's own, :func:`reclaim.store.reconciles.reconcile_log`) holds no
+    :class:`ReconcileMark`, ``first_install`` defaults to ``reconcile.first_install_grace``
+    (none if that is 0). A complete reconcile of the whole cloud (no ``project``, no
+    ``dry_run``, the project listing not cut short) then writes the mark, grace included;
+    until then every reconcile applies the grace again. A store that keeps no log (none
+    given, not a DynamoDB store) is never taken for a new one.
     """
     if isinstance(settings, PolicySettings):
         policy, options = settings, ReconcileSettings()
     else:
         policy, options = settings.policy, settings.reconcile
+    if log is None:
+        log = reconcile_log(store)
+    first = log is not None and log.completed() is None
+    forced = first_install is not None
+    if first and first_install is None and options.first_install_grace > timedelta(0):
+        first_install = options.first_install_grace
     source = _source(conn_or_port, options.page_size)
     images: ImageSource | None = source if hasattr(source, "image_pages") else None  # type: ignore[assignment]
     prop = options.allocation_end_property
@@ -451,6 +539,8 @@ def reconcile(
         started=now,
         dry_run=dry_run,
         first_install_grace=first_install,
+        first_reconcile=first,
+        grace_forced=forced,
         project=project,
         allocation_property=prop if projects is not None else "",
     )
@@ -492,6 +582,10 @@ def reconcile(
                 run.record(plan, timer.resource_type, timer.resource_id, timer.project_id, reason)
             run.flush()
         run.flush()
+        whole = project is None and not report.projects_truncated
+        if first and log is not None and whole and not dry_run:
+            log.record(ReconcileMark(at=now, grace=first_install))  # False: a concurrent one did
+            report.recorded = True
     finally:
         seen.close()
         report.requests = getattr(source, "requests", 0)

@@ -3,7 +3,9 @@
 The cloud is reached as the sweeper reaches it (:func:`reclaim.serverless.sweeper.connect_cloud`:
 clouds.yaml from the ``CLOUDS_YAML_SECRET`` secret, entry ``OS_CLOUD``). The reconcile runs
 as of the schedule event's ``time``; it is idempotent, so a retried invocation only repeats
-the listing.
+the listing. The first reconcile of a table (no record of a complete one yet) gives actions
+already due the first-install grace (``reconcile.first_install_grace``), as any reconcile
+does (:func:`reclaim.reconcile.engine.reconcile`); the report says so (``first_reconcile``).
 """
 
 from __future__ import annotations
