@@ -21,7 +21,7 @@ from reclaim.reconcile.engine import ReconcileReport, reconcile
 from reclaim.serverless import reconcile as reconcile_function
 from reclaim.settings import Settings, SweepSettings
 from reclaim.sim import Cloud, SimServer
-from reclaim.store import DynamoTimerStore
+from reclaim.store import DynamoTimerStore, open_store
 from reclaim.store.port import ReconcileMark
 from reclaim.store.reconciles import ReconcileRecord
 from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
@@ -219,11 +219,9 @@ def test_the_lambda_and_the_daemon_reconcile_by_the_same_rule(
     other = project_factory()
     idle = other.boot("idle", state="stopped", updated_at=now - timedelta(days=40))
     listener = type("Listener", (), {"metrics": Metrics()})()
-    from reclaim.store import open_store
-
     fresh = open_store(f"memory://daemon-{other.project_id}")
     daemon = Daemon(
-        listener,  # type: ignore[arg-type]  # the daemon's listener is not the subject
+        listener,  # the daemon's listener is not the subject (an Any here)
         None,  # type: ignore[arg-type]
         settings,
         reconcile=lambda at: reconcile(admin_conn, fresh, settings, at),
