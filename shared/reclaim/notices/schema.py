@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reclaim.durations import Duration
 from reclaim.notices.kinds import OPERATOR_KINDS, kind_of
 
 SCHEMA_VERSION = 1
@@ -55,6 +56,11 @@ class NoticeMessage(BaseModel):
     action: str = Field("", description="what will be (or was) done: shelve, delete, cleanup...")
     due_at: datetime | None = Field(None, description="when the action is due (UTC)")
     notice_at: datetime | None = Field(None, description="when this notice was due to go out")
+    delay: Duration | None = Field(
+        None,
+        description="the rule's period: how long its condition lasts before the action is due "
+        "(e.g. 14d stopped before a shelve; JSON: 14d, 1d12h); None when not given",
+    )
     clause: str = Field("", description="the policy sentence the action enforces")
     detail: dict[str, str] = Field(default_factory=dict)
     dedupe_key: str = ""
