@@ -6,20 +6,29 @@ list). It is rendered twice: in a plain-text environment through ``_layout.txt.j
 in an autoescaping environment through ``_layout.html.j2``, which turns the paragraphs into
 HTML. A kind without a template gets ``_generic.j2``. Templates in the operator's directory
 win over the built-in ones of the same name.
+
+Periods are never written into a template: a notice's own period is ``delay`` (carried by
+the notice), another rule's comes from ``policy`` (the mailer's configuration), and both are
+written with the ``duration`` filter (``2 weeks``, ``180 days``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from reclaim.durations import parse_duration
 from reclaim.mailer.addresses import Person
 from reclaim.notices import NoticeMessage
-from reclaim.notices.context import Site, long_date, mail_context
+from reclaim.notices.context import Site, human_duration, long_date, mail_context, or_list
+
+if TYPE_CHECKING:
+    from reclaim.settings import PolicySettings
 
 BUILTIN = Path(__file__).parent / "templates"
 GENERIC = "_generic.j2"
@@ -61,11 +70,40 @@ def paragraphs_to_html(body: str) -> Markup:
     return Markup("\n".join(out))
 
 
-class Renderer:
-    """Renders notices (and digests) for one recipient."""
+def duration(value: Any) -> str:
+    """The ``duration`` filter: a timedelta (or ``14d``) as :func:`human_duration` writes it;
+    empty for None or undefined, a string that is no duration as it is."""
+    if isinstance(value, str) and value:
+        text: str = value
+        try:
+            return human_duration(parse_duration(text))
+        except ValueError:
+            return text
+    return human_duration(value) if isinstance(value, timedelta) else ""
 
-    def __init__(self, override: str | Path | None = None, site: Site | None = None) -> None:
+
+class Renderer:
+    """Renders notices (and digests) for one recipient.
+
+    ``policy``: the mailer's own policy settings, which templates use for the periods a
+    notice does not carry (another rule's, as a shelve mail saying when shelved servers are
+    deleted). They are the MAILER's configuration, and right only if it matches the
+    sweeper's; when not given they are read from it (``load_settings().policy``: the
+    ``RECLAIM_POLICY__*`` variables and the config file the sweeper reads too).
+    """
+
+    def __init__(
+        self,
+        override: str | Path | None = None,
+        site: Site | None = None,
+        policy: PolicySettings | None = None,
+    ) -> None:
+        if policy is None:
+            from reclaim.settings import load_settings
+
+            policy = load_settings().policy
         self.site = site or Site()
+        self.policy = policy
         dirs = [str(override)] if override else []
         loader = jinja2.FileSystemLoader([*dirs, str(BUILTIN)])
         common: dict[str, Any] = {
@@ -80,6 +118,8 @@ class Renderer:
         for env in (self.text_env, self.html_env):
             env.filters["paragraphs"] = paragraphs_to_html
             env.filters["long_date"] = long_date
+            env.filters["duration"] = duration
+            env.filters["or_list"] = or_list
 
     def template_for(self, kind: str) -> str:
         """The template name used for ``kind`` (its own, or the generic one)."""
@@ -102,16 +142,15 @@ class Renderer:
 
     def render(self, notice: NoticeMessage, recipient: Person | None = None) -> Rendered:
         """Subject, text and HTML of ``notice`` for ``recipient``."""
-        variables = mail_context(notice, self.site, recipient=recipient)
+        variables = mail_context(notice, self.site, self.policy, recipient=recipient)
         return self._render(self.template_for(notice.kind), variables)
 
     def render_digest(self, notices: list[NoticeMessage], recipient: Person | None) -> Rendered:
         """One mail gathering ``notices`` (in due order) for ``recipient``."""
         ordered = sorted(notices, key=lambda n: (n.due_at is None, n.due_at, n.notice_id))
-        items = [mail_context(n, self.site, recipient=recipient) for n in ordered]
-        return self._render(
-            "_digest.j2", {"items": items, "site": self.site, "recipient": recipient}
-        )
+        items = [mail_context(n, self.site, self.policy, recipient=recipient) for n in ordered]
+        variables = {"items": items, "site": self.site, "policy": self.policy}
+        return self._render("_digest.j2", {**variables, "recipient": recipient})
 
 
 def _tidy(text: str) -> str:
@@ -124,4 +163,12 @@ def _tidy(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["BUILTIN", "GENERIC", "Rendered", "Renderer", "escape", "paragraphs_to_html"]
+__all__ = [
+    "BUILTIN",
+    "GENERIC",
+    "Rendered",
+    "Renderer",
+    "duration",
+    "escape",
+    "paragraphs_to_html",
+]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from reclaim.notices.kinds import kind_of
 from reclaim.notices.schema import NoticeMessage
+
+if TYPE_CHECKING:
+    from reclaim.settings import PolicySettings
 
 _LABELS = {
     "server": "server",
@@ -48,6 +52,86 @@ def days_between(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() / 86400)
 
 
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+_MICRO = 1_000_000
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _seconds(micro: int) -> str:
+    whole, fraction = divmod(micro, _MICRO)
+    if not fraction:
+        return _count(whole, "second")
+    return f"{whole}.{fraction:06d}".rstrip("0") + " seconds"
+
+
+def human_duration(value: timedelta | None) -> str:
+    """A duration as people write it, and exact: ``2 weeks``, ``10 days``, ``180 days``,
+    ``36 hours``, ``1 day and 1 second``. Empty for None. Pure.
+
+    Whole weeks are counted in weeks, whole days in days; less than two days, two hours or
+    two minutes in whole hours, minutes or seconds (``36 hours``, ``90 minutes``); anything
+    else in days, hours, minutes and seconds together (``2 days and 30 minutes``). Never
+    in months or years, which have no fixed length, and never rounded: ``180d`` is ``180
+    days``, not ``6 months``.
+    """
+    if value is None:
+        return ""
+    if value < timedelta(0):
+        return "minus " + human_duration(-value)
+    micro = value // timedelta(microseconds=1)
+    if micro == 0:
+        return "0 days"
+    week, day, hour, minute = 7 * 86400 * _MICRO, 86400 * _MICRO, 3600 * _MICRO, 60 * _MICRO
+    if micro % week == 0:
+        return _count(micro // week, "week")
+    if micro % day == 0:
+        return _count(micro // day, "day")
+    if micro % hour == 0 and micro < 2 * day:
+        return _count(micro // hour, "hour")
+    if micro % minute == 0 and micro < 2 * hour:
+        return _count(micro // minute, "minute")
+    if micro < 2 * minute:
+        return _seconds(micro)
+    parts: list[str] = []
+    rest = micro
+    for unit, seconds in _UNITS:
+        count, rest = divmod(rest, seconds * _MICRO)
+        if count:
+            parts.append(_count(count, unit))
+    if rest:
+        parts.append(_seconds(rest))
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def or_list(words: Iterable[str]) -> str:
+    """``stopped or suspended``; ``paused, stopped or suspended``: alternatives in a sentence,
+    sorted. Pure."""
+    items = sorted(str(w) for w in words)
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def rule_delay(notice: NoticeMessage, policy: PolicySettings | None) -> timedelta | None:
+    """The period of the notice's own rule: the notice's ``delay`` when it carries one (the
+    sweeper's timer, so right whatever the mailer's settings), else the mailer's ``policy``
+    for the action (notices made before ``delay`` existed, and completion notices that do
+    not carry it yet); None when neither tells. Pure."""
+    if notice.delay is not None:
+        return notice.delay
+    if policy is None:
+        return None
+    periods = {
+        ("server", "shelve"): policy.shelve_after,
+        ("server", "delete"): policy.delete_shelved_after,
+        ("project", "cleanup"): policy.cleanup_after,
+    }
+    return periods.get((notice.resource_type, notice.action))
+
+
 def resource_label(notice: NoticeMessage) -> str:
     """``server "vm-1" (3f2a...)``: the resource as a person would name it. Pure."""
     label = _LABELS.get(notice.resource_type, notice.resource_type.replace("_", " "))
@@ -56,12 +140,20 @@ def resource_label(notice: NoticeMessage) -> str:
     return f"{label} {notice.resource_id}"
 
 
-def mail_context(notice: NoticeMessage, site: Site | None = None, **extra: Any) -> dict[str, Any]:
+def mail_context(
+    notice: NoticeMessage,
+    site: Site | None = None,
+    policy: PolicySettings | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The variables every mail template gets. Pure.
 
     ``notice`` (the model), ``kind`` (its :class:`~reclaim.notices.kinds.Kind`), ``resource``
     (label), ``name``, ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
-    ``days_left`` (from the notice's own date to the action), ``detail``, ``clause``, ``site``,
+    ``days_left`` (from the notice's own date to the action), ``delay`` (the period of the
+    notice's own rule, see :func:`rule_delay`; write it with the ``duration`` filter),
+    ``policy`` (the MAILER's policy settings, for the periods of other rules: its
+    configuration, which may differ from the sweeper's), ``detail``, ``clause``, ``site``,
     plus ``extra`` (e.g. ``recipient``).
     """
     site = site or Site()
@@ -83,6 +175,8 @@ def mail_context(notice: NoticeMessage, site: Site | None = None, **extra: Any) 
         "due_date": short_date(notice.due_at),
         "notice_date": short_date(notice.notice_at),
         "days_left": days_between(notice.notice_at, notice.due_at),
+        "delay": rule_delay(notice, policy),
+        "policy": policy,
         "detail": d,
         "when": when,
         "clause": notice.clause,
