@@ -66,7 +66,7 @@ class ControlAPI(ServiceAPI):
                 raise SimError(400, str(exc), "badRequest") from exc
             self.cloud.compute.tick()
         if request.args.get("format") == "text":  # for `reclaim ... --now "$(curl ...)"`
-            return Response(iso_z(clock.now()) + "\n", mimetype="text/plain")
+            return Response(f"{iso_z(clock.now())}\n", mimetype="text/plain")
         return json_response({"now": iso_z(clock.now())})
 
     def requests(self, request: Request, ctx: Ctx | None) -> Response:
