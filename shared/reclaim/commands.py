@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import PlainSerializer
+
+from reclaim.durations import human_duration
 
 ResourceType = Literal["server", "project", "user", "image", "security_group_rule"]
 Op = Literal["schedule", "cancel"]
@@ -78,7 +81,10 @@ class Rule:
     """A policy rule: which resource it concerns, what it does when due, and why.
 
     ``notice`` is the kind of the advance notices sent before the action; ``clause`` is
-    the sentence of the policy it enforces, quoted in notices and the audit trail.
+    the sentence of the policy it enforces, quoted in notices and the audit trail. Where
+    the sentence names the rule's period it says ``{period}``, which each schedule fills
+    with its delay as people write it (``2 weeks``, ``180 days``): the quote then states the
+    configured period, not the default one.
     """
 
     id: str
@@ -86,6 +92,10 @@ class Rule:
     action: str
     notice: str | None
     clause: str
+
+    def clause_for(self, delay: timedelta) -> str:
+        """The clause with its ``{period}`` stated as ``delay``."""
+        return _clause(self.clause, delay)
 
     def schedule(
         self,
@@ -102,12 +112,13 @@ class Rule:
         """Commands that schedule the action at ``since + delay`` and its notices before it."""
         due = since + delay
         detail = detail or {}
+        clause = _clause(self.clause, delay)
 
         def command(action: str, notice: str | None, due_at: datetime) -> TimerCommand:
             # Positional: this runs for every command of every event.
             return TimerCommand(
                 "schedule", self.resource_type, resource_id, self.id, action, event_time,
-                notice, due_at, since, project_id, user_id, self.clause, detail,
+                notice, due_at, since, project_id, user_id, clause, detail,
             )  # fmt: skip
 
         out = [command(self.action, None, due)]
@@ -119,7 +130,8 @@ class Rule:
         return tuple((self.notice or "notice", d) for d in offsets)
 
     def cancel(self, resource_id: str, *, event_time: datetime) -> TimerCommand:
-        """The command that cancels this rule's action and notices on ``resource_id``."""
+        """The command that cancels this rule's action and notices on ``resource_id`` (it
+        enforces nothing, so it quotes no clause)."""
         return TimerCommand(
             op="cancel",
             resource_type=self.resource_type,
@@ -127,5 +139,10 @@ class Rule:
             rule=self.id,
             action=self.action,
             event_time=event_time,
-            clause=self.clause,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _clause(template: str, delay: timedelta) -> str:
+    # Cached: this runs for every schedule of every event, with few distinct rules and delays.
+    return template.replace("{period}", human_duration(delay))

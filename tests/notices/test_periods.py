@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from reclaim.commands import Rule
-from reclaim.durations import parse_duration
+from reclaim.durations import human_duration, parse_duration
 from reclaim.mailer.render import Rendered, Renderer, duration
 from reclaim.notices import NoticeMessage, parse_notice
-from reclaim.notices.context import human_duration, or_list
+from reclaim.notices.context import or_list
 from reclaim.policy.projects import PROJECT_CLEANUP
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings
@@ -140,7 +140,7 @@ def sweeper_notices(policy: PolicySettings) -> dict[str, NoticeMessage]:
 
 def body(mail: Rendered) -> str:
     """What the mail itself says: its subject and text, without the quoted policy clause
-    (the policy's own words, see the xfail below) and the signature."""
+    (checked on its own below) and the signature."""
     text = mail.text.split("This follows the resource recovery policy")[0]
     return " ".join(f"{mail.subject}\n{text}".split())
 
@@ -219,12 +219,17 @@ def test_a_notice_states_its_own_period_even_when_the_mailer_is_configured_other
     assert "a shelved server is deleted after 180 days." in said["shelve_upcoming"]
     assert "shelved servers are deleted after 90 days." in said["delete_upcoming"]
     assert "2 weeks" not in said["shelve_upcoming"]
+    assert "after being stopped or suspended for 10 days." in said["shelved"]
+    assert "after 90 days shelved." in said["deleted"]
 
 
 def test_the_sweeper_puts_the_timers_period_in_the_notice() -> None:
     notices = sweeper_notices(CONFIGURED)
     assert notices["shelve_upcoming"].payload()["delay"] == "10d"
     assert notices["delete_upcoming"].payload()["delay"] == "90d"
+    # and in the notices after the action, which the sweeper's actions make
+    assert notices["shelved"].payload()["delay"] == "10d"
+    assert notices["deleted"].payload()["delay"] == "90d"
     assert parse_notice(notices["shelve_upcoming"].payload()).delay == timedelta(days=10)
 
 
@@ -243,11 +248,10 @@ def test_a_notice_without_a_period_and_a_mailer_without_one_states_none() -> Non
     assert "was deleted." in said and "after" not in said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the quoted policy clause is the policy text of reclaim.policy.servers "
-    "(shelved 'after two (2) weeks'); it does not follow the settings",
-)
-def test_the_quoted_policy_clause_states_no_default_period_either() -> None:
-    text = mails(CONFIGURED, CONFIGURED)["shelve_upcoming"].text
-    assert "two (2) weeks" not in text
+def test_the_quoted_policy_clause_states_the_configured_period_too() -> None:
+    said = {kind: " ".join(m.text.split()) for kind, m in mails(CONFIGURED, CONFIGURED).items()}
+    assert "can be shelved after 10 days in said state." in said["shelve_upcoming"]
+    assert "will be deleted after 90 days of inactivity." in said["delete_upcoming"]
+    assert "deleted 120 days after an allocation ends." in said["project_cleaned"]
+    for text in said.values():
+        assert "{period}" not in text and "two (2) weeks" not in text

@@ -11,6 +11,7 @@ from reclaim.notices import KINDS, NoticeMessage
 from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_SERVICE
 from reclaim.policy.projects import OWNER_IMAGES, PROJECT_CLEANUP
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
+from reclaim.settings import PolicySettings
 
 _SERVER = "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"
 _PROJECT = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"
@@ -47,8 +48,10 @@ def _project(kind: str, action: str, clause: str, before: int, **detail: str) ->
 
 def examples() -> list[NoticeMessage]:
     """One notice per kind of :data:`reclaim.notices.KINDS`, with realistic details."""
-    s, d = SHELVE.clause, DELETE_SHELVED.clause
-    c, i = PROJECT_CLEANUP.clause, OWNER_IMAGES.clause
+    policy = PolicySettings()  # the periods the quoted clauses state: the defaults
+    s = SHELVE.clause_for(policy.shelve_after)
+    d = DELETE_SHELVED.clause_for(policy.delete_shelved_after)
+    c, i = PROJECT_CLEANUP.clause_for(policy.cleanup_after), OWNER_IMAGES.clause
     rule_detail = {"security_group_id": "sg-0a1b2c", "remote_ip_prefix": "0.0.0.0/0",
                    "protocol": "tcp", "ports": "MongoDB 27017"}  # fmt: skip
     out = [

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup, escape
 
-from reclaim.durations import parse_duration
+from reclaim.durations import human_duration, parse_duration
 from reclaim.mailer.addresses import Person
 from reclaim.notices import NoticeMessage
-from reclaim.notices.context import Site, human_duration, long_date, mail_context, or_list
+from reclaim.notices.context import Site, long_date, mail_context, or_list
 
 if TYPE_CHECKING:
     from reclaim.settings import PolicySettings

@@ -52,60 +52,6 @@ def days_between(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() / 86400)
 
 
-_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
-_MICRO = 1_000_000
-
-
-def _count(n: int, unit: str) -> str:
-    return f"{n} {unit}{'' if n == 1 else 's'}"
-
-
-def _seconds(micro: int) -> str:
-    whole, fraction = divmod(micro, _MICRO)
-    if not fraction:
-        return _count(whole, "second")
-    return f"{whole}.{fraction:06d}".rstrip("0") + " seconds"
-
-
-def human_duration(value: timedelta | None) -> str:
-    """A duration as people write it, and exact: ``2 weeks``, ``10 days``, ``180 days``,
-    ``36 hours``, ``1 day and 1 second``. Empty for None. Pure.
-
-    Whole weeks are counted in weeks, whole days in days; less than two days, two hours or
-    two minutes in whole hours, minutes or seconds (``36 hours``, ``90 minutes``); anything
-    else in days, hours, minutes and seconds together (``2 days and 30 minutes``). Never
-    in months or years, which have no fixed length, and never rounded: ``180d`` is ``180
-    days``, not ``6 months``.
-    """
-    if value is None:
-        return ""
-    if value < timedelta(0):
-        return "minus " + human_duration(-value)
-    micro = value // timedelta(microseconds=1)
-    if micro == 0:
-        return "0 days"
-    week, day, hour, minute = 7 * 86400 * _MICRO, 86400 * _MICRO, 3600 * _MICRO, 60 * _MICRO
-    if micro % week == 0:
-        return _count(micro // week, "week")
-    if micro % day == 0:
-        return _count(micro // day, "day")
-    if micro % hour == 0 and micro < 2 * day:
-        return _count(micro // hour, "hour")
-    if micro % minute == 0 and micro < 2 * hour:
-        return _count(micro // minute, "minute")
-    if micro < 2 * minute:
-        return _seconds(micro)
-    parts: list[str] = []
-    rest = micro
-    for unit, seconds in _UNITS:
-        count, rest = divmod(rest, seconds * _MICRO)
-        if count:
-            parts.append(_count(count, unit))
-    if rest:
-        parts.append(_seconds(rest))
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
 def or_list(words: Iterable[str]) -> str:
     """``stopped or suspended``; ``paused, stopped or suspended``: alternatives in a sentence,
     sorted. Pure."""

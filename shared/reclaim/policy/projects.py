@@ -23,7 +23,7 @@ PROJECT_CLEANUP = Rule(
     resource_type="project",
     action="cleanup",
     notice="cleanup_upcoming",
-    clause="All entities owned by a project will be deleted 6 months after an allocation ends.",
+    clause="All entities owned by a project will be deleted {period} after an allocation ends.",
 )
 #: Sent once when the allocation ends, as the first of the cleanup's notices.
 ALLOCATION_ENDED_NOTICE = "allocation_ended"

@@ -14,15 +14,15 @@ SHELVE = Rule(
     resource_type="server",
     action="shelve",
     notice="shelve_upcoming",
-    clause="Instances that have been suspended or stopped can be shelved after two (2) weeks "
-    "in said state.",
+    clause="Instances that have been suspended or stopped can be shelved after {period} in "
+    "said state.",
 )
 DELETE_SHELVED = Rule(
     id="delete-shelved",
     resource_type="server",
     action="delete",
     notice="delete_upcoming",
-    clause="Shelved images/instances will be deleted after six (6) months of inactivity.",
+    clause="Shelved images/instances will be deleted after {period} of inactivity.",
 )
 SERVER_RULES = (SHELVE, DELETE_SHELVED)
 

@@ -100,6 +100,7 @@ def _server_notice(timer: Timer, kind: str, reason: str) -> NoticeMessage:
         user_id=timer.user_id,
         action=timer.action,
         due_at=timer.due_at,
+        delay=timer.delay,
         clause=timer.clause,
         detail={"name": name, "why": reason, "what_now": how},
     )
@@ -211,6 +212,7 @@ def _cleanup(ctx: Context, timer: Timer) -> Done:
             project_id=pid,
             action="cleanup",
             due_at=timer.due_at,
+            delay=timer.delay,
             clause=timer.clause,
             detail={
                 **timer.detail,
