@@ -38,7 +38,7 @@ class StoreFeeder:
         self.store = store
         self.started = self.stopped = False
 
-    def start(self) -> StoreFeeder:
+    def start(self, stop: threading.Event | None = None) -> StoreFeeder:
         self.started = True
         return self
 
@@ -118,3 +118,36 @@ def test_reclaim_run_exits_0_on_sigterm(tmp_path: Path) -> None:
     log = "".join(lines)
     assert proc.returncode == 0, log
     assert '"listening"' in log and '"swept"' in log and '"stopped"' in log
+
+
+def test_reclaim_run_stops_at_once_on_sigterm_while_the_broker_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    from tests.support.dynalite import free_port
+
+    cloud = Cloud(clock=SimClock(T0))
+    with SimServer(cloud) as server:
+        server.write_clouds_yaml(tmp_path / "clouds.yaml")
+        env = {
+            **os.environ,
+            "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
+            "OS_CLOUD": "sim-admin",
+            "RECLAIM_STORE_URL": "memory://run",
+            "RECLAIM_BUS__TRANSPORT_URL": f"rabbit://guest:guest@127.0.0.1:{free_port()}/",
+            "RECLAIM_BUS__METRICS_PORT": "0",
+        }
+        exe = Path(sys.executable).with_name("reclaim")
+        proc = subprocess.Popen([str(exe), "run"], env=env, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        try:
+            deadline = time.monotonic() + 60
+            while '"broker_unreachable"' not in proc.stderr.readline():
+                assert time.monotonic() < deadline and proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            code = proc.wait(timeout=10)
+            assert time.monotonic() - started < 5
+        finally:
+            proc.kill()
+            proc.wait()
+    assert code == 0

@@ -102,7 +102,9 @@ class Daemon:
 
     def _serve(self, sweep_every: float, reconcile_every: float) -> None:
         try:
-            self.listener.start()
+            self.listener.start(self._stop)
+            if self._stop.is_set():  # asked to stop while the broker was unreachable
+                return
             self.ready.set()
             next_sweep = time.monotonic()
             next_reconcile = time.monotonic() if reconcile_every > 0 else float("inf")

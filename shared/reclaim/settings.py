@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -227,7 +227,8 @@ class MailerSettings(BaseModel):
 
     pool: str = Field(
         "reclaim-mailer",
-        description="listener pool (its own durable queue); empty: share the topic's default queue",
+        description="listener pool (its own queue, durable as bus.durable_queues); empty: share "
+        "the topic's default queue",
     )
     transport_url: str = Field("", description="bus transport URL (default: bus.transport_url)")
     cloud: str = Field("", description="clouds.yaml entry for Keystone (default: $OS_CLOUD)")
@@ -257,8 +258,18 @@ class MailerSettings(BaseModel):
     retry_delay: float = Field(
         5.0, ge=0, description="seconds before a notice that could not be mailed is redelivered"
     )
-    durable_queues: bool = Field(True, description="declare durable queues (amqp_durable_queues)")
     prefetch: int = Field(10, ge=0, description="unacknowledged notices the broker may send")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durability_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "durable_queues" in data:
+            raise ValueError(
+                "mailer.durable_queues is gone: the mailer declares its queue as every reclaim "
+                "publisher and consumer does, by bus.durable_queues (RECLAIM_BUS__DURABLE_QUEUES); "
+                "move the value there"
+            )
+        return data
 
 
 class Settings(BaseSettings):

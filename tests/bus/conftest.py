@@ -62,10 +62,26 @@ def vhost() -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_vhost(vhost: str) -> Iterator[str]:
+    """A vhost of one test's own, for what the run's shared (durable) vhost cannot show:
+    exchanges that do not exist yet, or exist non-durable as an oslo-default cloud makes them."""
+    name = f"{vhost}-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    rabbitmqctl("delete_vhost", name, check=False)
+
+
+@pytest.fixture
 def bus_settings(vhost: str) -> BusSettings:
-    """Settings for one test: its own pool (queue) on the run's vhost, no metrics server."""
+    """Settings for one test: its own pool (queue) on the run's vhost, no metrics server.
+
+    Durable, as a cloud with ``amqp_durable_queues = true``: the broker-restart test needs
+    queues that survive it, and every test on the shared vhost must declare alike.
+    """
     return BusSettings(
         transport_url=f"rabbit://guest:guest@{RABBIT}/{vhost}",
+        durable_queues=True,
         pool=f"reclaim-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         batch_timeout=0.05,

@@ -66,7 +66,8 @@ class ListenProcess:
         env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
         self.proc = subprocess.Popen(
             [RECLAIM, "listen", "--transport-url", settings.transport_url, "--pool", settings.pool,
-             "--store", store_url, "--metrics-port", str(metrics_port)],
+             "--store", store_url, "--metrics-port", str(metrics_port),
+             "--durable" if settings.durable_queues else "--no-durable"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         self.lines: list[str] = []
@@ -120,7 +121,7 @@ def test_listen_command_logs_json_serves_metrics_and_exits_0_on_sigterm(
             path.write_text(json.dumps(body))
             files.append(str(path))
         out = subprocess.run(
-            [RECLAIM, "publish", "--transport-url", bus_settings.transport_url, *files],
+            [RECLAIM, "publish", "--transport-url", bus_settings.transport_url, "--durable", *files],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reclaim.bus.settings import BusSettings
 from reclaim.mailer import (
     DigestBook,
     DirectoryAddresses,
@@ -103,8 +104,12 @@ def test_a_persons_notices_arrive_as_one_digest_at_the_hour_once_across_a_restar
 ) -> None:  # fmt: skip
     clock = Clock(DAY + timedelta(hours=7))
     mailer = make_mailer(keystone, table, digest_settings, clock)
-    services.append(MailerService(digest_settings, mailer, bus_url, digest_check=0.1).start())
-    notices = OsloNotices(bus_url)
+    services.append(
+        MailerService(
+            digest_settings, mailer, BusSettings(transport_url=bus_url), digest_check=0.1
+        ).start()
+    )
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
     for n in (1, 2, 3):
         notices.publish(notice_for(people, n))
     notices.publish(alert())
@@ -129,7 +134,8 @@ def test_a_persons_notices_arrive_as_one_digest_at_the_hour_once_across_a_restar
     clock.now = DAY + timedelta(hours=9)
     services.append(
         MailerService(
-            digest_settings, make_mailer(keystone, table, digest_settings, clock), bus_url,
+            digest_settings, make_mailer(keystone, table, digest_settings, clock),
+            BusSettings(transport_url=bus_url),
             digest_check=0.1,
         ).start()
     )  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from reclaim.bus.settings import BusSettings
 from reclaim.mailer import (
     DirectoryAddresses,
     KeystoneDirectory,
@@ -54,7 +55,7 @@ def run_mailer(
         core = Mailer(
             mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer()
         )
-        service = MailerService(mailer_settings, core, bus_url).start()
+        service = MailerService(mailer_settings, core, BusSettings(transport_url=bus_url)).start()
         started.append(service)
         return service
 
@@ -88,7 +89,7 @@ def test_a_stopped_server_warns_its_owner_twice_with_the_shelve_date_once_each(
         table.apply(commands_for(n.message(), PolicySettings()))
     cloud.notifier.remove_sink(sink)
     run_mailer()
-    notices = OsloNotices(bus_url)
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
     sweeper = Sweeper(
         table, OpenStackCloud(keystone.connect()), notices, PolicySettings(), "sweeper-test",
         SweepSettings(),
@@ -126,7 +127,7 @@ def test_a_project_notice_reaches_every_member_and_an_alert_the_operators(
     people: People, smtp: Smtp, bus_url: str, run_mailer: Any
 ) -> None:
     run_mailer()
-    notices = OsloNotices(bus_url)
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
     notices.publish(
         NoticeMessage(
             kind="cleanup_upcoming", resource_type="project", resource_id=people.project_id,
@@ -154,7 +155,7 @@ def test_an_smtp_outage_delays_the_mail_but_neither_loses_nor_repeats_it(
 ) -> None:
     run_mailer()
     smtp.stop()
-    notices = OsloNotices(bus_url)
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
     notices.publish(notice_for(people, 1))
     notices.close()
     time.sleep(2)
@@ -218,7 +219,7 @@ def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
     # below waits past it.
     smtp.box.delay = 0.6
     first = Process(env)
-    notices = OsloNotices(bus_url)
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
     expected = [notice_for(people, n) for n in range(1, 13)]
     for notice in expected:
         notices.publish(notice)
@@ -240,3 +241,11 @@ def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
     assert set(subjects) == want
     assert all(c == 1 for c in subjects.values()), subjects
     assert {to for to, _ in got} == {people.owner_email}
+
+
+def test_the_mailer_has_no_durability_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reclaim.settings import load_settings
+
+    monkeypatch.setenv("RECLAIM_MAILER__DURABLE_QUEUES", "true")
+    with pytest.raises(ValueError, match=r"mailer\.durable_queues is gone.*bus\.durable_queues"):
+        load_settings()

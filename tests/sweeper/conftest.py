@@ -14,7 +14,7 @@ from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
-from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+from reclaim.sweeper import NoticePort, OpenStackCloud, RecordingNotices, Sweeper
 
 #: The sweep runs at the simulated cloud's (frozen) clock.
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -110,7 +110,7 @@ FAST = SweepSettings(retry_sleep=0.01, parallelism=4, min_notice_lead=timedelta(
 def make_sweeper(
     world: World,
     cloud_port: Any,
-    notices: RecordingNotices | None = None,
+    notices: NoticePort | None = None,
     owner: str = "sweeper-a",
     **settings: Any,
 ) -> Sweeper:

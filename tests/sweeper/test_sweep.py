@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from reclaim.bus.settings import BusSettings
 from reclaim.store import open_store
-from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices, Sweeper
+from reclaim.sweeper import Breaker, OpenStackCloud, OsloNotices, RecordingNotices, Sweeper
 from reclaim.timers import Timer
+from tests.support.dynalite import free_port
 from tests.sweeper.conftest import NOW, STOPPED_AT, World, make_sweeper
 
 
@@ -211,6 +214,31 @@ def test_notices_go_out_once_across_sweeps(world: World, cloud_port: OpenStackCl
     t = only(world, sid)
     assert t.state == "pending" and t.lease_owner is None
     assert [n.sent_at is not None for n in t.notices] == [True, False]
+
+
+def test_notices_the_bus_does_not_take_fail_fast_free_the_timer_and_are_reported(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    sid = world.server()
+    world.timer(sid, since=NOW - timedelta(days=10))  # its 7-day notice is due
+    down = OsloNotices(BusSettings(transport_url=f"rabbit://guest:guest@127.0.0.1:{free_port()}/"))
+
+    started = time.monotonic()
+    report = make_sweeper(world, cloud_port, down).sweep(NOW)
+
+    assert time.monotonic() - started < 5, "a notice fails within seconds, it does not hang"
+    assert [o.result for o in report.outcomes] == ["waiting"]
+    assert "notice shelve_upcoming not sent" in report.outcomes[0].reason
+    assert report.notices_sent() == 0 and report.notices_failed == 1
+    assert "1 notice(s) not sent, their timers stay due" in report.alerts[-1]
+    t = only(world, sid)
+    assert t.state == "pending" and t.lease_owner is None, "the claim is released at once"
+    assert [n.sent_at for n in t.notices] == [None, None]
+    # another sweeper need not wait for a lease: the notice goes out on the next sweep
+    notices = RecordingNotices()
+    again = make_sweeper(world, cloud_port, notices, owner="sweeper-b").sweep(NOW)
+    assert [o.result for o in again.outcomes] == ["notified"]
+    assert notices.kinds() == ["shelve_upcoming"]
 
 
 def test_injected_503s_are_retried_then_done(world: World, cloud_port: OpenStackCloud) -> None:

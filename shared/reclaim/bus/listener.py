@@ -25,7 +25,7 @@ from reclaim.bus.metrics import Metrics
 from reclaim.bus.pipeline import Observer, Pipeline, envelope_of
 from reclaim.bus.settings import BusSettings
 from reclaim.bus.targets import Subscription, subscription
-from reclaim.bus.transport import BusError, check_durability, notification_transport
+from reclaim.bus.transport import BusError, notification_transport, prepare
 from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
 from reclaim.settings import PolicySettings
@@ -111,11 +111,17 @@ class Listener:
         self._metrics_server: Any = None
         self._stop = threading.Event()
 
-    def start(self) -> Listener:
-        """Connect, declare the queue and start consuming."""
+    def start(self, stop: threading.Event | None = None) -> Listener:
+        """Wait for the broker, check durability, declare the queue and start consuming.
+
+        While the broker is unreachable this waits on ``stop`` (default: the one
+        :meth:`request_stop` sets) and returns without consuming once it is set.
+        """
         om = messaging()
         s = self.settings
-        check_durability(s, dict.fromkeys(e for e, _ in self.subscription.targets))
+        exchanges = dict.fromkeys(e for e, _ in self.subscription.targets)
+        if not prepare(s, stop or self._stop, exchanges, [s.pool]):
+            return self
         self._transport = notification_transport(s)
         targets = [om.Target(exchange=e, topic=t) for e, t in self.subscription.targets]
         endpoint = BatchEndpoint(self.pipeline, self.subscription, s.store_retry_delay)

@@ -27,7 +27,12 @@ class BusSettings(BaseModel):
     exchanges: tuple[str, ...] = Field(
         (), description="exchanges to listen on (default: every exchange of the route table)"
     )
-    durable_queues: bool = Field(True, description="declare durable queues (amqp_durable_queues)")
+    durable_queues: bool = Field(
+        False,
+        description="declare durable exchanges and queues: must equal the cloud's "
+        "[oslo_messaging_rabbit] amqp_durable_queues (oslo's default: false); every reclaim "
+        "publisher and consumer (listen, run, sweep, publish, allocation, mailer) follows it",
+    )
     batch_size: int = Field(100, ge=1, description="messages handed to the pipeline at once")
     batch_timeout: float = Field(0.02, gt=0, description="seconds to wait to fill a batch")
     prefetch: int = Field(

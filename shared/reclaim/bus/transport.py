@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from reclaim.bus.log import emit
 from reclaim.bus.settings import BusSettings
 from reclaim.oslo import messaging
 
@@ -45,7 +48,14 @@ def notification_transport(settings: BusSettings, *, control_exchange: str | Non
 
 
 class BusError(RuntimeError):
-    """The broker refused reclaim's queue or its bindings; nothing was consumed."""
+    """The broker refused reclaim's login, vhost, queue or bindings; nothing was consumed."""
+
+
+#: The setting every publisher and consumer takes its durability from, as it is named in errors.
+DURABILITY_SETTING = (
+    "bus.durable_queues (RECLAIM_BUS__DURABLE_QUEUES, --durable/--no-durable), which must "
+    "equal the cloud's [oslo_messaging_rabbit] amqp_durable_queues"
+)
 
 
 def _amqp_url(transport_url: str) -> str | None:
@@ -56,53 +66,128 @@ def _amqp_url(transport_url: str) -> str | None:
     return f"amqp://{parts.netloc.split(',')[0]}{parts.path or '/'}"
 
 
-def check_durability(settings: BusSettings, exchanges: Iterable[str]) -> None:
-    """Refuse to start when the broker already holds an exchange (or reclaim's queue) with
+def redact(url: str) -> str:
+    """``url`` without the passwords of its hosts (``rabbit://guest@h:5672/vh``). Pure."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    hosts = []
+    for part in parts.netloc.split(","):
+        cred, at, host = part.rpartition("@")
+        hosts.append(f"{cred.partition(':')[0]}@{host}" if at else part)
+    return parts._replace(netloc=",".join(hosts)).geturl()
+
+
+def refusal(transport_url: str, exc: BaseException) -> BusError | None:
+    """A one-line :class:`BusError` when ``exc`` is the broker refusing the login or the
+    virtual host of ``transport_url`` (a fault no retry mends); None for anything else."""
+    import amqp.exceptions
+
+    if isinstance(exc, amqp.exceptions.AccessRefused):
+        what = "refused the login (user or password)"
+    elif isinstance(exc, amqp.exceptions.NotAllowed):
+        what = "refused the virtual host (missing, or no permission on it)"
+    else:
+        return None
+    return BusError(f"the broker at {redact(transport_url)} {what}: {exc}")
+
+
+def explain(transport_url: str, exc: BaseException) -> str:
+    """One line on a failed connect or publish: a refusal (:func:`refusal`), or a durability
+    mismatch with the setting that fixes it, else the error's own text. Pure."""
+    refused = refusal(transport_url, exc)
+    if refused is not None:
+        return str(refused)
+    text = str(exc)
+    if "PRECONDITION_FAILED" in text and "durable" in text:
+        return f"{text} (set {DURABILITY_SETTING})"
+    return text
+
+
+def connect(settings: BusSettings, stop: threading.Event, *, retry_max: float = 30.0) -> Any:
+    """A kombu connection to the broker of a ``rabbit://`` URL, tried again (backing off up
+    to ``retry_max`` seconds) while it is unreachable; None for other drivers or once
+    ``stop`` is set. Raises :class:`BusError` when the broker refuses the login or vhost.
+
+    oslo's own connect retries for ever in the calling thread, deaf to SIGTERM: waiting
+    here first, on ``stop``, lets a service that was never connected stop at once.
+    """
+    import kombu
+
+    url = _amqp_url(settings.transport_url)
+    if url is None:
+        return None
+    delay = 1.0
+    while not stop.is_set():
+        conn = kombu.Connection(url, connect_timeout=5)
+        try:
+            conn.connect()
+            return conn
+        except Exception as exc:
+            conn.release()
+            refused = refusal(settings.transport_url, exc)
+            if refused is not None:
+                raise refused from exc
+            emit("broker_unreachable", logging.WARNING, url=redact(settings.transport_url),
+                 error=str(exc)[:300], retry_in=delay)  # fmt: skip
+        stop.wait(delay)
+        delay = min(delay * 2, retry_max)
+    return None
+
+
+def check_durability(
+    settings: BusSettings, conn: Any, exchanges: Iterable[str], queues: Iterable[str]
+) -> None:
+    """Refuse to start when the broker already holds one of ``exchanges`` or ``queues`` with
     the other durability, before anything is declared. Raises :class:`BusError`.
 
     Declaring with the wrong durability fails half-way, after oslo has created the
     exchanges the cloud had not declared yet, with reclaim's durability: the cloud's own
     services would then be refused on their next notification. So each existing exchange
     is first found with a passive declare (which creates nothing) and only then declared
-    as reclaim would; RabbitMQ answers 406 if the durability differs. Unreachable brokers
-    are left to oslo's own reconnect loop.
+    as reclaim would; RabbitMQ answers 406 if the durability differs. An exchange not there
+    yet is logged (``exchange_created``): reclaim is about to create it with its setting.
     """
     import amqp.exceptions
-    import kombu
 
-    url = _amqp_url(settings.transport_url)
-    if url is None:
-        return
     durable = settings.durable_queues
-    try:
-        conn = kombu.Connection(url, connect_timeout=5)
-        conn.connect()
-    except Exception:
-        return
-    with conn:
-        for kind, name in [*(("exchange", e) for e in exchanges), ("queue", settings.pool)]:
-            channel = conn.channel()
-            try:
-                if kind == "exchange":
-                    channel.exchange_declare(name, "topic", passive=True)
-                    channel.exchange_declare(name, "topic", durable=durable, auto_delete=False)
-                else:
-                    channel.queue_declare(name, passive=True)
-                    channel.queue_declare(name, durable=durable, auto_delete=False)
-            except amqp.exceptions.NotFound:
-                continue  # not there yet: declared with reclaim's durability
-            except amqp.exceptions.PreconditionFailed as exc:
-                theirs = "non-durable" if durable else "durable"
-                fix = (
-                    "set bus.durable_queues (RECLAIM_BUS__DURABLE_QUEUES, --durable/--no-durable)"
-                    " to the cloud's [oslo_messaging_rabbit] amqp_durable_queues"
+    for kind, name in [*(("exchange", e) for e in exchanges), *(("queue", q) for q in queues)]:
+        channel = conn.channel()
+        try:
+            if kind == "exchange":
+                channel.exchange_declare(name, "topic", passive=True)
+                channel.exchange_declare(name, "topic", durable=durable, auto_delete=False)
+            else:
+                channel.queue_declare(name, passive=True)
+                channel.queue_declare(name, durable=durable, auto_delete=False)
+        except amqp.exceptions.NotFound:
+            if kind == "exchange":
+                emit("exchange_created", logging.WARNING, exchange=name,
+                     durable=durable, setting=DURABILITY_SETTING)  # fmt: skip
+        except amqp.exceptions.PreconditionFailed as exc:
+            theirs = "non-durable" if durable else "durable"
+            fix = f"set {DURABILITY_SETTING}"
+            if kind == "queue":
+                fix += (
+                    f"; or delete queue {name!r} (left by a run with the other setting; "
+                    "its messages are lost, run `reclaim reconcile` after)"
                 )
-                if kind == "queue":
-                    fix += (
-                        f", or delete queue {name!r} (left by a run with the other setting; "
-                        "its messages are lost, run `reclaim reconcile` after)"
-                    )
-                raise BusError(f"the broker holds {kind} {name!r} {theirs}: {fix} ({exc})") from exc
-            finally:
-                with contextlib.suppress(Exception):
-                    channel.close()
+            raise BusError(f"the broker holds {kind} {name!r} {theirs}: {fix} ({exc})") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def prepare(
+    settings: BusSettings, stop: threading.Event, exchanges: Iterable[str], queues: Iterable[str]
+) -> bool:
+    """Wait for the broker (:func:`connect`), then :func:`check_durability`. False when
+    ``stop`` was set first; raises :class:`BusError` for a refusal or a durability mismatch."""
+    if _amqp_url(settings.transport_url) is None:
+        return not stop.is_set()
+    conn = connect(settings, stop)
+    if conn is None:
+        return False
+    with conn:
+        check_durability(settings, conn, exchanges, queues)
+    return True

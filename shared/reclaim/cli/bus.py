@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, store_or_exit
+
+if TYPE_CHECKING:
+    from reclaim.bus.settings import BusSettings
 
 TransportOpt = Annotated[
     str | None,
@@ -27,9 +30,18 @@ DriverOpt = Annotated[
     str | None, typer.Option("--driver", help="Notification driver: messaging (v1) or messagingv2.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+DurableOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--durable/--no-durable",
+        help="Durable exchanges and queues, as the cloud's amqp_durable_queues "
+        "(default: bus.durable_queues, RECLAIM_BUS__DURABLE_QUEUES, false).",
+    ),
+]
 
 
-def _bus(**overrides: Any) -> Any:
+def bus_or_exit(**overrides: Any) -> BusSettings:
+    """The bus settings with ``overrides`` (None: not given); bad settings exit 2."""
     from reclaim.bus.settings import load_bus_settings
 
     try:
@@ -54,10 +66,7 @@ def listen(
         ),
     ] = None,
     store: StoreOpt = None,
-    durable: Annotated[
-        bool | None,
-        typer.Option("--durable/--no-durable", help="Durable queues (amqp_durable_queues)."),
-    ] = None,
+    durable: DurableOpt = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Messages per batch.")
     ] = None,
@@ -76,7 +85,7 @@ def listen(
     from reclaim.bus.transport import BusError
     from reclaim.settings import load_settings
 
-    settings = _bus(
+    settings = bus_or_exit(
         transport_url=transport_url, pool=pool, exchanges=tuple(exchange) if exchange else None,
         durable_queues=durable, batch_size=batch_size, metrics_port=metrics_port,
     )  # fmt: skip
@@ -99,6 +108,7 @@ def publish(
     exchange: Annotated[
         str | None, typer.Option("--exchange", help="Exchange (default: the event type's service).")
     ] = None,
+    durable: DurableOpt = None,
 ) -> None:
     """Send sample notifications to the bus as the OpenStack service would.
 
@@ -106,9 +116,10 @@ def publish(
     ``message_id``/``timestamp`` are filled in, present ones kept.
     """
     from reclaim.bus.publisher import Publisher
+    from reclaim.bus.transport import explain
     from reclaim.wire import ParseError
 
-    settings = _bus(transport_url=transport_url, driver=driver)
+    settings = bus_or_exit(transport_url=transport_url, driver=driver, durable_queues=durable)
     bodies = list(event_files(files))
     publisher = Publisher(settings)
     sent = 0
@@ -121,15 +132,17 @@ def publish(
             sent += 1
             typer.echo(f"{path}: {body.get('event_type')} -> {ex} {key}", err=True)
     except Exception as exc:
-        fail(f"publish: {exc}", 1)
+        fail(f"publish: {explain(settings.transport_url, exc)}", 1)
     finally:
         publisher.close()
     typer.echo(f"published {sent} notification(s)", err=True)
 
 
 def _send_allocation(kind: str, project: str, end_date: str | None, allocation_id: str | None,
-                     transport_url: str | None, driver: str | None) -> None:  # fmt: skip
+                     transport_url: str | None, driver: str | None,
+                     durable: bool | None) -> None:  # fmt: skip
     from reclaim.bus.publisher import Publisher, allocation_event
+    from reclaim.bus.transport import explain
     from reclaim.wire import parse_timestamp
 
     if end_date is not None:
@@ -137,13 +150,13 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
             parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
         except ValueError as exc:
             fail(f"--date: {exc}")
-    settings = _bus(transport_url=transport_url, driver=driver)
+    settings = bus_or_exit(transport_url=transport_url, driver=driver, durable_queues=durable)
     body = allocation_event(kind, project, end_date=end_date, allocation_id=allocation_id)
     publisher = Publisher(settings)
     try:
         ex, key = publisher.publish(body)
     except Exception as exc:
-        fail(f"publish: {exc}", 1)
+        fail(f"publish: {explain(settings.transport_url, exc)}", 1)
     finally:
         publisher.close()
     typer.echo(f"allocation.{kind} for {project} -> {ex} {key} (message_id {body['message_id']})")
@@ -158,10 +171,11 @@ def allocation_end(
     allocation_id: Annotated[str | None, typer.Option("--allocation-id")] = None,
     transport_url: TransportOpt = None,
     driver: DriverOpt = None,
+    durable: DurableOpt = None,
 ) -> None:
     """Publish ``allocation.ended`` for a project (clouds whose allocation system emits none)."""
     end = date or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _send_allocation("ended", project, end, allocation_id, transport_url, driver)
+    _send_allocation("ended", project, end, allocation_id, transport_url, driver, durable)
 
 
 def allocation_renew(
@@ -169,9 +183,10 @@ def allocation_renew(
     allocation_id: Annotated[str | None, typer.Option("--allocation-id")] = None,
     transport_url: TransportOpt = None,
     driver: DriverOpt = None,
+    durable: DurableOpt = None,
 ) -> None:
     """Publish ``allocation.renewed`` for a project: its cleanup and warnings are cancelled."""
-    _send_allocation("renewed", project, None, allocation_id, transport_url, driver)
+    _send_allocation("renewed", project, None, allocation_id, transport_url, driver, durable)
 
 
 def deadletters_list(

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from reclaim.cli.bus import DurableOpt, bus_or_exit
 from reclaim.cli.common import fail, settings_or_exit, store_or_exit
 from reclaim.settings import MailerSettings
 
@@ -30,6 +31,7 @@ def mailer(
     smtp_host: Annotated[str | None, typer.Option("--smtp-host", help="SMTP server.")] = None,
     smtp_port: Annotated[int | None, typer.Option("--smtp-port", help="SMTP port.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="Listener pool (queue).")] = None,
+    durable: DurableOpt = None,
     examples: Annotated[
         Path | None,
         typer.Option(
@@ -57,6 +59,7 @@ def mailer(
 
     import openstack
 
+    from reclaim.bus.transport import BusError
     from reclaim.mailer import (
         CachedDirectory,
         DirectoryAddresses,
@@ -81,7 +84,11 @@ def mailer(
     )
     core = Mailer(m, addresses, SmtpSender(m), MailLedger(timer_store), renderer)
     url = bus or m.transport_url or settings.bus.transport_url
-    MailerService(m, core, url).run()
+    bus_settings = bus_or_exit(transport_url=url, durable_queues=durable)
+    try:
+        MailerService(m, core, bus_settings).run()
+    except (OSError, BusError) as exc:
+        fail(f"mailer: {exc}", 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from reclaim.cli.bus import DurableOpt, bus_or_exit
 from reclaim.cli.common import fail, settings_or_exit, store_or_exit
 
 
@@ -20,12 +21,14 @@ def run(
     transport_url: Annotated[
         str | None, typer.Option("--transport-url", help="oslo.messaging transport URL.")
     ] = None,
+    durable: DurableOpt = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
 ) -> None:
     """Listen to notifications; sweep every run.sweep_every; reconcile every reconcile.interval.
 
     Logs are JSON lines on stderr; Prometheus metrics on bus.metrics_port (listener and
-    sweeps). Notices go to the same bus as the events it listens to.
+    sweeps). Notices go to the same bus as the events it listens to, with the same
+    durability (bus.durable_queues). SIGTERM/SIGINT stop it, also while the broker is down.
     """
     import openstack
 
@@ -40,18 +43,14 @@ def run(
 
     log.configure(log_level)
     settings = settings_or_exit()
-    bus = (
-        settings.bus
-        if transport_url is None
-        else settings.bus.model_copy(update={"transport_url": transport_url})
-    )
+    bus = bus_or_exit(transport_url=transport_url, durable_queues=durable)
     timer_store = store_or_exit(store, settings)
     try:
         conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:
         fail(f"cloud: {exc}")
     sweeper = Sweeper(
-        timer_store, cloud_port(conn, settings), OsloNotices(bus.transport_url), settings.policy,
+        timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
     )  # fmt: skip
     listener = Listener(bus, timer_store, settings.policy)

@@ -65,6 +65,7 @@ def _report_json(report: SweepReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "counts": dict(report.counts()),
         "notices_sent": report.notices_sent(),
+        "notices_failed": report.notices_failed,
         "stopped": report.stopped,
         "breaker_opened": report.breaker_opened,
         "breaker_was_open": report.breaker_was_open,
@@ -119,7 +120,10 @@ def sweep(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """One pass over the due timers: warn, re-check, act, record."""
+    """One pass over the due timers: warn, re-check, act, record.
+
+    Exits 3 when a cap stopped it, 1 when notices could not be sent (their timers stay due).
+    """
     import openstack
 
     settings = settings_or_exit()
@@ -129,11 +133,11 @@ def sweep(
         conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:
         fail(f"cloud: {exc}")
-    url = bus or settings.bus.transport_url
+    bus_settings = settings.bus.model_copy(update={"transport_url": bus}) if bus else settings.bus
     dry = sweep_settings.dry_run if dry_run is None else dry_run
     # A notice is marked sent only after the bus took it: an unreachable bus fails the
-    # notice (retried next sweep), it never loses it.
-    notices: NoticePort = RecordingNotices() if dry else OsloNotices(url)
+    # notice within a few seconds (retried next sweep), it never loses it.
+    notices: NoticePort = RecordingNotices() if dry else OsloNotices(bus_settings)
     sweeper = Sweeper(
         timer_store,
         cloud_port(conn, settings),
@@ -155,11 +159,14 @@ def sweep(
         out = Console()
         out.print(_summary(report))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
-        out.print(f"{counts}; notices {report.notices_sent()}")
+        failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
+        out.print(f"{counts}; notices {report.notices_sent()}{failed}")
         for alert in report.alerts:
             out.print(f"[red]alert:[/] {alert}")
     if report.stopped and report.stopped != "deadline":
         raise typer.Exit(3)
+    if report.notices_failed:
+        raise typer.Exit(1)
 
 
 def plan_rows(timers: list[Timer], project: str | None) -> list[dict[str, Any]]:

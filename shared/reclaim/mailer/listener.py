@@ -1,6 +1,6 @@
 """``reclaim mailer``: an oslo.messaging notification listener on the notices topic.
 
-Its own pool (queue ``<pool>``, durable by default) is bound to ``reclaim_notices.info`` and
+Its own pool (queue ``<pool>``, durable as ``bus.durable_queues``) is bound to ``reclaim_notices.info`` and
 ``reclaim_notices.warn`` on the ``openstack`` exchange. Notices are handled one at a time;
 a notice is acknowledged only when all its mails were accepted (or were already sent). On a
 failure the endpoint pauses ``retry_delay`` and returns ``REQUEUE``.
@@ -21,7 +21,7 @@ from typing import Any
 
 from reclaim.bus.log import emit
 from reclaim.bus.settings import BusSettings
-from reclaim.bus.transport import notification_transport
+from reclaim.bus.transport import notification_transport, prepare
 from reclaim.mailer.consumer import Mailer, Retry
 from reclaim.mailer.digest import slot
 from reclaim.notices import EVENT_PREFIX, NOTICE_EXCHANGE, NOTICE_TOPIC
@@ -73,13 +73,14 @@ class MailerService:
         self,
         settings: MailerSettings,
         mailer: Mailer,
-        transport_url: str,
+        bus: BusSettings,
         *,
         digest_check: float = 60.0,
     ) -> None:
         self.settings = settings
         self.mailer = mailer
-        self.transport_url = transport_url
+        #: The broker and its durability; the mailer's ``prefetch`` replaces the bus one.
+        self.bus = bus.model_copy(update={"prefetch": settings.prefetch})
         self.digest_check = digest_check
         self._server: Any = None
         self._transport: Any = None
@@ -101,12 +102,12 @@ class MailerService:
                 return
 
     def start(self) -> MailerService:
+        """Wait for the broker (until :meth:`request_stop`), check durability, consume."""
         om = messaging()
         s = self.settings
-        bus = BusSettings(
-            transport_url=self.transport_url, durable_queues=s.durable_queues, prefetch=s.prefetch
-        )
-        self._transport = notification_transport(bus, control_exchange=NOTICE_EXCHANGE)
+        if not prepare(self.bus, self._stop, [NOTICE_EXCHANGE], [s.pool] if s.pool else []):
+            return self
+        self._transport = notification_transport(self.bus, control_exchange=NOTICE_EXCHANGE)
         target = om.Target(exchange=NOTICE_EXCHANGE, topic=NOTICE_TOPIC)
         self._server = om.get_notification_listener(
             self._transport, [target], [NoticeEndpoint(self.mailer, s.retry_delay)],
@@ -121,7 +122,7 @@ class MailerService:
             )
             self._digest_thread.start()
         emit("mailer_listening", pool=s.pool, exchange=NOTICE_EXCHANGE, topic=NOTICE_TOPIC,
-             smtp=f"{s.smtp_host}:{s.smtp_port}")  # fmt: skip
+             durable=self.bus.durable_queues, smtp=f"{s.smtp_host}:{s.smtp_port}")  # fmt: skip
         return self
 
     def stop(self) -> None:

@@ -66,6 +66,7 @@ def owner_notice(timer: Timer, notice: Notice) -> NoticeMessage:
         action=timer.action,
         due_at=timer.due_at,
         notice_at=notice.due_at,
+        delay=timer.delay,
         clause=timer.clause,
         detail=dict(timer.detail),
         dedupe_key=dedupe_key(timer, notice.kind, notice.due_at),
@@ -132,41 +133,51 @@ def oslo_message(message: NoticeMessage, publisher_id: str, now: datetime) -> di
     }
 
 
+#: Connection retries of one notice (``_send_notification``'s ``retry``; oslo's default,
+#: None, retries for ever). One retry, a second later, rides out a dropped connection or a
+#: broker fail-over; longer is pointless, since a notice that fails keeps its timer due and
+#: the next sweep (``run.sweep_every``) sends it. So a notice fails within about a second
+#: plus two connect timeouts, and a sweep with a dead bus ends instead of hanging.
+NOTICE_RETRY = 1
+
+
 class OsloNotices:
     """Publishes notices on the bus as a ``messagingv2`` oslo notifier would: exchange
     ``openstack``, topic ``reclaim_notices``, routing key ``reclaim_notices.info`` (alerts:
     ``.warn``), event type ``reclaim.notice.<kind>``.
 
-    It makes the same transport call as oslo's notifier driver, but raises when the broker
-    does not take the message (``Notifier`` logs and drops it) and keeps the notice's id as
-    ``message_id``. ``settings`` decide queue durability (as for ``reclaim listen``).
+    It makes the same transport call as oslo's notifier driver, but raises
+    :class:`~reclaim.bus.transport.BusError` when the broker does not take the message within
+    ``retry`` reconnects (``Notifier`` logs and drops it) and keeps the notice's id as
+    ``message_id``. ``settings`` give the broker and the durability of the exchange, as for
+    every reclaim publisher and consumer (``bus.durable_queues``).
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        settings: BusSettings,
         *,
         publisher_id: str = "reclaim.sweeper",
-        settings: BusSettings | None = None,
-        retry: int | None = 3,
+        retry: int = NOTICE_RETRY,
     ) -> None:
-        from reclaim.bus.settings import BusSettings
         from reclaim.bus.transport import notification_transport
 
-        base = settings or BusSettings()
-        if url:
-            base = base.model_copy(update={"transport_url": url})
+        self.settings = settings
         self.publisher_id = publisher_id
         self.retry = retry
-        self._transport = notification_transport(base, control_exchange=NOTICE_EXCHANGE)
+        self._transport = notification_transport(settings, control_exchange=NOTICE_EXCHANGE)
 
     def publish(self, message: NoticeMessage) -> None:
+        from reclaim.bus.transport import BusError, explain
         from reclaim.oslo import messaging
 
         om = messaging()
         body = oslo_message(message, self.publisher_id, datetime.now(UTC))
         target = om.Target(topic=f"{NOTICE_TOPIC}.{message.priority.lower()}")
-        self._transport._send_notification(target, {}, body, version=2.0, retry=self.retry)
+        try:
+            self._transport._send_notification(target, {}, body, version=2.0, retry=self.retry)
+        except Exception as exc:
+            raise BusError(explain(self.settings.transport_url, exc)) from exc
 
     def close(self) -> None:
         self._transport.cleanup()

@@ -8,6 +8,10 @@ For each timer the due index returns (``store.pending(now)``):
 4. if the action is due: re-read the resource, decide (:mod:`reclaim.sweeper.rules`), act,
    and close the timer with an audit entry (what, when, why, outcome, request ids).
 
+A notice the bus did not take fails its timer's turn: the claim is released, the timer stays
+due for the next sweep and the report counts it (``notices_failed``, an alert). Any other
+error on a claimed timer releases the claim too, rather than leaving it for the lease time.
+
 Failures count attempts on the timer; a timer is retried on a later sweep with a growing
 backoff (its lease pushed out) and marked failed, with an operator alert, after
 ``max_attempts``. Destructive actions are capped per sweep and per project: past a cap the
@@ -17,6 +21,7 @@ A dry run reads but writes nothing: no claim, no notice, no mutating cloud reque
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -35,6 +40,7 @@ from reclaim.sweeper.notices import (
     ACTION_FAILED,
     ACTION_SKIPPED,
     CAP_REACHED,
+    NoticeMessage,
     NoticePort,
     operator_alert,
     owner_notice,
@@ -92,6 +98,8 @@ class SweepReport:
     breaker_opened: bool = False
     breaker_was_open: bool = False
     stopped: str = ""
+    #: Notices the bus did not take (their timers stay due).
+    notices_failed: int = 0
 
     def counts(self) -> Counter[str]:
         return Counter(o.result for o in self.outcomes)
@@ -102,6 +110,13 @@ class SweepReport:
 
 class _CapReached(Exception):
     pass
+
+
+class NoticeFailed(Exception):
+    """The notice port did not take a notice."""
+
+    def __init__(self, message: NoticeMessage, error: Exception) -> None:
+        super().__init__(f"notice {message.kind} not sent: {error}")
 
 
 class Sweeper:
@@ -171,16 +186,24 @@ class Sweeper:
             report.alerts.append(state.cap_reason)
             if not dry:
                 report.breaker_opened = self.breaker.open(now, state.cap_reason)
-                self.notices.publish(
-                    operator_alert(
-                        CAP_REACHED,
-                        None,
-                        state.cap_reason,
-                        actions=str(state.actions),
-                        owner=self.owner_id,
-                    )
+                alert = operator_alert(
+                    CAP_REACHED,
+                    None,
+                    state.cap_reason,
+                    actions=str(state.actions),
+                    owner=self.owner_id,
                 )
+                try:
+                    self._publish(alert)
+                except NoticeFailed as exc:
+                    state.unsent.append(str(exc))
         report.alerts.extend(state.alerts)
+        if state.unsent:
+            report.notices_failed = len(state.unsent)
+            report.alerts.append(
+                f"{len(state.unsent)} notice(s) not sent, their timers stay due for the next "
+                f"sweep: {state.unsent[0]}"
+            )
         report.outcomes.sort(key=lambda o: (o.resource_type, o.resource_id, o.rule))
         return report
 
@@ -193,8 +216,27 @@ class Sweeper:
             return self._handle(timer, now, dry, state)
         except _CapReached:
             return _outcome(timer, "blocked", state.cap_reason)
+        except NoticeFailed as exc:
+            state.unsent.append(str(exc))
+            self._unclaim(timer)
+            return _outcome(timer, "waiting", str(exc))
         except Exception as exc:  # a store error: the timer stays as it was stored
+            self._unclaim(timer)
             return _outcome(timer, "waiting", f"{type(exc).__name__}: {exc}")
+
+    def _unclaim(self, timer: Timer) -> None:
+        """Release this sweeper's claim on ``timer`` after a failure, if it holds one (best
+        effort: when the store is what failed, the lease runs out instead)."""
+        with contextlib.suppress(Exception):
+            current = self._reread(timer)
+            if current is not None and current.lease_owner == self.owner_id:
+                self._commit(current, lambda cur: _release(cur, self.owner_id))
+
+    def _publish(self, message: NoticeMessage) -> None:
+        try:
+            self.notices.publish(message)
+        except Exception as exc:
+            raise NoticeFailed(message, exc) from exc
 
     def _handle(self, timer: Timer, now: datetime, dry: bool, state: _PassState) -> Outcome:
         if timer.lease_until is not None and timer.lease_until > now:
@@ -241,7 +283,7 @@ class Sweeper:
         sent: list[str] = []
         if due_notices:
             for n in due_notices:
-                self.notices.publish(owner_notice(claimed, n))
+                self._publish(owner_notice(claimed, n))
                 sent.append(n.kind)
 
             def record(cur: Timer) -> Timer:
@@ -349,7 +391,7 @@ class Sweeper:
         if result.gone:
             return self._settle(claimed, now, Decision("gone", "404 on the action"), sent, rids)
         for message in result.messages:
-            self.notices.publish(message)
+            self._publish(message)
         if result.partial:
             # a cap stopped it part way: record what was done, keep the rest pending
             part = AuditEntry(
@@ -407,11 +449,11 @@ class Sweeper:
         )
         if decision.kind == "done":
             for message in actions.completion_notices(claimed, decision.reason):
-                self.notices.publish(message)
+                self._publish(message)
         self._close(claimed, state, entry)  # type: ignore[arg-type]
         if decision.report:
             alert = operator_alert(ACTION_SKIPPED, claimed, decision.reason)
-            self.notices.publish(alert)
+            self._publish(alert)
         result: Result = "done" if decision.kind == "done" else state  # type: ignore[assignment]
         return _outcome(claimed, result, decision.reason, sent)
 
@@ -439,7 +481,7 @@ class Sweeper:
                 },
             )
             self._close(claimed, "failed", entry)
-            self.notices.publish(
+            self._publish(
                 operator_alert(ACTION_FAILED, claimed, str(error), attempts=str(claimed.attempts))
             )
             return _outcome(claimed, "failed", str(error), sent, tuple(rids or ()))
@@ -502,6 +544,7 @@ class _PassState:
     per_project: Counter[str] = field(default_factory=Counter)
     cap_reason: str = ""
     alerts: list[str] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -1,0 +1,145 @@
+"""Starting against a broker that is away, refuses reclaim, or has no exchanges yet."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kombu
+import pytest
+
+from reclaim.bus.listener import Listener
+from reclaim.bus.settings import BusSettings
+from reclaim.settings import PolicySettings
+from reclaim.store import DynamoTimerStore
+from tests.bus.conftest import RABBIT
+from tests.support.dynalite import free_port
+
+RECLAIM = str(Path(sys.executable).parent / "reclaim")
+ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _lines_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"no {needle} in:\n{''.join(lines)}")
+
+
+def test_listen_stops_at_once_on_sigterm_while_the_broker_is_unreachable() -> None:
+    url = f"rabbit://guest:guest@127.0.0.1:{free_port()}/x"
+    proc = subprocess.Popen(
+        [RECLAIM, "listen", "--transport-url", url, "--store", "memory://t", "--metrics-port", "0"],
+        stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    try:
+        lines = _lines_until(proc, '"broker_unreachable"')
+        assert "guest:guest" not in "".join(lines), "the password is not logged"
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = proc.wait(timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 0
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize(
+    ("user", "vhost_name", "refused"),
+    [
+        ("guest:guest", "no-such-vhost", "refused the virtual host"),
+        ("guest:not-the-password", None, "refused the login"),
+    ],
+)
+def test_listen_refused_by_the_broker_says_so_in_one_line_and_exits_1(
+    vhost: str, user: str, vhost_name: str | None, refused: str
+) -> None:
+    url = f"rabbit://{user}@{RABBIT}/{vhost_name or vhost}"
+    out = subprocess.run(
+        [RECLAIM, "listen", "--transport-url", url, "--store", "memory://t", "--metrics-port", "0"],
+        capture_output=True, text=True, env=ENV, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    (line,) = [x for x in out.stderr.splitlines() if not x.startswith("{")]  # not a log line
+    assert line.startswith("reclaim: error: listen: the broker at rabbit://guest@")
+    assert f"/{vhost_name or vhost} {refused}" in line
+    assert "not-the-password" not in line
+
+
+@pytest.mark.rabbitmq
+def test_by_default_listen_creates_missing_exchanges_non_durable_as_oslo_does_and_warns(
+    fresh_vhost: str, bus_store: DynamoTimerStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cloud on oslo's defaults (amqp_durable_queues = false) that has sent nothing since
+    the broker started: reclaim creates its exchanges the way the cloud will declare them."""
+    settings = BusSettings(transport_url=f"rabbit://guest:guest@{RABBIT}/{fresh_vhost}",
+                           metrics_port=0)  # fmt: skip
+    assert settings.durable_queues is False
+    with caplog.at_level(logging.WARNING, logger="reclaim.bus"):
+        listener = Listener(settings, bus_store, PolicySettings()).start()
+    try:
+        created = [
+            json.loads(r.getMessage())
+            for r in caplog.records
+            if "exchange_created" in r.getMessage()
+        ]
+        assert {c["exchange"] for c in created} == {
+            "nova",
+            "glance",
+            "keystone",
+            "neutron",
+            "openstack",
+        }
+        assert all(not c["durable"] and "bus.durable_queues" in c["setting"] for c in created)
+        with kombu.Connection(f"amqp://guest:guest@{RABBIT}/{fresh_vhost}") as conn:
+            # what nova on oslo's defaults declares next: accepted (406 if it were durable)
+            conn.channel().exchange_declare("nova", "topic", durable=False, auto_delete=False)
+    finally:
+        listener.stop()
+
+
+@pytest.mark.rabbitmq
+def test_publish_and_allocation_declare_as_bus_durable_queues_says(
+    fresh_vhost: str, tmp_path: Path
+) -> None:
+    url = f"rabbit://guest:guest@{RABBIT}/{fresh_vhost}"
+    with kombu.Connection(f"amqp://guest:guest@{RABBIT}/{fresh_vhost}") as conn:
+        conn.channel().exchange_declare("openstack", "topic", durable=False, auto_delete=False)
+    sample = tmp_path / "ended.json"
+    sample.write_text(
+        json.dumps({"event_type": "allocation.ended", "payload": {"project_id": "p"}})
+    )
+
+    def reclaim(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RECLAIM, *args, "--transport-url", url], capture_output=True,
+                              text=True, env={**ENV, **env}, timeout=60)  # fmt: skip
+
+    for taken in (
+        reclaim("allocation", "end", "p"),
+        reclaim("allocation", "renew", "p", "--no-durable"),
+        reclaim("publish", str(sample), "--no-durable"),
+    ):
+        assert taken.returncode == 0, taken.stderr
+    for refused in (
+        reclaim("allocation", "end", "p", "--durable"),
+        reclaim("publish", str(sample), RECLAIM_BUS__DURABLE_QUEUES="true"),
+    ):
+        assert refused.returncode == 1, refused.stderr
+        line = refused.stderr.splitlines()[-1]
+        assert "PRECONDITION_FAILED" in line and "bus.durable_queues" in line, line
