@@ -116,3 +116,8 @@ def test_cli_build_writes_the_artefacts(tmp_path: Path) -> None:
         tmp_path / "functions" / "notifications.zip"
     ).is_file()
     assert report["problems"] == []
+
+
+def test_the_sweeper_takes_its_notice_durability_from_the_template() -> None:
+    (fn,) = [f for f in local.functions() if f.logical_id == "SweeperFunction"]
+    assert fn.environment["RECLAIM_BUS__DURABLE_QUEUES"] == "false"

@@ -113,6 +113,8 @@ def test_notices_wait_on_the_broker_in_oslo_form(names: tuple[str, str]) -> None
 
 @pytest.mark.rabbitmq
 def test_an_unreachable_broker_raises_so_the_notice_is_retried() -> None:
-    notices = AmqpNotices("rabbit://guest:guest@127.0.0.1:1/", retries=0, connect_timeout=0.5)
+    notices = AmqpNotices(
+        "rabbit://guest:guest@127.0.0.1:1/", durable=False, retries=0, connect_timeout=0.5
+    )
     with pytest.raises(Exception):  # noqa: B017 - kombu raises the socket error it got
         notices.publish(OWNER)

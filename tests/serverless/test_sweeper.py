@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,11 +107,13 @@ def _drain(queue: str) -> list[Any]:
         return out
 
 
-def test_a_tick_shelves_the_due_server_once(sim: SimServer, tmp_path: Path) -> None:
+def test_a_tick_shelves_the_due_server_once(
+    sim: SimServer, tmp_path: Path, notice_names: dict[str, str]
+) -> None:
     url = f"memory://{fresh_table()}"
     store = open_store(url)  # the table from template.yaml; moto serves Secrets Manager too
     server_id = _stopped_server_with_due_timer(sim, store)
-    env = _secrets(sim, tmp_path)
+    env = {**_secrets(sim, tmp_path), **notice_names}
 
     first = local.invoke("SweeperFunction", lambda_event("schedule"), url, environment=env)
     second = local.invoke("SweeperFunction", lambda_event("schedule"), url, environment=env)
@@ -166,3 +169,27 @@ def test_local_invoke_without_a_cloud_runs_against_a_simulated_one() -> None:
     )
     assert response["started"] == "2026-03-15T10:00:00+00:00"
     assert response["counts"] == {} and response["stopped"] == ""
+    assert response["notices_to"] == "kombu+memory:////", "a local run publishes nowhere"
+
+
+def test_local_invoke_publishes_notices_where_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "rabbit://u:secret@mq.example.org:5671/v")
+    response = local.invoke(
+        "SweeperFunction", lambda_event("schedule"), f"memory://{fresh_table()}"
+    )
+    assert response["notices_to"] == "rabbit://u@mq.example.org:5671/v"
+
+
+def test_a_local_tick_notices_go_to_the_in_process_bus(sim: SimServer, tmp_path: Path) -> None:
+    url = f"memory://{fresh_table()}"
+    store = open_store(url)
+    _stopped_server_with_due_timer(sim, store, notices=True)
+    clouds = sim.write_clouds_yaml(tmp_path / "clouds.yaml")
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds), "OS_CLOUD": ADMIN_CLOUD}
+    started = time.monotonic()
+    response = local.invoke("SweeperFunction", lambda_event("schedule"), url, environment=env)
+    assert time.monotonic() - started < 30
+    assert response["notices_to"] == "kombu+memory:////"
+    assert response["notices_sent"] == 2 and response["notices_failed"] == 0, response

@@ -3,7 +3,8 @@
 The function is found in ``template.yaml`` by logical id (``NotificationFunction``) or by its
 folder (``notifications``); its environment is the template's, with parameters at their
 defaults and the timer table replaced by a local store (moto by default, created from the
-template's own schema, or any ``http://`` endpoint such as dynalite).
+template's own schema, or any ``http://`` endpoint such as dynalite). A run is self-contained:
+notices go to an in-process bus (:data:`LOCAL_BUS`) unless a transport URL is given.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from reclaim.serverless.deadline import LocalContext
 from reclaim.store.schema import TABLE_RESOURCE, load_template, template_path
 
 _SUB = re.compile(r"\$\{([^}!]+)\}")
+#: Where a local run's notices go when no broker is named: kombu's in-process broker.
+LOCAL_BUS = "kombu+memory:////"
+BUS_URL_VAR = "RECLAIM_BUS__TRANSPORT_URL"
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,10 @@ def invoke(
     The store defaults to ``memory://<table>`` (moto, table built from the template);
     ``environment`` overrides the template's variables; ``timeout`` the function's. A
     function that reads clouds.yaml from a secret (the sweeper) gets, when neither the
-    secret nor ``OS_CLIENT_CONFIG_FILE`` is given, a simulated cloud started in this process.
+    secret nor ``OS_CLIENT_CONFIG_FILE`` is given, a simulated cloud started in this process;
+    one that publishes notices (the sweeper), when neither its broker secret nor
+    ``RECLAIM_BUS__TRANSPORT_URL`` (here or in ``environment``) is given, publishes them on
+    :data:`LOCAL_BUS`, and its response says so (``notices_to``).
     """
     fn = find(name)
     table = _parameters(load_template())[TABLE_RESOURCE]
@@ -161,6 +168,8 @@ def invoke(
         "RECLAIM_STORE_URL": store_url or f"memory://{table}",
         **(environment or {}),
     }
+    if _wants_local_bus(variables):
+        variables[BUS_URL_VAR] = LOCAL_BUS
     handler = load_handler(fn)
     context = LocalContext(fn.logical_id, timeout or fn.timeout, fn.memory_mb)
     with ExitStack() as stack:
@@ -168,6 +177,15 @@ def invoke(
             variables.update(stack.enter_context(_simulated_cloud()))
         stack.enter_context(_environment(variables))
         return handler(event, context)
+
+
+def _wants_local_bus(variables: Mapping[str, str]) -> bool:
+    return (
+        "NOTICE_BROKER_SECRET" in variables
+        and not variables["NOTICE_BROKER_SECRET"]
+        and not variables.get(BUS_URL_VAR)
+        and not os.environ.get(BUS_URL_VAR)
+    )
 
 
 def _wants_local_cloud(variables: Mapping[str, str]) -> bool:

@@ -31,12 +31,19 @@ from reclaim.sweeper.notices import oslo_message
 _SCHEMES = {"rabbit": "amqp", "kombu": "amqp", "amqp": "amqp", "amqps": "amqps", "pyamqp": "amqp"}
 
 
+#: oslo's in-process transport schemes: kombu's in-memory broker (local runs, tests).
+_IN_PROCESS = frozenset({"kombu+memory", "memory"})
+
+
 def kombu_url(url: str) -> str:
     """An AMQP URL kombu accepts, from an oslo transport URL (``rabbit://u:p@host:5672/vh``). Pure.
 
-    Several hosts (``rabbit://u:p@h1,u:p@h2/``) become kombu's failover list (``;``).
+    Several hosts (``rabbit://u:p@h1,u:p@h2/``) become kombu's failover list (``;``);
+    ``kombu+memory:////`` becomes kombu's in-process broker ``memory://``.
     """
     parts = urlsplit(url)
+    if parts.scheme in _IN_PROCESS:
+        return "memory://"
     scheme = _SCHEMES.get(parts.scheme)
     if scheme is None:
         raise ValueError(
@@ -71,8 +78,8 @@ class AmqpNotices:
     """Publishes notices on a RabbitMQ broker as oslo's ``messagingv2`` notifier would.
 
     The connection is made on the first notice (a sweep with nothing to say never connects)
-    and kept for the execution environment. ``durable`` must match how the exchange already
-    exists on the broker (oslo's ``amqp_durable_queues``; reclaim's bus default is durable).
+    and kept for the execution environment. ``durable`` is ``bus.durable_queues``: it must
+    match how the exchange already exists on the broker (oslo's ``amqp_durable_queues``).
     """
 
     def __init__(
@@ -82,7 +89,7 @@ class AmqpNotices:
         exchange: str = NOTICE_EXCHANGE,
         topic: str = NOTICE_TOPIC,
         publisher_id: str = "reclaim.sweeper",
-        durable: bool = True,
+        durable: bool,
         retries: int = 3,
         connect_timeout: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,

@@ -9,7 +9,9 @@ What the function needs is built once per execution environment (:func:`build_de
   usual ``clouds.yaml`` search applies;
 * the notice publisher: :class:`reclaim.serverless.notices.AmqpNotices` on the broker URL held
   by the secret ``NOTICE_BROKER_SECRET`` (the URL itself, or JSON ``{"url": ...}``), else on
-  the bus settings' ``transport_url``.
+  the bus settings' ``transport_url``, with the exchange's durability from
+  ``bus.durable_queues`` (``RECLAIM_BUS__DURABLE_QUEUES``, the template's ``BusDurableQueues``).
+  The response names where notices went (``notices_to``, without the password).
 
 Each invocation sweeps as of the schedule event's ``time`` and stops claiming timers
 :data:`RESERVE` seconds before Lambda would end it; what is left waits for the next tick.
@@ -48,6 +50,8 @@ class SweeperDeps:
     notices: NoticePort
     policy: PolicySettings
     settings: SweepSettings
+    #: Where notices go, for the response (a transport URL without its password).
+    notices_to: str = ""
 
 
 def sweep_time(event: Mapping[str, Any], clock: Callable[[], datetime]) -> datetime:
@@ -69,6 +73,7 @@ def report_json(report: SweepReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "counts": dict(sorted(report.counts().items())),
         "notices_sent": report.notices_sent(),
+        "notices_failed": report.notices_failed,
         "stopped": report.stopped,
         "breaker_opened": report.breaker_opened,
         "breaker_was_open": report.breaker_was_open,
@@ -98,7 +103,7 @@ def handle(
     """One sweep pass for a tick; no new timer is claimed after ``stop_at`` (monotonic)."""
     sweeper = Sweeper(deps.store, deps.cloud, deps.notices, deps.policy, owner_id, deps.settings)
     report = sweeper.sweep(sweep_time(event, clock), deadline=stop_at)
-    return report_json(report)
+    return {**report_json(report), "notices_to": deps.notices_to}
 
 
 def _secret(secret_id: str, client: Any = None) -> str:
@@ -151,14 +156,18 @@ def connect_cloud() -> Any:
 
 def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
     """The sweeper's adapters from this environment (secrets read, cloud connected)."""
+    from reclaim.bus.transport import redact
     from reclaim.serverless.notices import AmqpNotices
     from reclaim.sweeper.cloud import OpenStackCloud
 
     conn = connect_cloud()
+    url = notice_url(settings)
     notices = AmqpNotices(
-        notice_url(settings),
+        url,
         exchange=os.environ.get("NOTICE_EXCHANGE") or "openstack",
         topic=os.environ.get("NOTICE_TOPIC") or "reclaim_notices",
         durable=settings.bus.durable_queues,
     )
-    return SweeperDeps(store, OpenStackCloud(conn), notices, settings.policy, settings.sweep)
+    return SweeperDeps(
+        store, OpenStackCloud(conn), notices, settings.policy, settings.sweep, redact(url)
+    )
