@@ -27,7 +27,7 @@ from reclaim.sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServe
 from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore, open_store
 from tests.bus.conftest import RABBIT, amqp_url, delete_queue, rabbitmqctl, wait_for
-from tests.reconcile.conftest import MOVES, deliver, pending
+from tests.reconcile.conftest import MOVES, deliver, mark_reconciled, pending
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.dynalite]
 
@@ -240,6 +240,8 @@ def test_events_lost_by_the_broker_are_repaired_by_a_reconcile(
 
     admin_conn = sim_server.connect()
     now = cloud.clock.now() + timedelta(minutes=5)
+    # A running installation (reconciled before), not a new one: no first-install grace.
+    mark_reconciled(bus_store, at=now - timedelta(days=1))
     report = reconcile(admin_conn, bus_store, policy, now)
 
     got = pending(bus_store)
