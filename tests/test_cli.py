@@ -105,6 +105,28 @@ def test_replay_then_timers_list_on_a_real_dynalite(dynalite: Dynalite) -> None:
     assert not any(r["resource_id"].startswith("6f4b8d0e") for r in rows)  # restarted in time
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["timers", "list"], ["sweep", "--dry-run"], ["plan"], ["breaker", "status"],
+     ["audit", "server", "x"], ["deadletters", "list"]],
+)  # fmt: skip
+def test_a_command_that_only_reads_refuses_a_missing_table_and_creates_none(
+    dynalite: Dynalite, command: list[str]
+) -> None:
+    """A mistyped table name must not read as a store with nothing due (and leave a table)."""
+    import boto3
+
+    url = f"{dynalite.url}/no-such-table"
+    result = runner.invoke(app, [*command, "--store", url])
+    assert result.exit_code == 2, result.output
+    assert "no table 'no-such-table'" in result.output and "Traceback" not in result.output
+    client = boto3.client(
+        "dynamodb", endpoint_url=dynalite.url, region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="x",
+    )  # fmt: skip
+    assert "no-such-table" not in client.list_tables()["TableNames"]
+
+
 def test_timers_list_rejects_a_bad_time() -> None:
     result = runner.invoke(app, ["timers", "list", "--due-before", "someday"])
     assert result.exit_code == 2 and "--due-before" in result.output

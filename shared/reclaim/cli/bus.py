@@ -50,8 +50,8 @@ def bus_or_exit(**overrides: Any) -> BusSettings:
         fail(f"settings: {exc}".replace("\n", " "))
 
 
-def _store(url: str | None) -> Any:
-    return store_or_exit(url, settings_or_exit())
+def _store(url: str | None, *, create: bool = False) -> Any:
+    return store_or_exit(url, settings_or_exit(), create=create)
 
 
 def listen(
@@ -94,7 +94,7 @@ def listen(
         policy = load_settings().policy
     except Exception as exc:
         fail(f"settings: {exc}".replace("\n", " "))
-    timer_store = _store(store)
+    timer_store = _store(store, create=True)
     try:
         Listener(settings, timer_store, policy).run()
     except (OSError, BusError) as exc:

@@ -57,10 +57,21 @@ def settings_or_exit() -> Settings:
         fail(f"settings: {exc}".replace("\n", " "))
 
 
-def store_or_exit(url: str | None, settings: Settings) -> DynamoTimerStore:
-    """The timer store at ``url`` (default: the settings'); a bad URL or endpoint exits 2."""
+def store_or_exit(url: str | None, settings: Settings, *, create: bool = False) -> DynamoTimerStore:
+    """The timer store at ``url`` (default: the settings'); a bad URL or endpoint exits 2.
+
+    Only commands that fill the store (``create``: listen, run, replay, reconcile, mailer)
+    make its table when it is missing; the others refuse a missing table, since a mistyped
+    table name would otherwise read as a store with nothing due. The embedded ``memory://``
+    store always starts empty.
+    """
+    target = url or settings.store_url
     try:
-        return open_store(url or settings.store_url)
+        if create or target.startswith("memory:"):
+            return open_store(target)
+        store = open_store(target, create=False)
+        store.require_table()
+        return store
     except (StoreError, ValueError, FileNotFoundError) as exc:
         fail(f"store: {exc}")
 

@@ -80,7 +80,9 @@ def replay(
     """Deliver files in order through parse, policy and store; print the pending timers."""
     settings = settings_or_exit()
     commands = _commands(files, settings)
-    timer_store = store_or_exit(store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings)
+    timer_store = store_or_exit(
+        store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings, create=True
+    )
     try:
         timer_store.apply(commands)
         rows = pending_rows(timer_store.pending())

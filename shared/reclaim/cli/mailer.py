@@ -71,7 +71,7 @@ def mailer(
     from reclaim.mailer.listener import MailerService
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    timer_store = store_or_exit(store, settings)
+    timer_store = store_or_exit(store, settings, create=True)
     try:
         conn = openstack.connect(cloud=m.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

@@ -127,7 +127,7 @@ def reconcile_command(
         fail(f"--grace: {exc}")
     if first_install and grace_td.total_seconds() <= 0:
         fail("--grace must be positive: notices have to go out before the action")
-    store = store_or_exit(store_url, settings)
+    store = store_or_exit(store_url, settings, create=True)
     import openstack
 
     try:

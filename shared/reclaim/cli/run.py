@@ -44,7 +44,7 @@ def run(
     log.configure(log_level)
     settings = settings_or_exit()
     bus = bus_or_exit(transport_url=transport_url, durable_queues=durable)
-    timer_store = store_or_exit(store, settings)
+    timer_store = store_or_exit(store, settings, create=True)
     try:
         conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

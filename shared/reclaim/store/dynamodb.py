@@ -397,16 +397,30 @@ class DynamoTimerStore:
         )
 
     # -- table ----------------------------------------------------------------------
-    def ensure_table(self) -> None:
-        """Create the table from ``template.yaml`` if it does not exist (dev endpoints)."""
+    def _exists(self) -> bool:
         try:
             self.client.describe_table(TableName=self.table)
-            return
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise StoreError(f"describe_table {self.table}: {exc}") from exc
+            return False
         except BotoCoreError as exc:
             raise StoreError(f"describe_table {self.table}: {exc}") from exc
+        return True
+
+    def require_table(self) -> None:
+        """A :class:`StoreError` unless the table exists: a mistyped table name must not
+        read as a store with no timers."""
+        if not self._exists():
+            raise StoreError(
+                f"no table {self.table!r} at this endpoint: check the store URL's table name "
+                "(reclaim listen, run, replay and reconcile create it)"
+            )
+
+    def ensure_table(self) -> None:
+        """Create the table from ``template.yaml`` if it does not exist (dev endpoints)."""
+        if self._exists():
+            return
         template = schema.load_template()
         self._call("create_table", **schema.create_table_request(self.table, template))
         self.client.get_waiter("table_exists").wait(
