@@ -8,6 +8,7 @@ by ``RECLAIM_CONFIG`` (or ``/etc/reclaim/reclaim.yaml`` when it exists), then th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic_settings import (
 )
 
 from reclaim.bus.settings import BusSettings
-from reclaim.durations import Duration, parse_duration
+from reclaim.durations import Duration, format_duration, parse_duration
 
 DEFAULT_CONFIG_FILE = Path("/etc/reclaim/reclaim.yaml")
 
@@ -136,6 +137,26 @@ class PolicySettings(BaseModel):
     @classmethod
     def _sorted_offsets(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(sorted(set(value), reverse=True))
+
+    @model_validator(mode="after")
+    def _notices_within_their_period(self) -> PolicySettings:
+        """A notice further ahead of the action than the rule's whole period would be due
+        before the condition began (sent late, at once): a misconfiguration, refused."""
+        pairs = (
+            ("shelve_notices", "shelve_after"),
+            ("delete_notices", "delete_shelved_after"),
+            ("cleanup_notices", "cleanup_after"),
+            ("image_deletion_notices", "owner_removed_grace"),
+        )
+        for notices, period in pairs:
+            limit = getattr(self, period)
+            too_early = [format_duration(n) for n in getattr(self, notices) if n > limit]
+            if too_early:
+                raise ValueError(
+                    f"{notices} {', '.join(too_early)} before the action: longer than "
+                    f"{period} ({format_duration(limit)}), so due before the condition began"
+                )
+        return self
 
 
 class SweepSettings(BaseModel):
@@ -319,6 +340,37 @@ def config_file() -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+#: ``RECLAIM_*`` variables that are not settings: the config file, the template, and the
+#: test and benchmark switches.
+NOT_SETTINGS = frozenset({"CONFIG", "TEMPLATE", "PIP_BUILD", "BENCH_SIZES"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``RECLAIM_*`` variables that name no setting, e.g. a misspelt section
+    (``RECLAIM_POLCY__SHELVE_AFTER``) or a single underscore (``RECLAIM_POLICY_SHELVE_AFTER``),
+    which the environment source would otherwise ignore. Unknown names inside a known
+    section are refused by the section itself. Pure."""
+    known = {name.upper() for name in Settings.model_fields}
+    out = []
+    for name in environ:
+        if not name.upper().startswith("RECLAIM_"):
+            continue
+        head = name[len("RECLAIM_") :].upper().split("__", 1)[0]
+        if head not in known and head not in NOT_SETTINGS:
+            out.append(name)
+    return sorted(out)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from arguments, environment and config file (see module docstring)."""
+    """Read settings from arguments, environment and config file (see module docstring).
+
+    A ``RECLAIM_*`` variable that names no setting is an error: a mistyped variable must not
+    leave the policy at its defaults unnoticed."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        sections = ", ".join(n for n, f in Settings.model_fields.items() if n != "store_url")
+        raise ValueError(
+            f"{', '.join(unknown)}: no such setting (write RECLAIM_<SECTION>__<NAME>, sections "
+            f"{sections}; or RECLAIM_STORE_URL, RECLAIM_CONFIG)"
+        )
     return Settings(**overrides)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from reclaim.settings import Settings, load_settings
 from reclaim.store import DynamoTimerStore, StoreError, open_store
@@ -53,8 +54,19 @@ def settings_or_exit() -> Settings:
     """reclaim's settings; a bad config file or variable exits 2 with one line saying which."""
     try:
         return load_settings()
+    except ValidationError as exc:
+        fail("settings: " + "; ".join(_problem(e) for e in exc.errors()))
     except Exception as exc:
         fail(f"settings: {exc}".replace("\n", " "))
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as ``policy.shelve_after: <what is wrong> (got 14)``."""
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{where or 'settings'}: {message}{shown}"
 
 
 def store_or_exit(url: str | None, settings: Settings, *, create: bool = False) -> DynamoTimerStore:
