@@ -152,3 +152,12 @@ def test_demo_plays_the_whole_policy() -> None:
     assert status == {"notebook": "ACTIVE", "course": "SHUTOFF"}
     kinds = [line["kind"] for line in story["timeline"]]
     assert kinds.index("notice") < kinds.index("action")  # warned before anything happens
+
+
+def test_allocation_events_need_a_project_id_not_a_name() -> None:
+    """A name would make timers for a project that does not exist (and warn none of the
+    real one's users); refused before anything is published."""
+    result = runner.invoke(app, ["allocation", "end", "genomics", "--transport-url", "fake://"])
+    assert result.exit_code == 2
+    assert "'genomics' is not a Keystone project id" in result.output
+    assert "openstack project show genomics -f value -c id" in result.output

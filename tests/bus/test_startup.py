@@ -23,6 +23,7 @@ from tests.support.dynalite import free_port
 
 RECLAIM = str(Path(sys.executable).parent / "reclaim")
 ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+PROJECT = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"  # a Keystone project id
 
 
 def _lines_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
@@ -123,7 +124,7 @@ def test_publish_and_allocation_declare_as_bus_durable_queues_says(
         conn.channel().exchange_declare("openstack", "topic", durable=False, auto_delete=False)
     sample = tmp_path / "ended.json"
     sample.write_text(
-        json.dumps({"event_type": "allocation.ended", "payload": {"project_id": "p"}})
+        json.dumps({"event_type": "allocation.ended", "payload": {"project_id": PROJECT}})
     )
 
     def reclaim(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -131,13 +132,13 @@ def test_publish_and_allocation_declare_as_bus_durable_queues_says(
                               text=True, env={**ENV, **env}, timeout=60)  # fmt: skip
 
     for taken in (
-        reclaim("allocation", "end", "p"),
-        reclaim("allocation", "renew", "p", "--no-durable"),
+        reclaim("allocation", "end", PROJECT),
+        reclaim("allocation", "renew", PROJECT, "--no-durable"),
         reclaim("publish", str(sample), "--no-durable"),
     ):
         assert taken.returncode == 0, taken.stderr
     for refused in (
-        reclaim("allocation", "end", "p", "--durable"),
+        reclaim("allocation", "end", PROJECT, "--durable"),
         reclaim("publish", str(sample), RECLAIM_BUS__DURABLE_QUEUES="true"),
     ):
         assert refused.returncode == 1, refused.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -117,7 +118,7 @@ def publish(
     """
     from reclaim.bus.publisher import Publisher
     from reclaim.bus.transport import explain
-    from reclaim.wire import ParseError
+    from reclaim.wire import ParseError, read_envelope
 
     settings = bus_or_exit(transport_url=transport_url, driver=driver, durable_queues=durable)
     bodies = list(event_files(files))
@@ -130,12 +131,17 @@ def publish(
             except ParseError as exc:
                 fail(f"{path}: {exc}")
             sent += 1
-            typer.echo(f"{path}: {body.get('event_type')} -> {ex} {key}", err=True)
+            typer.echo(f"{path}: {read_envelope(body).event_type} -> {ex} {key}", err=True)
     except Exception as exc:
         fail(f"publish: {explain(settings.transport_url, exc)}", 1)
     finally:
         publisher.close()
     typer.echo(f"published {sent} notification(s)", err=True)
+
+
+#: Keystone makes every project id a uuid4 in hex: a name (``genomics``) would make timers
+#: for a project that does not exist, and warn none of the real one's users.
+KEYSTONE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _send_allocation(kind: str, project: str, end_date: str | None, allocation_id: str | None,
@@ -145,6 +151,11 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
     from reclaim.bus.transport import explain
     from reclaim.wire import parse_timestamp
 
+    if not KEYSTONE_ID.fullmatch(project):
+        fail(
+            f"{project!r} is not a Keystone project id (32 hex digits); give the id, e.g. "
+            f"`openstack project show {project} -f value -c id`"
+        )
     if end_date is not None:
         try:
             parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
@@ -221,9 +232,7 @@ def deadletters_list(
 
 
 def deadletters_replay(
-    ids: Annotated[
-        list[str] | None, typer.Argument(help="Dead letter ids (default: --all).")
-    ] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids (or --all).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every open dead letter.")] = False,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
