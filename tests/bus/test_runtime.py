@@ -154,27 +154,30 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     # A dynalite of its own: requests cut off by the kill can bring dynalite down with them,
     # and then it is restarted on its data (an outage the listener rides out anyway).
     server = Dynalite(tmp_path / "db", port=free_port()).start()
-    store_url = f"{server.url}/kill"
-    events = stream(1500, servers=100)
-    first = ListenProcess(bus_settings, store_url)
     try:
-        publish_all(bus_settings, events)
-        wait_for(lambda: first.applied() >= 200, timeout=60, every=0.02)
+        store_url = f"{server.url}/kill"
+        events = stream(1500, servers=100)
+        first = ListenProcess(bus_settings, store_url)
+        try:
+            publish_all(bus_settings, events)
+            wait_for(lambda: first.applied() >= 200, timeout=60, every=0.02)
+        finally:
+            first.stop(signal.SIGKILL)
+        assert first.applied() < len(events), "the stream was over before the kill"
+        time.sleep(0.5)
+        if server.proc is None or server.proc.poll() is not None:
+            server.start()
+        second = ListenProcess(bus_settings, store_url)
+        try:
+            expected = expected_snapshot(events, PolicySettings())
+            store = open_store(store_url)
+            wait_for(lambda: table_snapshot(store) == expected, timeout=120, every=1.0)
+        finally:
+            code = second.stop()
+            delete_queue(bus_settings)
+        assert code == 0
     finally:
-        first.stop(signal.SIGKILL)
-    assert first.applied() < len(events), "the stream was over before the kill"
-    time.sleep(0.5)
-    if server.proc is None or server.proc.poll() is not None:
-        server.start()
-    second = ListenProcess(bus_settings, store_url)
-    try:
-        expected = expected_snapshot(events, PolicySettings())
-        store = open_store(store_url)
-        wait_for(lambda: table_snapshot(store) == expected, timeout=120, every=1.0)
-    finally:
-        assert second.stop() == 0
-        delete_queue(bus_settings)
-        server.stop()
+        server.stop()  # whatever failed: a test stops what it starts
 
 
 def test_store_outage_keeps_messages_queued_until_it_returns(
