@@ -247,9 +247,11 @@ class MailerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pool: str = Field(
-        "reclaim-mailer",
-        description="listener pool (its own queue, durable as bus.durable_queues); empty: share "
-        "the topic's default queue",
+        "",
+        description="listener pool; empty (the default): the topic's own queues "
+        "(reclaim_notices.info, .warn), which the sweeper's first notice creates, so notices "
+        "sent before the mailer first starts wait for it and nothing piles up unread; a name: "
+        "a queue of the mailer's own (durable as bus.durable_queues), for a second consumer",
     )
     transport_url: str = Field("", description="bus transport URL (default: bus.transport_url)")
     cloud: str = Field("", description="clouds.yaml entry for Keystone (default: $OS_CLOUD)")

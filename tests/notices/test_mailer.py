@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -121,6 +122,48 @@ def notice_for(people: People, n: int, kind: str = "delete_upcoming") -> NoticeM
         user_id=people.owner_id, action="delete", due_at=START + timedelta(days=30 + n),
         detail={"name": f"vm-{n}"}, dedupe_key=f"server|server-{n}|delete-shelved|{kind}|{n}",
     )  # fmt: skip
+
+
+def test_notices_sent_before_the_mailer_first_starts_wait_for_it(
+    keystone: SimServer, people: People, table: DynamoTimerStore, smtp: Smtp,
+    mailer_settings: MailerSettings,
+) -> None:  # fmt: skip
+    """With its default (no pool) the mailer reads the queues the sweeper's notices create:
+    a notice sent before the mailer ever ran is mailed when it starts, and none is left."""
+    import kombu
+
+    from tests.bus.conftest import rabbitmqctl
+
+    vhost = f"reclaim-first-notice-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    bus = BusSettings(transport_url=f"rabbit://guest:guest@127.0.0.1:5672/{vhost}")
+    settings = mailer_settings.model_copy(update={"pool": MailerSettings().pool})
+    service: MailerService | None = None
+    try:
+        notices = OsloNotices(bus)
+        notices.publish(notice_for(people, 7))
+        notices.close()
+        addresses = DirectoryAddresses(
+            KeystoneDirectory(keystone.connect()), fallback=settings.fallback_contact,
+            operators=settings.operators,
+        )  # fmt: skip
+        core = Mailer(settings, addresses, SmtpSender(settings), MailLedger(table), Renderer())
+        service = MailerService(settings, core, bus).start()
+        got = settle(smtp, 1)
+        assert got == [
+            (
+                people.owner_email,
+                '[reclaim] Your shelved server "vm-7" will be deleted on 2026-04-07',
+            )
+        ]
+        with kombu.Connection(f"amqp://guest:guest@127.0.0.1:5672/{vhost}") as conn:
+            _, waiting, _ = conn.channel().queue_declare("reclaim_notices.info", passive=True)
+        assert waiting == 0
+    finally:
+        if service is not None:
+            service.stop()
+        rabbitmqctl("delete_vhost", vhost, check=False)
 
 
 def test_a_project_notice_reaches_every_member_and_an_alert_the_operators(

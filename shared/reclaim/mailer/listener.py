@@ -1,7 +1,8 @@
 """``reclaim mailer``: an oslo.messaging notification listener on the notices topic.
 
-Its own pool (queue ``<pool>``, durable as ``bus.durable_queues``) is bound to ``reclaim_notices.info`` and
-``reclaim_notices.warn`` on the ``openstack`` exchange. Notices are handled one at a time;
+It reads the queues ``reclaim_notices.info`` and ``reclaim_notices.warn`` on the ``openstack``
+exchange, which oslo's notifier declares with the sweeper's first notice (with a ``pool``, a
+queue of that name bound to both, durable as ``bus.durable_queues``). Notices are handled one at a time;
 a notice is acknowledged only when all its mails were accepted (or were already sent). On a
 failure the endpoint pauses ``retry_delay`` and returns ``REQUEUE``.
 
