@@ -131,12 +131,16 @@ def test_publish_and_allocation_declare_as_bus_durable_queues_says(
         return subprocess.run([RECLAIM, *args, "--transport-url", url], capture_output=True,
                               text=True, env={**ENV, **env}, timeout=60)  # fmt: skip
 
+    wrapped = tmp_path / "ended.v2.json"  # the messagingv2 envelope form of the same event
+    wrapped.write_text(json.dumps({"oslo.version": "2.0", "oslo.message": sample.read_text()}))
     for taken in (
         reclaim("allocation", "end", PROJECT),
         reclaim("allocation", "renew", PROJECT, "--no-durable"),
         reclaim("publish", str(sample), "--no-durable"),
+        reclaim("publish", str(wrapped)),
     ):
         assert taken.returncode == 0, taken.stderr
+    assert "ended.v2.json: allocation.ended -> openstack notifications.info" in taken.stderr
     for refused in (
         reclaim("allocation", "end", PROJECT, "--durable"),
         reclaim("publish", str(sample), RECLAIM_BUS__DURABLE_QUEUES="true"),

@@ -116,9 +116,9 @@ def publish(
     Each goes to its service's exchange with routing key ``<topic>.<priority>``; missing
     ``message_id``/``timestamp`` are filled in, present ones kept.
     """
-    from reclaim.bus.publisher import Publisher
+    from reclaim.bus.publisher import Publisher, normalise
     from reclaim.bus.transport import explain
-    from reclaim.wire import ParseError, read_envelope
+    from reclaim.wire import ParseError
 
     settings = bus_or_exit(transport_url=transport_url, driver=driver, durable_queues=durable)
     bodies = list(event_files(files))
@@ -131,7 +131,8 @@ def publish(
             except ParseError as exc:
                 fail(f"{path}: {exc}")
             sent += 1
-            typer.echo(f"{path}: {read_envelope(body).event_type} -> {ex} {key}", err=True)
+            event_type = normalise(body).get("event_type")  # either wire form
+            typer.echo(f"{path}: {event_type} -> {ex} {key}", err=True)
     except Exception as exc:
         fail(f"publish: {explain(settings.transport_url, exc)}", 1)
     finally:
