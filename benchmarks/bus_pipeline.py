@@ -274,8 +274,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bus-bench-"))
     db = Dynalite(tmp / "db").start()
     try:
-        base = BusSettings(
-            transport_url=f"rabbit://guest:guest@127.0.0.1:5672/{vhost}", metrics_port=0
+        base = BusSettings(  # durable, as fill() declares: a cloud that keeps queued events
+            transport_url=f"rabbit://guest:guest@127.0.0.1:5672/{vhost}",
+            metrics_port=0,
+            durable_queues=True,
         )
         meter = CpuMeter(db.pid)
         ratios, noop_rates, reclaim_rates, bounds = [], [], [], []
