@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from reclaim.settings import Settings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
 from reclaim.store import open_store
 from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+from tests.support.processes import lines_until, sigterm_exit_code
 
 BUS = "kombu+memory:////"
 
@@ -89,34 +91,38 @@ def test_the_periodic_sweep_acts_on_stored_timers_and_stops_on_request() -> None
         assert kinds[:2] == ["shelve_upcoming", "shelve_upcoming"] and "shelved" in kinds
 
 
-def test_reclaim_run_exits_0_on_sigterm(tmp_path: Path) -> None:
+@contextmanager
+def reclaim_run(tmp_path: Path, bus_url: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """``reclaim run`` as a process against a simulated cloud, its log on stderr; killed
+    after the test if it is still running."""
     cloud = Cloud(clock=SimClock(T0))
     with SimServer(cloud) as server:
         server.write_clouds_yaml(tmp_path / "clouds.yaml")
-        env = {
+        environ = {
             **os.environ,
             "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
             "OS_CLOUD": "sim-admin",
             "RECLAIM_STORE_URL": "memory://run",
-            "RECLAIM_BUS__TRANSPORT_URL": BUS,
+            "RECLAIM_BUS__TRANSPORT_URL": bus_url,
             "RECLAIM_BUS__METRICS_PORT": "0",
-            "RECLAIM_RUN__SWEEP_EVERY": "0.5s",
+            **env,
         }
         exe = Path(sys.executable).with_name("reclaim")
-        proc = subprocess.Popen([str(exe), "run"], env=env, stderr=subprocess.PIPE, text=True)
-        lines: list[str] = []
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if '"swept"' in line:
-                break
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-        lines.append(rest or "")
+        proc = subprocess.Popen([str(exe), "run"], env=environ, stderr=subprocess.PIPE, text=True)
+        try:
+            yield proc
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def test_reclaim_run_exits_0_on_sigterm(tmp_path: Path) -> None:
+    with reclaim_run(tmp_path, BUS, RECLAIM_RUN__SWEEP_EVERY="0.5s") as proc:
+        lines = lines_until(proc, '"swept"', timeout=60)
+        code = sigterm_exit_code(proc, within=60)
+        lines.append(proc.stderr.read() if proc.stderr else "")
     log = "".join(lines)
-    assert proc.returncode == 0, log
+    assert code == 0, log
     assert '"listening"' in log and '"swept"' in log and '"stopped"' in log
 
 
@@ -125,29 +131,8 @@ def test_reclaim_run_stops_at_once_on_sigterm_while_the_broker_is_unreachable(
 ) -> None:
     from tests.support.dynalite import free_port
 
-    cloud = Cloud(clock=SimClock(T0))
-    with SimServer(cloud) as server:
-        server.write_clouds_yaml(tmp_path / "clouds.yaml")
-        env = {
-            **os.environ,
-            "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
-            "OS_CLOUD": "sim-admin",
-            "RECLAIM_STORE_URL": "memory://run",
-            "RECLAIM_BUS__TRANSPORT_URL": f"rabbit://guest:guest@127.0.0.1:{free_port()}/",
-            "RECLAIM_BUS__METRICS_PORT": "0",
-        }
-        exe = Path(sys.executable).with_name("reclaim")
-        proc = subprocess.Popen([str(exe), "run"], env=env, stderr=subprocess.PIPE, text=True)
-        assert proc.stderr is not None
-        try:
-            deadline = time.monotonic() + 60
-            while '"broker_unreachable"' not in proc.stderr.readline():
-                assert time.monotonic() < deadline and proc.poll() is None
-            proc.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            code = proc.wait(timeout=10)
-            assert time.monotonic() - started < 5
-        finally:
-            proc.kill()
-            proc.wait()
+    unreachable = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
+    with reclaim_run(tmp_path, unreachable) as proc:
+        lines_until(proc, '"broker_unreachable"', timeout=60)
+        code = sigterm_exit_code(proc)
     assert code == 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kombu
@@ -20,24 +18,11 @@ from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
 from tests.bus.conftest import RABBIT
 from tests.support.dynalite import free_port
+from tests.support.processes import lines_until, sigterm_exit_code
 
 RECLAIM = str(Path(sys.executable).parent / "reclaim")
 ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
 PROJECT = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"  # a Keystone project id
-
-
-def _lines_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"no {needle} in:\n{''.join(lines)}")
 
 
 def test_listen_stops_at_once_on_sigterm_while_the_broker_is_unreachable() -> None:
@@ -47,12 +32,9 @@ def test_listen_stops_at_once_on_sigterm_while_the_broker_is_unreachable() -> No
         stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     try:
-        lines = _lines_until(proc, '"broker_unreachable"')
+        lines = lines_until(proc, '"broker_unreachable"')
         assert "guest:guest" not in "".join(lines), "the password is not logged"
-        proc.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        code = proc.wait(timeout=10)
-        assert time.monotonic() - started < 5
+        code = sigterm_exit_code(proc)
     finally:
         proc.kill()
         proc.wait()
