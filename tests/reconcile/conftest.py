@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -13,10 +15,13 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from reclaim.bus.metrics import Metrics
 from reclaim.cli.reconcile import register
 from reclaim.commands import TimerCommand
+from reclaim.daemon import Daemon
+from reclaim.reconcile.engine import reconcile
 from reclaim.routes import commands_for
-from reclaim.settings import PolicySettings
+from reclaim.settings import PolicySettings, Settings
 from reclaim.sim import Cloud, Ctx, SimClock, SimConfig, SimServer
 from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore, open_store
@@ -161,3 +166,26 @@ def pending(store: DynamoTimerStore, project: str | None = None) -> dict[tuple[s
 
 def advance(cloud: Cloud, delta: timedelta) -> None:
     cloud.clock.advance(delta)
+
+
+def periodic_reconcile(
+    admin_conn: Any,
+    store: DynamoTimerStore,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    caplog: pytest.LogCaptureFixture,
+) -> list[tuple[int, dict[str, Any]]]:
+    """One periodic reconcile of ``reclaim run`` (``Daemon.reconcile_once``, the call
+    cli/run.py wires up) into ``store``: its log lines as (level, JSON)."""
+    listener = type("Listener", (), {"metrics": Metrics()})()  # not the subject
+    daemon = Daemon(
+        listener,
+        None,  # type: ignore[arg-type]  # nor is the sweeper
+        settings,
+        reconcile=lambda now: reconcile(admin_conn, store, settings, now),
+        clock=clock,
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="reclaim.bus"):
+        daemon.reconcile_once()
+    return [(r.levelno, json.loads(r.getMessage())) for r in caplog.records]

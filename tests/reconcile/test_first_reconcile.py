@@ -14,9 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from reclaim.bus.metrics import Metrics
 from reclaim.commands import iso_z
-from reclaim.daemon import Daemon
 from reclaim.reconcile.engine import ReconcileReport, reconcile
 from reclaim.serverless import reconcile as reconcile_function
 from reclaim.settings import Settings, SweepSettings
@@ -26,7 +24,7 @@ from reclaim.store.port import ReconcileMark
 from reclaim.store.reconciles import ReconcileRecord
 from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.timers import Timer
-from tests.reconcile.conftest import Project, pending
+from tests.reconcile.conftest import Project, pending, periodic_reconcile
 
 GRACE = timedelta(days=10)
 SETTINGS = Settings(reconcile={"first_install_grace": "10d"})
@@ -218,22 +216,9 @@ def test_the_lambda_and_the_daemon_reconcile_by_the_same_rule(
     # reclaim run's periodic reconcile (the call cli/run.py makes) on another new store.
     other = project_factory()
     idle = other.boot("idle", state="stopped", updated_at=now - timedelta(days=40))
-    listener = type("Listener", (), {"metrics": Metrics()})()
     fresh = open_store(f"memory://daemon-{other.project_id}")
-    daemon = Daemon(
-        listener,  # the daemon's listener is not the subject (an Any here)
-        None,  # type: ignore[arg-type]
-        settings,
-        reconcile=lambda at: reconcile(admin_conn, fresh, settings, at),
-        clock=cloud.clock.now,
-    )
-    with caplog.at_level(logging.INFO, logger="reclaim.bus"):
-        daemon.reconcile_once()
-    warnings = [
-        json.loads(r.getMessage())["warning"]
-        for r in caplog.records
-        if r.levelno == logging.WARNING
-    ]
+    lines = periodic_reconcile(admin_conn, fresh, settings, cloud.clock.now, caplog)
+    warnings = [line["warning"] for level, line in lines if level == logging.WARNING]
     assert any(w.startswith("first reconcile of this store: ") for w in warnings), warnings
     assert _timer(fresh, "server", idle, "shelve").due_at == now + timedelta(days=14)
     assert ReconcileRecord.beside(fresh).completed() is not None

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.bus.metrics import Metrics
 from reclaim.commands import iso_z
-from reclaim.daemon import Daemon
 from reclaim.reconcile.cloud import OpenStackCloud
 from reclaim.reconcile.engine import reconcile
 from reclaim.reconcile.observe import ObservationError, project_notification
@@ -22,7 +20,7 @@ from reclaim.settings import PolicySettings, Settings
 from reclaim.sim import Cloud, SimServer
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.timers import Timer
-from tests.reconcile.conftest import POLICY, pending
+from tests.reconcile.conftest import POLICY, pending, periodic_reconcile
 
 PROP = "allocation_end"
 CLEANUP, WARNING, REMINDER = "project-cleanup", "image-dependents", "image-dependents-reminder"
@@ -450,20 +448,7 @@ def test_the_periodic_reconcile_logs_a_cut_project_list(
     seen, cut = _allocations_for_the_cut(sim_cloud, project_factory, moto_store)
     listed = len(sim_cloud.identity.projects) - len(cut)
     monkeypatch.setattr(sim_cloud.config, "keystone_project_list_limit", listed)
-    settings = Settings()
-    listener = type("Listener", (), {"metrics": Metrics()})()
-    daemon = Daemon(
-        listener,  # type: ignore[arg-type]  # the daemon's listener is not the subject
-        None,  # type: ignore[arg-type]
-        settings,
-        reconcile=lambda now: reconcile(admin_conn, moto_store, settings, now),
-        clock=sim_cloud.clock.now,
-    )
-
-    with caplog.at_level(logging.INFO, logger="reclaim.bus"):
-        daemon.reconcile_once()
-
-    lines = [(r.levelno, json.loads(r.getMessage())) for r in caplog.records]
+    lines = periodic_reconcile(admin_conn, moto_store, Settings(), sim_cloud.clock.now, caplog)
     assert [line["event"] for _, line in lines] == ["reconciled", "reconcile_warning"]
     assert lines[1] == (
         logging.WARNING,
