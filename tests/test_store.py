@@ -228,6 +228,41 @@ def test_replace_goes_through_when_only_another_rule_of_the_resource_changed(
     assert stored["delete-shelved"].closed_at == T0 + timedelta(hours=1)
 
 
+def test_a_claim_goes_through_when_claims_of_the_resources_other_timers_come_first(
+    store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper's threads claim a project's three due timers at once. Each write that
+    another claim beat reads the item again and goes through: the rule's own timer did not
+    change (a single sweeper reported these as contended, and left them for the next sweep)."""
+    ended = event("allocation.ended", {"project_id": "proj-1", "end_date": T0.isoformat()}, T0)
+    store.apply(routes.decide(ended, POLICY))
+    first, *others = [t for t in store.timers_for("project", "proj-1") if t.state == "pending"]
+    assert len(others) == 2
+    sibling = DynamoTimerStore(store.client, store.table)  # the other threads' claims
+    real_put = store.client.put_item
+    pending_siblings = iter(others)
+    inside = False
+
+    def put_item(**kwargs: object) -> object:
+        nonlocal inside
+        if not inside and (other := next(pending_siblings, None)) is not None:
+            inside = True  # just before this write, another thread claims a sibling timer
+            try:
+                assert sibling.replace(other, other.model_copy(update={"attempts": 1}))
+            finally:
+                inside = False
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(store.client, "put_item", put_item)
+    claimed = store.replace(first, first.model_copy(update={"attempts": 1}))
+
+    assert claimed is not None and next(pending_siblings, None) is None
+    assert {t.rule: t.attempts for t in store.timers_for("project", "proj-1")} == {
+        first.rule: 1,
+        **{o.rule: 1 for o in others},
+    }
+
+
 def test_pending_keeps_due_order_across_resources_with_several_due_timers(
     store: DynamoTimerStore,
 ) -> None:

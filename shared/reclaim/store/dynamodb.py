@@ -336,29 +336,34 @@ class DynamoTimerStore:
     def replace(self, old: Timer, new: Timer) -> Timer | None:
         """Compare-and-set: store ``new`` only if the stored timer is still ``old``.
 
-        The resource's other timers may have changed since ``old`` was read (their writes
-        bump the item's version too): the write goes through as long as this rule's timer
-        is as read, conditional on the item's version at this read.
+        The resource's other timers may change meanwhile (a sweeper's other threads claim a
+        project's other due timers; an event moves another rule): each such write bumps the
+        item's version and refuses this conditional write, which then reads the item again
+        and retries as long as this rule's timer is still ``old``. It starts from the item
+        last read (the due index's page), so a claim costs one write and no read.
         """
         pk = _pk(old.resource_type, old.resource_id)
-        seen = self._recent.get(pk)
-        if seen is not None and seen.version == old.version:
-            done = self._swap(pk, seen, old, new)
-            if done is not None:
-                return done
-        stored = self._read(pk)
-        return None if stored is None else self._swap(pk, stored, old, new)
-
-    def _swap(self, pk: str, stored: _Stored, old: Timer, new: Timer) -> Timer | None:
-        """Write ``stored`` with ``new`` for ``old``'s rule, if that rule's timer is ``old``."""
-        current = stored.timers.get(old.rule)
-        if current is None or current.model_copy(update={"version": old.version}) != old:
-            return None
-        result = new.model_copy(update={"version": stored.version + 1})
-        after = dataclasses.replace(
-            stored, version=result.version, timers={**stored.timers, old.rule: result}
-        )
-        return result if self._put(pk, stored, after) else None
+        stored = self._recent.get(pk)
+        fresh = False
+        for _ in range(MAX_RETRIES):
+            if stored is None:
+                stored, fresh = self._read(pk), True
+                if stored is None:
+                    return None
+            current = stored.timers.get(old.rule)
+            if current is None or current.model_copy(update={"version": old.version}) != old:
+                if fresh:
+                    return None  # this rule's timer itself moved on
+                stored = None  # the copy kept in memory is older than ``old``: read it
+                continue
+            result = new.model_copy(update={"version": stored.version + 1})
+            after = dataclasses.replace(
+                stored, version=result.version, timers={**stored.timers, old.rule: result}
+            )
+            if self._put(pk, stored, after):
+                return result
+            stored = None  # another write of the resource came first: read it again
+        return None
 
     def apply(
         self, commands: Sequence[TimerCommand], *, writers: Executor | None = None
