@@ -216,6 +216,23 @@ def test_notices_go_out_once_across_sweeps(world: World, cloud_port: OpenStackCl
     assert [n.sent_at is not None for n in t.notices] == [True, False]
 
 
+def test_a_dry_run_says_which_notices_would_go_out_and_sends_none(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    sid = world.server()
+    world.timer(sid, since=NOW - timedelta(days=10))  # the 7-day notice is due
+    notices = RecordingNotices()
+
+    dry = make_sweeper(world, cloud_port, notices).sweep(NOW, dry_run=True)
+
+    assert [(o.result, o.notices) for o in dry.outcomes] == [("would-notify", ("shelve_upcoming",))]
+    assert notices.messages == [] and [n.sent_at for n in only(world, sid).notices] == [None, None]
+    real = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    assert [o.result for o in real.outcomes] == ["notified"] and notices.kinds() == [
+        "shelve_upcoming"
+    ]
+
+
 def test_notices_the_bus_does_not_take_fail_fast_free_the_timer_and_are_reported(
     world: World, cloud_port: OpenStackCloud
 ) -> None:

@@ -160,7 +160,8 @@ def sweep(
         out.print(_summary(report))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
         failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
-        out.print(f"{counts}; notices {report.notices_sent()}{failed}")
+        said = "notices that would go out" if report.dry_run else "notices"
+        out.print(f"{counts}; {said} {report.notices_sent()}{failed}")
         for alert in report.alerts:
             out.print(f"[red]alert:[/] {alert}")
     if report.stopped and report.stopped != "deadline":

@@ -69,6 +69,7 @@ Result = Literal[
     "unsupported",
     "would-act",
     "would-skip",
+    "would-notify",
 ]
 
 
@@ -321,7 +322,7 @@ class Sweeper:
     ) -> Outcome:
         kinds = tuple(n.kind for n in due_notices)
         if not act:
-            return _outcome(timer, "notified" if kinds else idle_result, idle, kinds)
+            return _outcome(timer, "would-notify" if kinds else idle_result, idle, kinds)
         try:
             decision, live = self._recheck(timer, now)
             if decision.kind == "act":
