@@ -406,6 +406,13 @@ class _Run:
             self.report.written += self.store.apply(self.pending).written
         self.pending = []
 
+    def _stored(
+        self, resource_type: str, ids: Sequence[str], rules: Sequence[str]
+    ) -> dict[str, list[Timer]]:
+        """The stored timers of a page's resources, by id (one batch read for the page)."""
+        found = read_timers(self.store, [(resource_type, i, r) for i in ids for r in rules])
+        return {i: [t for r in rules if (t := found.get((resource_type, i, r)))] for i in ids}
+
     def server_page(
         self,
         page: Sequence[Mapping[str, Any]],
@@ -420,14 +427,10 @@ class _Run:
                 observed.append(server_notification(server))
             except ObservationError:
                 self.report.skipped += 1
-        stored = read_timers(
-            self.store,
-            [("server", n.payload.server_id, rule) for n in observed for rule in SERVER_RULE_IDS],
-        )
+        stored = self._stored("server", [n.payload.server_id for n in observed], SERVER_RULE_IDS)
         for n in observed:
             sid, state = n.payload.server_id, n.payload.state
-            mine = [t for r in SERVER_RULE_IDS if (t := stored.get(("server", sid, r)))]
-            for plan in plan_server(n, mine, policy, now, grace=grace):
+            for plan in plan_server(n, stored[sid], policy, now, grace=grace):
                 reason = _server_reason(plan, state)
                 if _deferred(plan, now, grace):
                     reason += "; first install: due no sooner than the grace"
@@ -442,14 +445,10 @@ class _Run:
                 observed.append(image_notification(image))
             except ObservationError:
                 self.report.skipped += 1
-        stored = read_timers(
-            self.store,
-            [("image", n.payload.id, rule) for n in observed for rule in IMAGE_RULE_IDS],
-        )
+        stored = self._stored("image", [n.payload.id for n in observed], IMAGE_RULE_IDS)
         for n in observed:
             iid = n.payload.id
-            mine = [t for r in IMAGE_RULE_IDS if (t := stored.get(("image", iid, r)))]
-            for plan in plan_image(n, mine, policy):
+            for plan in plan_image(n, stored[iid], policy):
                 self.record(plan, "image", iid, n.payload.owner, _image_reason(plan, n.payload))
         self.flush()
 
@@ -472,14 +471,10 @@ class _Run:
             if n is not None:
                 self.report.allocations += 1
                 observed.append(n)
-        stored = read_timers(
-            self.store,
-            [("project", n.payload.project_id, r) for n in observed for r in PROJECT_RULE_IDS],
-        )
+        stored = self._stored("project", [n.payload.project_id for n in observed], PROJECT_RULE_IDS)
         for n in observed:
             pid = n.payload.project_id
-            mine = [t for r in PROJECT_RULE_IDS if (t := stored.get(("project", pid, r)))]
-            for plan in plan_project(n, mine, policy, now, grace=grace):
+            for plan in plan_project(n, stored[pid], policy, now, grace=grace):
                 self.record(plan, "project", pid, pid, _project_reason(plan, n, policy))
         self.flush()
 
