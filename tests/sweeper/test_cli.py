@@ -86,3 +86,24 @@ def test_the_cap_exits_non_zero_and_the_breaker_can_be_reset(world: World, env: 
     reset = runner.invoke(app, ["breaker", "reset", "--store", env])
     assert reset.exit_code == 0 and "was open" in reset.stdout
     assert runner.invoke(app, ["breaker", "status", "--store", env]).stdout.startswith("closed")
+
+
+def test_a_dry_run_honours_the_cap_and_says_where_a_real_sweep_would_stop(
+    world: World, env: str
+) -> None:
+    sids = [world.server() for _ in range(4)]
+    for sid in sids:
+        world.timer(sid)
+    args = ["sweep", "--store", env, "--now", NOW.isoformat(), "--dry-run", "--max-actions", "2"]
+    dry = runner.invoke(app, [*args, "--json"])
+    assert dry.exit_code == 3, dry.output
+    out = json.loads(dry.stdout)
+    assert out["counts"]["would-act"] == 2
+    assert out["stopped"] == "cap of 2 destructive actions per sweep reached"
+    assert not out["breaker_opened"] and world.mutations() == []
+    text = runner.invoke(app, args)
+    assert "a real sweep would stop here: cap of 2 destructive actions per sweep reached" in (
+        " ".join(text.stdout.split())
+    )
+    status = runner.invoke(app, ["breaker", "status", "--store", env])
+    assert status.stdout.startswith("closed")

@@ -122,7 +122,8 @@ def sweep(
 ) -> None:
     """One pass over the due timers: warn, re-check, act, record.
 
-    Exits 3 when a cap stopped it, 1 when notices could not be sent (their timers stay due).
+    Exits 3 when a cap stopped it (in a dry run: would stop it), 1 when notices could not be
+    sent (their timers stay due).
     """
     import openstack
 
@@ -162,6 +163,11 @@ def sweep(
         failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
         said = "notices that would go out" if report.dry_run else "notices"
         out.print(f"{counts}; {said} {report.notices_sent()}{failed}")
+        if report.dry_run and report.stopped and report.stopped != "deadline":
+            would = report.counts()["would-act"]
+            out.print(
+                f"a real sweep would stop here: {report.stopped} ({would} action(s) before it)"
+            )
         for alert in report.alerts:
             out.print(f"[red]alert:[/] {alert}")
     if report.stopped and report.stopped != "deadline":

@@ -184,8 +184,8 @@ class Sweeper:
                     progress(outcome)
         if state.cap_reason:
             report.stopped = state.cap_reason
-            report.alerts.append(state.cap_reason)
             if not dry:
+                report.alerts.append(state.cap_reason)
                 report.breaker_opened = self.breaker.open(now, state.cap_reason)
                 alert = operator_alert(
                     CAP_REACHED,
@@ -264,7 +264,7 @@ class Sweeper:
         )
         idle_result: Result = "unsupported" if action_due and not supported else "blocked"
         if dry:
-            return self._dry(timer, now, due_notices, act, idle, idle_result)
+            return self._dry(timer, now, due_notices, act, idle, idle_result, state)
         if hold is not None and not due_notices:
             why = f"action held until {hold.isoformat()} (notice lead time)"
             holding = self.store.replace(
@@ -319,6 +319,7 @@ class Sweeper:
         act: bool,
         idle: str,
         idle_result: Result,
+        state: _PassState,
     ) -> Outcome:
         kinds = tuple(n.kind for n in due_notices)
         if not act:
@@ -330,6 +331,9 @@ class Sweeper:
         except CloudError as exc:
             return _outcome(timer, "waiting", str(exc), kinds)
         if decision.kind == "act":
+            if not state.try_reserve(timer):
+                # the caps count in a dry run too: show where a real sweep would stop
+                return _outcome(timer, "blocked", f"a real sweep stops here: {state.cap_reason}")
             return _outcome(timer, "would-act", f"{decision.reason}; {preview}", kinds)
         return _outcome(timer, "would-skip", f"{decision.kind}: {decision.reason}", kinds)
 
