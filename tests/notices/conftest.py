@@ -52,7 +52,13 @@ class Mailbox:
             await asyncio.sleep(self.delay)
             if server.transport is None or server.transport.is_closing():
                 return "451 client gone"
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        raw = envelope.content
+        # a mail sent with SMTPUTF8 has UTF-8 headers, which the bytes parser would not decode
+        msg = (
+            email.message_from_bytes(raw, policy=email.policy.default)
+            if raw.isascii()
+            else email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+        )
         assert isinstance(msg, EmailMessage)
         with self._lock:
             self.mails.append(msg)
@@ -80,9 +86,13 @@ class Smtp:
     port: int
     box: Mailbox = field(default_factory=Mailbox)
     controller: Controller | None = None
+    #: whether the server offers SMTPUTF8 (aiosmtpd does not by default)
+    smtputf8: bool = False
 
     def start(self) -> None:
-        self.controller = Controller(self.box, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            self.box, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8
+        )
         self.controller.start()
 
     def stop(self) -> None:

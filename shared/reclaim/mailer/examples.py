@@ -61,7 +61,15 @@ def examples() -> list[NoticeMessage]:
         _server("deleted", "delete-shelved", "delete", d, 0, state="shelved_offloaded"),
         _project("allocation_ended", "cleanup", c, 180),
         _project("cleanup_upcoming", "cleanup", c, 7),
-        _project("project_cleaned", "cleanup", c, 0, deleted="3 servers, 2 volumes, 1 network"),
+        _project(
+            "project_cleaned",
+            "cleanup",
+            c,
+            0,
+            deleted="servers 3, volumes 2, networks 1",
+            kept="servers 1 (exempt: course-vm), volumes 1, networks 1",
+        ),
+        _project("date_changed", "cleanup", c, 60),
         _project("images_deletion_upcoming", "delete_images", i, 7, images="genomics-base"),
         _project("images_deleted", "delete_images", i, 0, images="genomics-base"),
         NoticeMessage(
@@ -181,6 +189,22 @@ def examples() -> list[NoticeMessage]:
                 "leftovers": "image 1d2c (protected), security group default",
             },
             dedupe_key=f"project|{_PROJECT}|cleanup_leftovers|example",
+        ),
+        NoticeMessage(
+            kind="mail_undeliverable",
+            resource_type="project",
+            resource_id=_PROJECT,
+            project_id=_PROJECT,
+            action="cleanup",
+            due_at=_DAY,
+            detail={
+                "reason": "1 address(es) of a cleanup_upcoming notice got no mail",
+                "notice_kind": "cleanup_upcoming",
+                "notice_id": "0b7c3e1a-52f4-5d2e-9b1e-3c4d5e6f7a8b",
+                "addresses": "'a@example.edu, b@example.org': The email address is not valid. "
+                "It must have exactly one @-sign.",
+            },
+            dedupe_key=f"mail_undeliverable|project|{_PROJECT}|example",
         ),
         NoticeMessage(
             kind="quota_review",

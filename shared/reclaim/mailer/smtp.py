@@ -6,8 +6,9 @@ import hashlib
 import smtplib
 import ssl
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from typing import Protocol
 
 from reclaim.mailer.addresses import Person
@@ -37,11 +38,15 @@ def build_mail(
     """A multipart (text and HTML) mail to one person. Pure given ``at``.
 
     ``Message-ID`` derives from ``mail_id`` and the address, so a mail sent twice (after a
-    crash past the server's acceptance) can be recognised by the receiving side.
+    crash past the server's acceptance) can be recognised by the receiving side. A
+    non-ASCII address is sent with SMTPUTF8 (smtplib asks for it; a server without it
+    raises ``SMTPNotSupported``).
     """
     msg = EmailMessage()
     msg["From"] = settings.sender
-    msg["To"] = formataddr((to.name, to.address)) if to.name else to.address
+    # the address was checked (one addr-spec); a name from the directory loses its line breaks
+    local, _, domain = to.address.rpartition("@")
+    msg["To"] = Address(display_name=" ".join(to.name.split()), username=local, domain=domain)
     msg["Subject"] = settings.subject_prefix + rendered.subject
     msg["Date"] = format_datetime(at)
     digest = hashlib.sha256(to.address.lower().encode()).hexdigest()[:16]

@@ -1,6 +1,13 @@
 """Notices: the versioned schema reclaim publishes on the bus, its kinds, and mail context."""
 
-from reclaim.notices.kinds import KINDS, OPERATOR_KINDS, Kind, kind_of
+from reclaim.notices.kinds import (
+    DATE_CHANGED,
+    KINDS,
+    MAIL_UNDELIVERABLE,
+    OPERATOR_KINDS,
+    Kind,
+    kind_of,
+)
 from reclaim.notices.schema import (
     EVENT_PREFIX,
     NOTICE_EXCHANGE,
@@ -13,8 +20,10 @@ from reclaim.notices.schema import (
 )
 
 __all__ = [
+    "DATE_CHANGED",
     "EVENT_PREFIX",
     "KINDS",
+    "MAIL_UNDELIVERABLE",
     "NOTICE_EXCHANGE",
     "NOTICE_TOPIC",
     "OPERATOR_KINDS",

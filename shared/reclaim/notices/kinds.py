@@ -26,6 +26,12 @@ KINDS: dict[str, Kind] = {
         Kind("shelved", "owner", "a server was shelved"),
         Kind("delete_upcoming", "owner", "a shelved server will be deleted", True),
         Kind("deleted", "owner", "a shelved server was deleted"),
+        Kind(
+            "date_changed",
+            "owner",
+            "the date of an announced action changed (earlier or later)",
+            True,
+        ),
         Kind("allocation_ended", "project", "a project's allocation ended; cleanup is scheduled"),
         Kind("cleanup_upcoming", "project", "a project's resources will be deleted", True),
         Kind("project_cleaned", "project", "a project's resources were deleted"),
@@ -45,8 +51,14 @@ KINDS: dict[str, Kind] = {
         Kind("action_skipped", "operators", "an action was skipped on re-check"),
         Kind("sweep_cap_reached", "operators", "a sweep hit its cap; the breaker is open"),
         Kind("cleanup_leftovers", "operators", "a project cleanup left resources behind"),
+        Kind("mail_undeliverable", "operators", "some addresses of a notice got no mail"),
     )
 }
+
+#: The notice that replaces the dates people were given (a corrected or restated date).
+DATE_CHANGED = "date_changed"
+#: The alert naming the addresses of a notice that got no mail.
+MAIL_UNDELIVERABLE = "mail_undeliverable"
 
 #: Kinds that go to operators, never to users.
 OPERATOR_KINDS = frozenset(k.name for k in KINDS.values() if k.audience == "operators")

@@ -735,6 +735,9 @@ class IdentityAPI(ServiceAPI):
         state = self.state
         out = []
         with self.cloud.lock:
+            if project_f and "effective" in args and project_f not in state.projects:
+                # Keystone expands effective roles through the project's parents: 404
+                raise SimError(404, f"Could not find project: {project_f}.", "NotFound")
             for (uid, pid), roles in state.assignments.items():
                 if (user_f and uid != user_f) or (project_f and pid != project_f):
                     continue
