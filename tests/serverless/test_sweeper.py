@@ -20,8 +20,10 @@ from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import DynamoTimerStore, open_store
+from reclaim.store.quarantine import Quarantine
 from reclaim.wire import read_envelope
 from tests.serverless.conftest import fresh_table, lambda_event
+from tests.support.poison import poison
 
 BROKER = "rabbit://guest:guest@127.0.0.1:5672/"
 #: The schedule sample's time; the simulated cloud's clock stands there too.
@@ -193,3 +195,21 @@ def test_a_local_tick_notices_go_to_the_in_process_bus(sim: SimServer, tmp_path:
     assert time.monotonic() - started < 30
     assert response["notices_to"] == "kombu+memory:////"
     assert response["notices_sent"] == 2 and response["notices_failed"] == 0, response
+
+
+def test_a_tick_sweeps_past_an_unreadable_item_and_reports_it_once(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    url = f"memory://{fresh_table()}"
+    store = open_store(url)
+    server_id = _stopped_server_with_due_timer(sim, store)
+    key = poison(store, "bad-1")
+    clouds = sim.write_clouds_yaml(tmp_path / "clouds.yaml")
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds), "OS_CLOUD": ADMIN_CLOUD}
+
+    response = local.invoke("SweeperFunction", lambda_event("schedule"), url, environment=env)
+
+    assert response["counts"] == {"done": 1} and _shelves(sim, server_id) == 1, response
+    assert response["unreadable"] == [key] and response["notices_failed"] == 0
+    [found] = Quarantine.beside(store).scan()
+    assert found.key == key and found.reported_at is not None, "the alert went out"

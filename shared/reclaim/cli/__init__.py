@@ -6,7 +6,7 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core, mailer, reconcile, run, serverless, sweep
+from reclaim.cli import bus, core, mailer, reconcile, run, serverless, store, sweep
 
 app = typer.Typer(
     name="reclaim",
@@ -22,6 +22,7 @@ sweep.register(app)
 run.register(app)
 reconcile.register(app)
 mailer.register(app)
+store.register(app)
 
 
 def _mount_sim() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -96,3 +96,21 @@ def instant_or_exit(text: str | None, option: str = "--now") -> datetime:
         return parse_timestamp(text)
     except ValueError:
         fail(f"{option} {text!r}: not an ISO 8601 time")
+
+
+def printable(text: str) -> str:
+    """``text`` safe on a terminal: control and non-ASCII characters escaped as in JSON."""
+    return json.dumps(text, ensure_ascii=True)[1:-1]
+
+
+def unreadable_note(store: DynamoTimerStore, json_out: bool = False) -> None:
+    """Say how many stored items the command's reads skipped because they do not decode:
+    a line after the output, or on stderr beside JSON. Nothing when there were none."""
+    keys: Sequence[str] = [u.key for u in store.unreadable()]
+    if not keys:
+        return
+    shown = ", ".join(printable(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+    line = (
+        f"{len(keys)} stored item(s) unreadable, skipped: {shown} (reclaim store quarantine list)"
+    )
+    typer.echo(f"reclaim: warning: {line}" if json_out else line, err=json_out)

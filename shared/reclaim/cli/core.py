@@ -19,6 +19,7 @@ from reclaim.cli.common import (
     print_json,
     settings_or_exit,
     store_or_exit,
+    unreadable_note,
 )
 from reclaim.commands import TimerCommand
 from reclaim.settings import Settings
@@ -89,6 +90,7 @@ def replay(
     except StoreError as exc:
         fail(f"store: {exc}")
     _show(rows, json_out, "Pending timers")
+    unreadable_note(timer_store, json_out)
 
 
 def timers_list(
@@ -112,6 +114,7 @@ def timers_list(
     except StoreError as exc:
         fail(f"store: {exc}")
     _show(rows, json_out, "Pending timers")
+    unreadable_note(timer_store, json_out)
 
 
 def demo(json_out: JsonOpt = False) -> None:

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from reclaim.cli.common import fail, instant_or_exit, print_json, settings_or_exit, store_or_exit
+from reclaim.cli.common import (
+    fail,
+    instant_or_exit,
+    print_json,
+    printable,
+    settings_or_exit,
+    store_or_exit,
+    unreadable_note,
+)
 from reclaim.durations import parse_duration
 from reclaim.settings import Settings
 from reclaim.sweeper import (
@@ -70,6 +78,7 @@ def _report_json(report: SweepReport) -> dict[str, Any]:
         "breaker_opened": report.breaker_opened,
         "breaker_was_open": report.breaker_was_open,
         "alerts": report.alerts,
+        "unreadable": report.unreadable,
         "outcomes": [
             {
                 "resource_type": o.resource_type,
@@ -168,6 +177,14 @@ def sweep(
             out.print(
                 f"a real sweep would stop here: {report.stopped} ({would} action(s) before it)"
             )
+        if report.unreadable:
+            keys = ", ".join(printable(k) for k in report.unreadable[:5])
+            out.print(
+                f"{len(report.unreadable)} stored item(s) unreadable, skipped: {keys}"
+                + (", ..." if len(report.unreadable) > 5 else "")
+                + " (reclaim store quarantine list)",
+                markup=False,
+            )
         for alert in report.alerts:
             out.print(f"[red]alert:[/] {alert}")
     if report.stopped and report.stopped != "deadline":
@@ -211,10 +228,12 @@ def plan(
     settings = settings_or_exit()
     start = instant_or_exit(now)
     end = start + horizon
-    timers = list(store_or_exit(store, settings).pending(end))
+    timer_store = store_or_exit(store, settings)
+    timers = list(timer_store.pending(end))
     rows = [r for r in plan_rows(timers, project) if r["when"] <= end.isoformat()]
     if json_out:
         print_json(rows)
+        unreadable_note(timer_store, json_out)
         return
     table = Table(title=f"Plan until {end:%Y-%m-%d %H:%M} UTC")
     for col in ("when", "what", "resource", "name", "project", "rule"):
@@ -229,6 +248,7 @@ def plan(
             r["rule"],
         )
     Console().print(table)
+    unreadable_note(timer_store)
 
 
 def audit(
@@ -238,8 +258,16 @@ def audit(
     json_out: JsonOpt = False,
 ) -> None:
     """A resource's history: every timer's audit entries, oldest first."""
-    timers = store_or_exit(store, settings_or_exit()).timers_for(resource_type, resource_id)
+    timer_store = store_or_exit(store, settings_or_exit())
+    timers = timer_store.timers_for(resource_type, resource_id)
     if not timers:
+        if timer_store.unreadable():
+            [u] = timer_store.unreadable()
+            fail(
+                f"{printable(u.key)}: stored item unreadable ({u.reason}); "
+                f"see reclaim store quarantine show {printable(u.key)}",
+                code=1,
+            )
         fail(f"no timer for {resource_type} {resource_id}", code=1)
     rows = sorted(
         (

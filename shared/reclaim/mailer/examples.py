@@ -207,6 +207,18 @@ def examples() -> list[NoticeMessage]:
             dedupe_key=f"mail_undeliverable|project|{_PROJECT}|example",
         ),
         NoticeMessage(
+            kind="store_item_unreadable",
+            resource_type="server",
+            resource_id=_SERVER,
+            detail={
+                "reason": "doc: 0.due_at: Input should be a valid datetime",
+                "key": f"server#{_SERVER}",
+                "fix": f"reclaim store quarantine show server#{_SERVER}",
+            },
+            dedupe_key=f"server#{_SERVER}|store_item_unreadable",
+            operator=True,
+        ),
+        NoticeMessage(
             kind="quota_review",
             resource_type="project",
             resource_id=_PROJECT,

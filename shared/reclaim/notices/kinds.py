@@ -52,6 +52,7 @@ KINDS: dict[str, Kind] = {
         Kind("sweep_cap_reached", "operators", "a sweep hit its cap; the breaker is open"),
         Kind("cleanup_leftovers", "operators", "a project cleanup left resources behind"),
         Kind("mail_undeliverable", "operators", "some addresses of a notice got no mail"),
+        Kind("store_item_unreadable", "operators", "a stored item does not decode; it is skipped"),
     )
 }
 

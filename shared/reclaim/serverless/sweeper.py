@@ -78,6 +78,7 @@ def report_json(report: SweepReport) -> dict[str, Any]:
         "breaker_opened": report.breaker_opened,
         "breaker_was_open": report.breaker_was_open,
         "alerts": list(report.alerts),
+        "unreadable": list(report.unreadable),
         "outcomes": [
             {
                 "resource_type": o.resource_type,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
+import itertools
+import logging
 import os
 import threading
 import zlib
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from reclaim.commands import TimerCommand
 from reclaim.store import schema
@@ -47,6 +49,10 @@ RECENT_ITEMS = 4096
 
 _TIMERS = TypeAdapter(list[Timer])
 Key = tuple[str, str, str]
+#: The attribute that records when an unreadable item was reported to operators.
+REPORTED = "unreadable_reported_at"
+
+log = logging.getLogger("reclaim.store")
 
 
 class StoreError(RuntimeError):
@@ -74,6 +80,58 @@ class _Stored:
     version: int
     timers: dict[str, Timer]
     closed_all: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored resource item that does not decode: skipped by every read, kept as it is.
+
+    ``key`` is its partition key (``<resource_type>#<resource_id>``), ``reason`` what is
+    wrong with it, ``reported`` whether operators were alerted (the item carries
+    :data:`REPORTED`), ``seen`` the store's read count when it was last met.
+    """
+
+    key: str
+    reason: str
+    reported: bool
+    seen: int = 0
+
+
+def why_unreadable(exc: Exception) -> str:
+    """What is wrong with an item, in one line, without the values it holds. Pure."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "doc"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"doc: {where}: {first.get('msg', 'invalid')}{more}"
+    if isinstance(exc, KeyError):
+        return f"missing attribute {exc.args[0]!r}" if exc.args else "missing attribute"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def decode_item(item: dict[str, Any]) -> _Stored:
+    """A resource's item as stored: its version, timers and wildcard cancel. Pure; raises
+    (ValueError, KeyError, TypeError...) when any part of it does not decode, including the
+    due index key ``next_due`` and each timer's next due time."""
+    timers = _TIMERS.validate_json(item["doc"]["S"])
+    closed_all = item.get("closed_all")
+    stored = _Stored(
+        int(item["version"]["N"]),
+        {t.rule: t for t in timers},
+        datetime.fromisoformat(closed_all["S"]) if closed_all else None,
+    )
+    if "next_due" in item:
+        _aware(datetime.fromisoformat(item["next_due"]["S"]))
+    for t in timers:
+        _aware(t.next_due())
+    return stored
+
+
+def _aware(when: datetime | None) -> None:
+    # Due times are compared with each other and with now: all must be aware and in range.
+    if when is not None:
+        when.astimezone(UTC)
 
 
 def _due_timers(
@@ -126,6 +184,9 @@ class DynamoTimerStore:
         # from the due index writes without reading the item again (the write is
         # conditional on the version, so a stale entry only costs that read after all).
         self._recent: dict[str, _Stored] = {}
+        self._lock = threading.Lock()
+        self._unreadable: dict[str, Unreadable] = {}
+        self._reads = itertools.count(1)
 
     # -- encoding -------------------------------------------------------------------
     def item_of(
@@ -169,21 +230,51 @@ class DynamoTimerStore:
                 item["expires_at"] = {"N": str(int((max(lasts) + RETENTION).timestamp()))}
         return item
 
-    def _stored(self, item: dict[str, Any]) -> _Stored:
-        timers = _TIMERS.validate_json(item["doc"]["S"])
-        closed_all = item.get("closed_all")
-        stored = _Stored(
-            int(item["version"]["N"]),
-            {t.rule: t for t in timers},
-            datetime.fromisoformat(closed_all["S"]) if closed_all else None,
-        )
-        self._remember(item["pk"]["S"], stored)
+    def _stored(self, item: dict[str, Any]) -> _Stored | None:
+        """The item decoded, or None when it does not decode: then it is skipped, counted
+        and logged once (see :meth:`unreadable`), and every other item is read as usual."""
+        pk = str(item.get("pk", {}).get("S", "?"))
+        try:
+            stored = decode_item(item)
+        except Exception as exc:
+            self._skip(pk, item, exc)
+            return None
+        self._remember(pk, stored)
         return stored
+
+    def _skip(self, pk: str, item: dict[str, Any], exc: Exception) -> None:
+        reason = why_unreadable(exc)
+        with self._lock:
+            known = self._unreadable.get(pk)
+            self._unreadable[pk] = Unreadable(pk, reason, REPORTED in item, next(self._reads))
+        if known is None:
+            log.warning(
+                "stored item %s is unreadable (%s): skipped; see reclaim store quarantine show %s",
+                pk,
+                reason,
+                pk,
+            )
+
+    def read_mark(self) -> int:
+        """A mark of this store's reads so far, for :meth:`unreadable` (``since``)."""
+        with self._lock:
+            return next(self._reads)
+
+    def unreadable(self, since: int = 0) -> list[Unreadable]:
+        """The items reads skipped because they do not decode (met after ``since``, a
+        :meth:`read_mark`), by key. An item read fine later is no longer listed."""
+        with self._lock:
+            return sorted(
+                (u for u in self._unreadable.values() if u.seen > since), key=lambda u: u.key
+            )
 
     def _remember(self, pk: str, stored: _Stored) -> None:
         if len(self._recent) >= RECENT_ITEMS:
             self._recent.clear()
         self._recent[pk] = stored
+        if pk in self._unreadable:
+            with self._lock:
+                self._unreadable.pop(pk, None)
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         try:
@@ -196,17 +287,24 @@ class DynamoTimerStore:
             raise StoreError(f"{op} on {self.table}: {exc}") from exc
 
     # -- reads ----------------------------------------------------------------------
-    def _read(self, pk: str) -> _Stored | None:
+    def _get(self, pk: str) -> dict[str, Any] | None:
         out = self._call(
             "get_item",
             TableName=self.table,
             Key={"pk": {"S": pk}, "sk": {"S": TIMERS_SK}},
             ConsistentRead=True,
         )
-        return self._stored(out["Item"]) if "Item" in out else None
+        item: dict[str, Any] | None = out.get("Item")
+        return item
 
-    def _read_many(self, pks: Sequence[str]) -> dict[str, _Stored]:
-        """Read many resources' items in BatchGetItem calls of 100 (consistent reads)."""
+    def _read(self, pk: str) -> _Stored | None:
+        """A resource's item; None when it has none, or one that does not decode."""
+        item = self._get(pk)
+        return None if item is None else self._stored(item)
+
+    def _read_many(self, pks: Sequence[str], skipped: set[str] | None = None) -> dict[str, _Stored]:
+        """Read many resources' items in BatchGetItem calls of 100 (consistent reads); the
+        keys of items that do not decode go to ``skipped``."""
         found: dict[str, _Stored] = {}
         for start in range(0, len(pks), 100):
             request: dict[str, Any] = {
@@ -220,7 +318,11 @@ class DynamoTimerStore:
             while request:
                 out = self._call("batch_get_item", RequestItems=request)
                 for item in out.get("Responses", {}).get(self.table, []):
-                    found[item["pk"]["S"]] = self._stored(item)
+                    stored = self._stored(item)
+                    if stored is not None:
+                        found[item["pk"]["S"]] = stored
+                    elif skipped is not None:
+                        skipped.add(item["pk"]["S"])
                 request = out.get("UnprocessedKeys") or {}
         return found
 
@@ -276,10 +378,13 @@ class DynamoTimerStore:
         waiting: list[tuple[datetime, Key, Timer]] = []
         for page in self._index_pages(shard, due_before, None):
             for item in page:
+                stored = self._stored(item)
+                if stored is None:
+                    continue
                 floor = datetime.fromisoformat(item["next_due"]["S"])
                 while waiting and waiting[0][:2] <= (floor, ("", "", "")):
                     yield heapq.heappop(waiting)
-                for entry in _due_timers(self._stored(item).timers.values(), due_before):
+                for entry in _due_timers(stored.timers.values(), due_before):
                     heapq.heappush(waiting, entry)
         while waiting:
             yield heapq.heappop(waiting)
@@ -307,7 +412,8 @@ class DynamoTimerStore:
                 page = [
                     t
                     for item in items
-                    for t in self._stored(item).timers.values()
+                    if (stored := self._stored(item)) is not None
+                    for t in stored.timers.values()
                     if t.next_due() is not None
                 ]
                 if page:
@@ -378,9 +484,14 @@ class DynamoTimerStore:
         by_resource: dict[str, list[TimerCommand]] = {}
         for c in commands:
             by_resource.setdefault(_pk(c.resource_type, c.resource_id), []).append(c)
-        current = self._read_many(list(by_resource))
+        skipped: set[str] = set()
+        current = self._read_many(list(by_resource), skipped)
 
         def write(pk: str) -> ApplyResult:
+            # An item that does not decode is left as it is for an operator to look at
+            # (reclaim store quarantine); its resource's commands wait for a reconcile.
+            if pk in skipped:
+                return ApplyResult(unreadable=len(by_resource[pk]))
             old = current.get(pk)
             for retries in range(MAX_RETRIES):
                 new, changed, groups = _fold(old, by_resource[pk])
@@ -388,7 +499,10 @@ class DynamoTimerStore:
                     return ApplyResult(unchanged=groups, retries=retries)
                 if self._put(pk, old, new):
                     return ApplyResult(changed, groups - changed, retries)
-                old = self._read(pk)  # somebody wrote it first: merge into theirs
+                item = self._get(pk)  # somebody wrote it first: merge into theirs
+                old = None if item is None else self._stored(item)
+                if item is not None and old is None:
+                    return ApplyResult(unreadable=len(by_resource[pk]), retries=retries)
             raise StoreError(f"{pk}: gave up after {MAX_RETRIES} conflicting writes")
 
         if writers is None or len(by_resource) < 2:
@@ -399,6 +513,7 @@ class DynamoTimerStore:
             written=sum(r.written for r in results),
             unchanged=sum(r.unchanged for r in results),
             retries=sum(r.retries for r in results),
+            unreadable=sum(r.unreadable for r in results),
         )
 
     # -- table ----------------------------------------------------------------------

@@ -27,12 +27,23 @@ class TableItems:
 
     def _put_if(self, **kwargs: Any) -> bool:
         """PutItem with a ``ConditionExpression``; False when the condition did not hold."""
+        return self._if("put_item", **kwargs)
+
+    def _update_if(self, **kwargs: Any) -> bool:
+        """UpdateItem with a ``ConditionExpression``; False when the condition did not hold."""
+        return self._if("update_item", **kwargs)
+
+    def _delete_if(self, **kwargs: Any) -> bool:
+        """DeleteItem with a ``ConditionExpression``; False when the condition did not hold."""
+        return self._if("delete_item", **kwargs)
+
+    def _if(self, op: str, **kwargs: Any) -> bool:
         try:
-            self.client.put_item(TableName=self.table, **kwargs)
+            getattr(self.client, op)(TableName=self.table, **kwargs)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
-            raise StoreError(f"{self.what} put_item on {self.table}: {exc}") from exc
+            raise StoreError(f"{self.what} {op} on {self.table}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"{self.what} put_item on {self.table}: {exc}") from exc
+            raise StoreError(f"{self.what} {op} on {self.table}: {exc}") from exc
         return True

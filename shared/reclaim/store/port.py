@@ -14,11 +14,14 @@ from reclaim.timers import Timer
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """How many timers a batch of commands changed, left alone, and had to retry."""
+    """How many timers a batch of commands changed, left alone, had to retry, or could not
+    apply (their resource's stored item is unreadable)."""
 
     written: int = 0
     unchanged: int = 0
     retries: int = 0
+    #: Commands left unapplied because their resource's stored item does not decode.
+    unreadable: int = 0
 
 
 class TimerStore(Protocol):

@@ -33,6 +33,7 @@ __all__ = [
     "EVENT_PREFIX",
     "NOTICE_EXCHANGE",
     "NOTICE_TOPIC",
+    "STORE_ITEM_UNREADABLE",
     "NoticeMessage",
     "NoticePort",
     "OsloNotices",
@@ -41,12 +42,14 @@ __all__ = [
     "dedupe_key",
     "operator_alert",
     "owner_notice",
+    "unreadable_alert",
 ]
 
 #: Operator alert kinds.
 CAP_REACHED = "sweep_cap_reached"
 ACTION_FAILED = "action_failed"
 ACTION_SKIPPED = "action_skipped"
+STORE_ITEM_UNREADABLE = "store_item_unreadable"
 
 
 def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
@@ -94,6 +97,23 @@ def operator_alert(kind: str, timer: Timer | None, reason: str, **detail: str) -
         clause=timer.clause,
         detail={"reason": reason, "rule": timer.rule, **dict(timer.detail), **detail},
         dedupe_key=dedupe_key(timer, kind, timer.due_at),
+        operator=True,
+    )
+
+
+def unreadable_alert(key: str, reason: str) -> NoticeMessage:
+    """The alert that the stored item ``key`` does not decode and is skipped by every read."""
+    resource_type, _, resource_id = key.partition("#")
+    return NoticeMessage(
+        kind=STORE_ITEM_UNREADABLE,
+        resource_type=resource_type or "store",
+        resource_id=resource_id or key,
+        detail={
+            "reason": reason,
+            "key": key,
+            "fix": f"reclaim store quarantine show {key}; then drop it and run reclaim reconcile",
+        },
+        dedupe_key=f"{key}|{STORE_ITEM_UNREADABLE}",
         operator=True,
     )
 

@@ -28,11 +28,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore
+from reclaim.store.quarantine import Quarantine
 from reclaim.sweeper import actions
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.cloud import CloudError, CloudPort
@@ -44,6 +45,7 @@ from reclaim.sweeper.notices import (
     NoticePort,
     operator_alert,
     owner_notice,
+    unreadable_alert,
 )
 from reclaim.sweeper.rules import ACT, Decision, notice_hold
 from reclaim.timers import AuditEntry, Notice, Timer, close, mark_notice_sent
@@ -101,6 +103,8 @@ class SweepReport:
     stopped: str = ""
     #: Notices the bus did not take (their timers stay due).
     notices_failed: int = 0
+    #: Keys of stored items that do not decode, skipped (``reclaim store quarantine list``).
+    unreadable: list[str] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(o.result for o in self.outcomes)
@@ -164,6 +168,7 @@ class Sweeper:
             blocked=self.breaker.status().open,
         )
         report.breaker_was_open = state.blocked
+        mark = self.store.read_mark()
         with ThreadPoolExecutor(max_workers=self.settings.parallelism) as pool:
             inflight: set[Future[Outcome]] = set()
             slots = threading.Semaphore(self.settings.parallelism * 2)
@@ -199,6 +204,7 @@ class Sweeper:
                 except NoticeFailed as exc:
                     state.unsent.append(str(exc))
         report.alerts.extend(state.alerts)
+        self._unreadable(report, mark, state)
         if state.unsent:
             report.notices_failed = len(state.unsent)
             report.alerts.append(
@@ -207,6 +213,25 @@ class Sweeper:
             )
         report.outcomes.sort(key=lambda o: (o.resource_type, o.resource_id, o.rule))
         return report
+
+    def _unreadable(self, report: SweepReport, mark: int, state: _PassState) -> None:
+        """Count the stored items this pass skipped and alert operators once about each
+        (published, then marked on the item; a dry run only counts)."""
+        skipped = self.store.unreadable(mark)
+        report.unreadable = [u.key for u in skipped]
+        if report.dry_run:
+            return
+        quarantine = Quarantine.beside(self.store)
+        for u in skipped:
+            if u.reported:
+                continue
+            try:
+                self._publish(unreadable_alert(u.key, u.reason))
+                quarantine.mark_reported(u.key, datetime.now(UTC))
+            except NoticeFailed as exc:
+                state.unsent.append(str(exc))
+            except Exception as exc:  # a store error: the alert goes out again next sweep
+                report.alerts.append(f"{u.key}: alert sent, not recorded: {exc}")
 
     def _due(self, now: datetime) -> Iterator[Timer]:
         yield from self.store.pending(now)
