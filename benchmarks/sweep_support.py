@@ -23,7 +23,14 @@ from reclaim.policy.servers import SHELVE
 from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import ActionResult, ServerSnapshot
-from reclaim.sweeper.cloud import CleanupResult, ImageSnapshot, ProjectSnapshot, ServerRef
+from reclaim.sweeper.cloud import (
+    CleanupResult,
+    Exemption,
+    ImageSnapshot,
+    ProjectSnapshot,
+    ServerRef,
+    Spared,
+)
 from reclaim.timers import Timer, mark_notice_sent, merge
 from tests.support.dynalite import Dynalite
 
@@ -246,7 +253,12 @@ class InstantCloud:
     def project_inventory(self, project_id: str) -> dict[str, list[str]]:
         return {}
 
-    def cleanup_project(self, project_id: str, *, dry_run: bool) -> CleanupResult:
+    def spared(self, project_id: str, exempt: Exemption) -> Spared:
+        return Spared()
+
+    def cleanup_project(
+        self, project_id: str, *, dry_run: bool, exempt: Exemption | None = None
+    ) -> CleanupResult:
         return CleanupResult(dry_run=dry_run)
 
 

@@ -13,15 +13,17 @@ import pytest
 import yaml
 
 from reclaim.commands import iso_z
+from reclaim.mailer import Renderer
 from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_REMEDIATION, EXPOSED_SERVICE
 from reclaim.policy.projects import DEPENDENTS_WARNING, OWNER_IMAGES, PROJECT_CLEANUP
+from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, SimServer
 from reclaim.sim.scenario import load_scenario
 from reclaim.store import DynamoTimerStore
-from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices
+from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.sweeper.cloud import ProjectGuard, cleanup_connector
 from reclaim.timers import Timer
-from tests.sweeper.conftest import NOW, World, make_sweeper
+from tests.sweeper.conftest import FAST, NOW, World, make_sweeper
 
 _n = itertools.count(1)
 ENDED = NOW - timedelta(days=181)
@@ -205,6 +207,86 @@ def test_cleanup_skips_a_project_no_longer_marked_ended(
     assert [o.result for o in report.outcomes] == ["skipped"]
     assert cloud.requests.mutating_requests() == []
     assert "action_skipped" in notices.kinds()
+
+
+def test_an_exempt_server_and_what_it_uses_survive_the_cleanup_of_its_ended_project(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    """Exempt by metadata or by the configured list: the servers are kept with their volume,
+    port, network, subnet and router; everything else goes; the audit and the notice say
+    both, as read back from the cloud."""
+    cloud = world.cloud
+    tag = str(next(_n))
+    p = f"ended-{tag}"
+    ids = load_scenario(
+        cloud,
+        {
+            "projects": [{"name": p, "tags": ["allocation-ended"]}],
+            "images": [{"name": f"{p}-img", "owner": p}],
+            "networks": [
+                {"name": f"{p}-keep-net", "project": p, "cidr": "10.21.0.0/24"},
+                {"name": f"{p}-other-net", "project": p, "cidr": "10.22.0.0/24"},
+            ],
+            "routers": [
+                {"name": f"{p}-keep-router", "project": p, "interfaces": [f"{p}-keep-net"]},
+                {"name": f"{p}-other-router", "project": p, "interfaces": [f"{p}-other-net"]},
+            ],
+            "volumes": [
+                {"name": f"{p}-keep-vol", "project": p, "size": 5},
+                {"name": f"{p}-other-vol", "project": p, "size": 5},
+            ],
+            "servers": [
+                {"name": f"{p}-course", "project": p, "image": f"{p}-img",
+                 "network": f"{p}-keep-net", "volumes": [f"{p}-keep-vol"],
+                 "metadata": {"reclaim:exempt": "true"}},
+                {"name": f"{p}-listed", "project": p, "image": f"{p}-img"},
+                {"name": f"{p}-scratch", "project": p, "image": f"{p}-img",
+                 "network": f"{p}-other-net"},
+            ],
+            "containers": [{"project": p, "name": "data", "objects": {"a.txt": "x"}}],
+        },
+    )  # fmt: skip
+    pid, listed = ids[f"project:{p}"], ids[f"server:{p}-listed"]
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(
+        admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"), cleanup_user_id=cleaner
+    )
+    notices = RecordingNotices()
+    policy = PolicySettings(exempt_servers=frozenset({listed}))
+    settings = FAST.model_copy(update={"cleanup_mark": "allocation-ended"})
+    sweeper = Sweeper(world.store, port, notices, policy, "sweeper-a", settings)
+
+    (outcome,) = sweeper.sweep(NOW).outcomes
+
+    assert outcome.result == "done", outcome.reason
+    owned = _owned(cloud, pid)
+    assert sorted(owned["servers"]) == [f"{p}-course", f"{p}-listed"]
+    assert owned["volumes"] == [f"{p}-keep-vol"]
+    assert owned["networks"] == [f"{p}-keep-net"]
+    assert owned["routers"] == [f"{p}-keep-router"]
+    assert owned["images"] == [] and owned["containers"] == []
+    keep_net = ids[f"network:{p}-keep-net"]
+    assert all(
+        r["network_id"] == keep_net for r in cloud.network.ports.values() if r["project_id"] == pid
+    )
+    assert [
+        s["network_id"] for s in cloud.network.tables["subnets"].values() if s["project_id"] == pid
+    ] == [keep_net]
+    (cleaned,) = [m for m in notices.messages if m.kind == "project_cleaned"]
+    assert "cleanup_leftovers" not in notices.kinds()
+    for kept in (f"{p}-course", f"{p}-listed", f"{p}-keep-vol", f"{p}-keep-net",
+                 f"{p}-keep-router"):  # fmt: skip
+        assert kept in cleaned.detail["kept"], kept
+    deleted = cleaned.detail["deleted"]
+    for gone in ("servers 1", "volumes 1", "networks 1", "routers 1", "images 1", "containers 1"):
+        assert gone in deleted, (gone, deleted)
+    assert "reclaim:exempt=true" in cleaned.detail["exempt"]
+    assert "configured exemption list" in cleaned.detail["exempt"]
+    mail = Renderer().render(cleaned)
+    assert f"Deleted: {deleted}" in mail.text and f"{p}-keep-vol" in mail.text
+    audit = timer_of(world.store, "project", pid, "project-cleanup").history[-1]
+    assert audit.outcome == "done"
+    assert f"{p}-scratch" in audit.detail["deleted_ids"] and f"{p}-course" in audit.detail["kept"]
 
 
 def test_the_guard_refuses_other_projects_resources() -> None:

@@ -7,14 +7,13 @@ acts on what the re-check read and returns the notices to publish once the actio
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from reclaim.settings import PolicySettings, SweepSettings
-from reclaim.sweeper.cloud import CloudPort, ImageSnapshot, ServerRef
+from reclaim.sweeper.cloud import CloudPort, ImageSnapshot, ServerRef, split_spared
 from reclaim.sweeper.notices import ACTION_SKIPPED, NoticeMessage, NoticePort, operator_alert
 from reclaim.sweeper.rules import (
     Decision,
@@ -24,6 +23,7 @@ from reclaim.sweeper.rules import (
     decide_exposed,
     decide_image_delete,
     decide_shelve,
+    is_exempt_server,
 )
 from reclaim.timers import Timer
 
@@ -160,10 +160,13 @@ def preview(ctx: Context, timer: Timer, live: Any) -> str:
     """What the action would do, for a dry run (reads only)."""
     if timer.action == "cleanup":
         inventory = ctx.cloud.project_inventory(timer.resource_id)
-        counts = {k: len(v) for k, v in inventory.items() if v}
-        total = sum(counts.values())
-        listed = ", ".join(f"{k} {n}" for k, n in counts.items()) or "nothing"
-        return f"would delete {total} resource(s): {listed} (Swift not listed in a dry run)"
+        spared = ctx.cloud.spared(timer.resource_id, _exemption(ctx))
+        kept, rest = split_spared(inventory, spared.ids)
+        total = sum(len(v) for v in rest.values())
+        out = f"would delete {total} resource(s): {_counts(rest)}"
+        if kept:
+            out += f"; keep {_counts(kept)} (exempt servers and what they use)"
+        return out + " (Swift not listed in a dry run)"
     if timer.action == "delete_images":
         images: list[ImageSnapshot] = live
         protected = sum(1 for i in images if i.protected)
@@ -198,12 +201,40 @@ def perform(ctx: Context, timer: Timer, live: Any) -> Done:
     raise ValueError(f"no action {a}")
 
 
+def _exemption(ctx: Context) -> Callable[[Any], str | None]:
+    """Why a server is exempt under the sweep's policy (None: it is not)."""
+    return lambda server: is_exempt_server(server, ctx.policy)
+
+
+def _counts(by_type: dict[str, list[str]]) -> str:
+    """``servers 2, volumes 1``; ``nothing`` when empty."""
+    return ", ".join(f"{k} {len(v)}" for k, v in sorted(by_type.items()) if v) or "nothing"
+
+
+def _listed(by_type: dict[str, list[str]]) -> str:
+    """``servers: id (name); volumes: id (name), id`` for a notice or an audit."""
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(by_type.items()) if v)
+
+
 def _cleanup(ctx: Context, timer: Timer) -> Done:
+    """Clean the project up, sparing exempt servers and what they use. The notice and the
+    audit state what the cloud shows afterwards: deleted, kept, and left behind."""
     pid = timer.resource_id
-    result = ctx.cloud.cleanup_project(pid, dry_run=False)
-    by_type = Counter(entry.split(":", 1)[0] for entry in result.identified)
-    deleted = ", ".join(f"{k} {n}" for k, n in sorted(by_type.items())) or "nothing"
+    result = ctx.cloud.cleanup_project(pid, dry_run=False, exempt=_exemption(ctx))
+    deleted = _counts(result.deleted)
     left = {k: v for k, v in result.leftovers.items() if v}
+    kept = {k: v for k, v in result.kept.items() if v}
+    exempt = "; ".join(f"{sid}: {why}" for sid, why in sorted(result.exempt.items()))
+    cleaned = {
+        **timer.detail,
+        "deleted": deleted,
+        "remaining": str(sum(len(v) for v in left.values())),
+    }
+    if kept:
+        cleaned["kept"] = _listed(kept)
+        cleaned["exempt"] = exempt
+    if left:
+        cleaned["left"] = _counts(left)
     messages = [
         NoticeMessage(
             kind=PROJECT_CLEANED,
@@ -214,14 +245,15 @@ def _cleanup(ctx: Context, timer: Timer) -> Done:
             due_at=timer.due_at,
             delay=timer.delay,
             clause=timer.clause,
-            detail={
-                **timer.detail,
-                "deleted": deleted,
-                "remaining": str(sum(len(v) for v in left.values())),
-            },
+            detail=cleaned,
         )
     ]
     detail = {"deleted": deleted, "granted_role": str(result.granted_role).lower()}
+    if result.deleted:
+        detail["deleted_ids"] = _listed(result.deleted)
+    if kept:
+        detail["kept"] = _listed(kept)
+        detail["exempt"] = exempt
     if result.refused:
         detail["refused"] = ",".join(result.refused)
     if result.error:
@@ -239,11 +271,16 @@ def _cleanup(ctx: Context, timer: Timer) -> Done:
                 refused=",".join(result.refused),
             )
         )
+    summary = f"deleted {deleted}"
+    if kept:
+        summary += f"; kept {_counts(kept)} (exempt)"
+    if left:
+        summary += f"; left {detail['leftovers']}"
     return Done(
         result.request_ids,
         messages=tuple(messages),
         detail=detail,
-        summary=f"deleted {deleted}" + (f"; left {detail['leftovers']}" if left else ""),
+        summary=summary,
         outcome="done (leftovers)" if left else "done",
     )
 

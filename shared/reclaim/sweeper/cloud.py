@@ -40,6 +40,10 @@ class ActionResult:
     gone: bool = False
 
 
+#: Why a server is exempt from every action (None: it is not); :func:`is_exempt_server`.
+Exemption = Callable[[ServerSnapshot], str | None]
+
+
 class CloudPort(Protocol):
     """Reads and actions on the cloud. Reads return None for a resource that does not exist
     (404) and raise :class:`CloudError` for anything else that is not a full answer."""
@@ -68,7 +72,11 @@ class CloudPort(Protocol):
 
     def project_inventory(self, project_id: str) -> dict[str, list[str]]: ...
 
-    def cleanup_project(self, project_id: str, *, dry_run: bool) -> CleanupResult: ...
+    def spared(self, project_id: str, exempt: Exemption) -> Spared: ...
+
+    def cleanup_project(
+        self, project_id: str, *, dry_run: bool, exempt: Exemption | None = None
+    ) -> CleanupResult: ...
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -198,19 +206,38 @@ class ServerRef:
 
 
 @dataclass(frozen=True)
+class Spared:
+    """What a project cleanup keeps: the exempt servers (with why) and the ids of what they
+    use (attached volumes, their ports, those ports' networks, subnets, security groups and
+    floating IPs, and the routers, with their interfaces, on those networks)."""
+
+    servers: dict[str, str] = field(default_factory=dict)
+    ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class CleanupResult:
     """What a project cleanup did: the resources it chose (deleted unless ``dry_run``), the
-    ones its guard refused (another project's), the request ids of its connection."""
+    ones its guard refused (another project's), the request ids of its connection.
+
+    ``deleted``, ``kept`` and ``leftovers`` are read back from the cloud after the cleanup
+    (an administrator's listing before and after, and the project's Swift containers), by
+    type: what is gone, what was spared (exempt servers and what they use), and what else
+    the project still owns (``default`` security group excepted).
+    """
 
     dry_run: bool
     identified: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
     request_ids: tuple[str, ...] = ()
     granted_role: bool = False
-    #: what the project still owns afterwards, by type (``default`` security group excepted)
     leftovers: dict[str, list[str]] = field(default_factory=dict)
     #: why the cleanup stopped early (a timeout), if it did
     error: str = ""
+    deleted: dict[str, list[str]] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
+    #: exempt server id -> why it is exempt
+    exempt: dict[str, str] = field(default_factory=dict)
 
 
 def _s(value: Any) -> str:
@@ -246,7 +273,8 @@ def _project_of(obj: Any) -> str | None:
 
 
 class ProjectGuard:
-    """``resource_evaluation_fn`` for ``project_cleanup``: True only for the target's own.
+    """``resource_evaluation_fn`` for ``project_cleanup``: True only for the target's own,
+    never for what ``spared`` names (exempt servers and what they use).
 
     A resource whose owner attribute names another project is refused (and recorded); a
     resource that states no owner is accepted only when the service scopes it by the
@@ -254,17 +282,33 @@ class ProjectGuard:
     administrator's listing of the target project holds its id (``known``).
     """
 
-    def __init__(self, project_id: str, known: set[str], swift_account_ok: bool) -> None:
+    def __init__(
+        self,
+        project_id: str,
+        known: set[str],
+        swift_account_ok: bool,
+        spared: frozenset[str] = frozenset(),
+    ) -> None:
         self.project_id = project_id
         self.known = known
         self.swift_account_ok = swift_account_ok
+        self.spared = spared
         self.accepted: list[str] = []
         self.refused: list[str] = []
+        self.kept: list[str] = []
         self._lock = threading.Lock()
 
     def __call__(self, obj: Any, filters: Any = None, identified: Any = None) -> bool:
         kind = type(obj).__name__
         owner = _project_of(obj)
+        if self.spared and (
+            str(getattr(obj, "id", "")) in self.spared
+            or str(getattr(obj, "volume_id", None)) in self.spared
+        ):
+            # an exempt server, what it uses, and snapshots and backups of its volumes
+            with self._lock:
+                self.kept.append(f"{kind}:{getattr(obj, 'id', '?')}")
+            return False
         if owner is not None:
             ok = owner == self.project_id
         elif type(obj).__module__.startswith("openstack.object_store"):
@@ -409,6 +453,74 @@ def _ids(inventory: dict[str, list[str]]) -> set[str]:
     return {entry.split(" ", 1)[0] for entries in inventory.values() for entry in entries}
 
 
+def _entry_id(entry: str) -> str:
+    return entry.split(" ", 1)[0]
+
+
+#: Router ports: the interfaces that tie a router to a network.
+ROUTER_INTERFACES = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+)
+
+
+def _spared(conn: Any, project_id: str, exempt: Exemption) -> Spared:
+    """The exempt servers of a project and the ids of everything they use (admin reads)."""
+    p = project_id
+    servers: dict[str, str] = {}
+    volumes: set[str] = set()
+    for s in conn.compute.servers(all_projects=True, project_id=p):
+        snap = ServerSnapshot(
+            id=str(s.id),
+            status=_s(getattr(s, "status", "")).upper(),
+            project_id=getattr(s, "project_id", None) or p,
+            updated_at=None,
+            locked=None,
+            metadata={str(k): _s(v) for k, v in dict(getattr(s, "metadata", None) or {}).items()},
+        )
+        why = exempt(snap)
+        if why:
+            servers[snap.id] = why
+            volumes |= {str(v["id"]) for v in getattr(s, "attached_volumes", None) or ()}
+    if not servers:
+        return Spared()
+    for v in conn.block_storage.volumes(all_projects=True, project_id=p):
+        if any(str(a.get("server_id")) in servers for a in getattr(v, "attachments", None) or ()):
+            volumes.add(str(v.id))
+    ports: set[str] = set()
+    networks: set[str] = set()
+    subnets: set[str] = set()
+    groups: set[str] = set()
+    for sid in servers:
+        for port in conn.network.ports(device_id=sid):
+            ports.add(str(port.id))
+            networks.add(str(port.network_id))
+            subnets |= {str(f["subnet_id"]) for f in port.fixed_ips or () if f.get("subnet_id")}
+            groups |= {str(g) for g in getattr(port, "security_group_ids", None) or ()}
+    routers: set[str] = set()
+    for net in networks:
+        for port in conn.network.ports(network_id=net):
+            if port.device_owner in ROUTER_INTERFACES and port.device_id:
+                routers.add(str(port.device_id))
+                ports.add(str(port.id))
+    ips = {str(ip.id) for ip in conn.network.ips(project_id=p) if str(ip.port_id) in ports}
+    ids = set(servers) | volumes | ports | networks | subnets | groups | routers | ips
+    return Spared(servers, frozenset(ids))
+
+
+def split_spared(
+    inventory: dict[str, list[str]], spared: frozenset[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(kept, left): an inventory's entries that are spared, and the others, by type."""
+    kept: dict[str, list[str]] = {}
+    left: dict[str, list[str]] = {}
+    for kind, entries in inventory.items():
+        for entry in entries:
+            (kept if _entry_id(entry) in spared else left).setdefault(kind, []).append(entry)
+    return kept, left
+
+
 def _token_roles(conn: Any) -> tuple[str | None, list[str]]:
     access = conn.session.auth.get_access(conn.session)
     return access.project_id, [r.lower() for r in access.role_names]
@@ -527,6 +639,13 @@ class _OpenStackExtras:
         except Exception as exc:
             raise _translate(exc, f"inventory of project {project_id}", rid) from exc
 
+    def spared(self, project_id: str, exempt: Exemption) -> Spared:
+        rid = new_request_id()
+        try:
+            return _spared(with_request_id(self.conn, rid), project_id, exempt)
+        except Exception as exc:
+            raise _translate(exc, f"exempt servers of project {project_id}", rid) from exc
+
     def _has_role(self, user_id: str, project_id: str) -> bool:
         rows = _listing(
             "GET role assignments",
@@ -548,9 +667,14 @@ class _OpenStackExtras:
         except Exception as exc:
             raise _translate(exc, f"{what} {self.cleanup_role} on {project_id}", rid) from exc
 
-    def cleanup_project(self, project_id: str, *, dry_run: bool) -> CleanupResult:
+    def cleanup_project(
+        self, project_id: str, *, dry_run: bool, exempt: Exemption | None = None
+    ) -> CleanupResult:
         """Run ``project_cleanup`` for one project as DESIGN §5 prescribes; raise CloudError
-        if it cannot run safely. Waits for every deletion thread before returning."""
+        if it cannot run safely. Waits for every deletion thread before returning.
+
+        Servers ``exempt`` names, and what they use (:class:`Spared`), are kept. What was
+        deleted, kept and left is read back from the cloud afterwards."""
         if self.cleanup_connect is None:
             raise CloudError("no connection for project cleanup is configured", transient=False)
         try:
@@ -561,7 +685,9 @@ class _OpenStackExtras:
             raise CloudError(
                 "refusing to clean up the project reclaim itself works in", transient=False
             )
-        known = _ids(self.project_inventory(project_id))
+        before = self.project_inventory(project_id)
+        known = _ids(before)
+        spared = self.spared(project_id, exempt) if exempt is not None else Spared()
         granted = False
         if self.cleanup_user_id and not self._has_role(self.cleanup_user_id, project_id):
             if dry_run:
@@ -598,7 +724,13 @@ class _OpenStackExtras:
                 account = str(conn.object_store.get_endpoint() or "")
             except Exception:
                 account = ""
-            guard = ProjectGuard(project_id, known, account.rstrip("/").endswith(project_id))
+            guard = ProjectGuard(
+                project_id, known, account.rstrip("/").endswith(project_id), spared.ids
+            )
+            try:
+                had = [str(c.name) for c in conn.object_store.containers()]
+            except Exception as exc:
+                raise _translate(exc, f"containers of {project_id}", rid) from exc
             try:
                 conn.project_cleanup(
                     dry_run=dry_run,
@@ -609,13 +741,20 @@ class _OpenStackExtras:
                 error = exc
             finally:
                 pool.shutdown(wait=True)
-            leftovers = {k: v for k, v in self.project_inventory(project_id).items() if v}
+            after = {k: v for k, v in self.project_inventory(project_id).items() if v}
             try:
                 containers = [str(c.name) for c in conn.object_store.containers()]
             except Exception as exc:
                 raise _translate(exc, f"containers of {project_id}", rid) from exc
             if containers:
-                leftovers["containers"] = containers
+                after["containers"] = containers
+            still = _ids(after) | set(containers)
+            deleted = {
+                kind: gone
+                for kind, entries in {**before, "containers": had}.items()
+                if (gone := [e for e in entries if _entry_id(e) not in still])
+            }
+            kept, leftovers = split_spared(after, spared.ids)
         finally:
             pool.shutdown(wait=True)
             if granted and self.cleanup_user_id:
@@ -634,6 +773,9 @@ class _OpenStackExtras:
             granted_role=granted,
             leftovers=leftovers,
             error=f"{type(error).__name__}: {error}" if error is not None else "",
+            deleted=deleted,
+            kept=kept,
+            exempt=dict(spared.servers),
         )
 
 
