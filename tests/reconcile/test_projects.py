@@ -268,7 +268,7 @@ def test_cli_reports_projects(
 
     table = reconcile_cli(*args, "--dry-run")
     assert table.exit_code == 0, table.output
-    assert "1 projects (1 with allocation_end) read, 3 timers would change" in table.output
+    assert "1 projects (1 with allocation_end) read\n3 timers would change" in table.output
     assert "allocation ended 2026-01-31; no pending cleanup" in table.output
 
     out = reconcile_cli(*args, "--json")

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, store_or_exit
+from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.views import stamp
 
 if TYPE_CHECKING:
     from reclaim.bus.settings import BusSettings
@@ -30,7 +30,7 @@ StoreOpt = Annotated[
 DriverOpt = Annotated[
     str | None, typer.Option("--driver", help="Notification driver: messaging (v1) or messagingv2.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines (-f json).")]
 DurableOpt = Annotated[
     bool | None,
     typer.Option(
@@ -201,9 +201,35 @@ def allocation_renew(
     _send_allocation("renewed", project, None, allocation_id, transport_url, driver, durable)
 
 
+DEADLETTER_COLUMNS = (
+    Column("id", kind="id"),
+    Column("received_at", "received", kind="time"),
+    Column("stage"),
+    Column("event_type", "event type"),
+    Column("reason"),
+    Column("body_size", "size", kind="count", table=False),
+    Column("state"),
+    Column("attempts", kind="count", table=False),
+    Column("deliveries", kind="count", table=False),
+    Column("exchange", table=False),
+    Column("routing_key", table=False),
+    Column("message_id", kind="id", table=False),
+    Column("source", table=False),
+    Column("ref", table=False),
+    Column("replayed_at", kind="time", table=False),
+    Column("truncated", table=False),
+    Column("body_head", table=False),
+    Column("body_encoding", table=False),
+    Column("body_sha256", table=False),
+)
+
+
 def deadletters_list(
     store: StoreOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the dead letters: what could not be used, when, and why."""
@@ -215,21 +241,17 @@ def deadletters_list(
         letters = letters_store.list(include_replayed=all_)
     except StoreError as exc:
         fail(f"store: {exc}")
-    if json_out:
-        print_json(
-            [
-                lt.model_dump(mode="json", exclude={"body"}) | {"body_head": lt.body[:200]}
-                for lt in letters
-            ]
-        )
-        return
-    table = Table(title=f"Dead letters ({len(letters)})")
-    for col in ("id", "received", "stage", "event type", "reason", "size", "state"):
-        table.add_column(col)
-    for lt in letters:
-        table.add_row(lt.id, f"{lt.received_at:%Y-%m-%d %H:%M:%S}", lt.stage, lt.event_type or "-",
-                      lt.reason[:80], str(lt.body_size), lt.state)  # fmt: skip
-    Console().print(table)
+    rows = [
+        lt.model_dump(mode="json", exclude={"body"})
+        | {
+            "received_at": stamp(lt.received_at),
+            "replayed_at": stamp(lt.replayed_at),
+            "body_head": lt.body[:200],
+        }
+        for lt in letters
+    ]
+    title = f"Dead letters ({len(letters)})"
+    emit(rows, DEADLETTER_COLUMNS, title, view_of(fmt, column, long, json_out))
 
 
 def deadletters_replay(

@@ -6,7 +6,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,10 +21,11 @@ from reclaim.cli.common import (
     store_or_exit,
     unreadable_note,
 )
+from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
 from reclaim.commands import TimerCommand
 from reclaim.settings import Settings
 from reclaim.store import StoreError
-from reclaim.views import pending_rows, rows_table
+from reclaim.views import pending_rows
 from reclaim.wire import ParseError, parse_timestamp
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")]
@@ -32,7 +33,21 @@ StoreOpt = Annotated[
     str | None,
     typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines (-f json).")]
+
+#: The rows of ``timers list`` and ``replay`` (:func:`reclaim.views.pending_rows`).
+TIMER_COLUMNS = (
+    Column("due_at", "due", kind="time"),
+    Column("what"),
+    Column("action", table=False),
+    Column("notice", table=False),
+    Column("resource_type", "type"),
+    Column("resource_id", "id", kind="id"),
+    Column("project_id", "project", kind="id"),
+    Column("user_id", "user", kind="id", table=False),
+    Column("rule", table=False),
+    Column("since", kind="time", table=False),
+)
 
 
 def _commands(files: list[Path], settings: Settings) -> list[TimerCommand]:
@@ -76,6 +91,9 @@ def replay(
         str | None,
         typer.Option("--store", help="Timer store URL (default: a fresh embedded store)."),
     ] = None,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Deliver files in order through parse, policy and store; print the pending timers."""
@@ -89,8 +107,9 @@ def replay(
         rows = pending_rows(timer_store.pending())
     except StoreError as exc:
         fail(f"store: {exc}")
-    _show(rows, json_out, "Pending timers")
-    unreadable_note(timer_store, json_out)
+    view = view_of(fmt, column, long, json_out)
+    emit(rows, TIMER_COLUMNS, "Pending timers", view)
+    unreadable_note(timer_store, view.fmt is not Format.table)
 
 
 def timers_list(
@@ -98,6 +117,9 @@ def timers_list(
     due_before: Annotated[
         str | None, typer.Option("--due-before", help="Only what is due by this ISO-8601 time.")
     ] = None,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the pending timers (actions and notices) of a store, in due order."""
@@ -113,8 +135,9 @@ def timers_list(
         rows = pending_rows(timer_store.pending(when), when)
     except StoreError as exc:
         fail(f"store: {exc}")
-    _show(rows, json_out, "Pending timers")
-    unreadable_note(timer_store, json_out)
+    view = view_of(fmt, column, long, json_out)
+    emit(rows, TIMER_COLUMNS, "Pending timers", view)
+    unreadable_note(timer_store, view.fmt is not Format.table)
 
 
 def demo(json_out: JsonOpt = False) -> None:
@@ -156,13 +179,6 @@ def demo(json_out: JsonOpt = False) -> None:
     images = ", ".join(f"{i['name']} ({i['visibility']})" for i in story.images) or "none"
     console.print(f"images left: {images}")
     console.print(f"[dim]played in {time.monotonic() - started:.1f} s of wall time[/]")
-
-
-def _show(rows: list[dict[str, Any]], json_out: bool, title: str) -> None:
-    if json_out:
-        print_json(rows)
-    else:
-        Console().print(rows_table(rows, title))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,64 +7,87 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
+from rich.text import Text
 
 from reclaim.cli.common import fail, instant_or_exit, print_json, settings_or_exit, store_or_exit
+from reclaim.cli.output import (
+    Column,
+    ColumnOpt,
+    Format,
+    FormatOpt,
+    LongOpt,
+    View,
+    emit,
+    view_of,
+)
 from reclaim.durations import parse_duration
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import ReconcileReport, reconcile
 from reclaim.settings import ReconcileSettings
 from reclaim.store import StoreError
+from reclaim.views import stamp
+
+#: The drift rows (:meth:`reclaim.reconcile.engine.DriftRow.as_json`); ``due`` is when
+#: the timer falls due now (cancelled: when it would have).
+DRIFT_COLUMNS = (
+    Column("resource_type", "type"),
+    Column("resource_id", "id", kind="id"),
+    Column("project_id", "project", kind="id", table=False),
+    Column("rule"),
+    Column("change"),
+    Column("due", kind="time"),
+    Column("due_before", "due (store)", kind="time", table=False),
+    Column("due_after", "due (cloud)", kind="time", table=False),
+    Column("reason", "why"),
+)
+RULE_COLUMNS = (
+    Column("rule"),
+    *(Column(c, kind="count") for c in ("created", "cancelled", "moved", "unchanged")),
+)
 
 
-def _print_report(report: ReconcileReport, console: Console) -> None:
+def drift_rows(report: ReconcileReport) -> list[dict[str, Any]]:
+    """The report's drift rows as ``-f`` prints them."""
+    rows = []
+    for r in report.rows:
+        row = r.as_json() | {"due_before": stamp(r.due_before), "due_after": stamp(r.due_after)}
+        rows.append(row | {"due": row["due_after"] or row["due_before"]})
+    return rows
+
+
+def _print_report(report: ReconcileReport, console: Console, view: View) -> None:
     verb = "would change" if report.dry_run else "changed"
+    allocations = (
+        f" ({report.allocations} with {report.allocation_property})"
+        if report.allocation_property
+        else ""
+    )
     console.print(
         f"{report.servers} servers, {report.images} images and {report.projects} projects"
-        + (
-            f" ({report.allocations} with {report.allocation_property})"
-            if report.allocation_property
-            else ""
-        )
-        + " read, "
+        f"{allocations} read"
+    )
+    console.print(
         f"{report.drift} timers {verb}"
         + (f", {report.skipped} skipped (unreadable)" if report.skipped else "")
-        + (" (dry run: nothing written)" if report.dry_run else "")
+        + ("; dry run: nothing written" if report.dry_run else "")
     )
     if report.grace_until is not None and not report.first_reconcile:
         would = "would be" if report.dry_run else "are"
         console.print(
             f"--first-install: actions due sooner {would} restated to fall due no earlier "
-            f"than {report.grace_until.isoformat().replace('+00:00', 'Z')}, their notices first",
-            soft_wrap=True,
+            f"than {stamp(report.grace_until)}, their notices first"
         )
     for warning in report.warnings():
-        console.print(f"[yellow]{escape(warning)}[/]", soft_wrap=True)
-    counts = Table(title="timers by rule")
-    for col in ("rule", "created", "cancelled", "moved", "unchanged"):
-        counts.add_column(col, justify="left" if col == "rule" else "right")
-    for rule, n in report.by_rule().items():
-        counts.add_row(
-            rule, str(n["create"]), str(n["cancel"]), str(n["move"]), str(n["unchanged"])
-        )
-    console.print(counts)
+        console.print(Text(warning, style="yellow"))
+    counts = [
+        {"rule": rule, "created": n["create"], "cancelled": n["cancel"], "moved": n["move"],
+         "unchanged": n["unchanged"]}
+        for rule, n in report.by_rule().items()
+    ]  # fmt: skip
+    emit(counts, RULE_COLUMNS, "Timers by rule", View(), console)
     if report.rows:
-        drift = Table(title="drift")
-        for col in ("resource", "project", "rule", "change", "due (store)", "due (cloud)", "why"):
-            drift.add_column(col)
-        for r in report.rows:
-            drift.add_row(
-                f"{r.resource_type} {r.resource_id}",
-                r.project_id or "",
-                r.rule,
-                r.change,
-                r.due_before.strftime("%Y-%m-%d %H:%M") if r.due_before else "-",
-                r.due_after.strftime("%Y-%m-%d %H:%M") if r.due_after else "-",
-                r.reason,
-            )
-        console.print(drift)
+        emit(drift_rows(report), DRIFT_COLUMNS, "Drift", view, console)
         if report.rows_dropped:
             console.print(f"... and {report.rows_dropped} more rows (use --json --max-rows N)")
 
@@ -105,7 +128,12 @@ def reconcile_command(
         str | None,
         typer.Option("--now", help="Reconcile as if it were this time (ISO 8601, UTC if no zone)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The whole report as one JSON document.")
+    ] = False,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Drift rows to show.")] = 1000,
 ) -> None:
     """Compare the timers with the servers, images and allocations; create missing, cancel stale.
@@ -142,7 +170,7 @@ def reconcile_command(
         MofNCompleteColumn(),
         console=err,
         transient=True,
-        disable=as_json or not err.is_terminal,
+        disable=as_json or fmt is not Format.table or not err.is_terminal,
     ) as bar:
         task = bar.add_task("servers", total=None)
         try:
@@ -161,10 +189,13 @@ def reconcile_command(
             fail(f"cloud: {exc}")
         except StoreError as exc:
             fail(f"store: {exc}")
+    view = view_of(fmt, column, long)
     if as_json:
         print_json(report.as_json())
+    elif view.fmt is Format.table:
+        _print_report(report, Console(), view)
     else:
-        _print_report(report, Console())
+        emit(drift_rows(report), DRIFT_COLUMNS, "Drift", view)
 
 
 def register(app: typer.Typer) -> None:

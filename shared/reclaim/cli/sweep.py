@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from reclaim.cli.common import (
     fail,
@@ -23,7 +24,8 @@ from reclaim.cli.common import (
     store_or_exit,
     unreadable_note,
 )
-from reclaim.durations import parse_duration
+from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.durations import format_duration, parse_duration
 from reclaim.settings import Settings
 from reclaim.sweeper import (
     Breaker,
@@ -36,6 +38,7 @@ from reclaim.sweeper import (
 from reclaim.sweeper.cloud import cleanup_connector
 from reclaim.sweeper.notices import NoticePort
 from reclaim.timers import Timer
+from reclaim.views import stamp
 
 StoreOpt = Annotated[
     str | None,
@@ -193,8 +196,11 @@ def sweep(
         raise typer.Exit(1)
 
 
-def plan_rows(timers: list[Timer], project: str | None) -> list[dict[str, Any]]:
-    """What will happen to what, when: each pending notice and action in time order. Pure."""
+def plan_rows(
+    timers: list[Timer], project: str | None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """What will happen to what, when: each pending notice and action (due by ``until``) in
+    time order. Pure."""
     rows: list[dict[str, Any]] = []
     for t in timers:
         if project and t.project_id != project:
@@ -206,11 +212,27 @@ def plan_rows(timers: list[Timer], project: str | None) -> list[dict[str, Any]]:
             "project_id": t.project_id,
             "rule": t.rule,
         }
-        for n in t.pending_notices():
-            rows.append({**base, "when": n.due_at.isoformat(), "what": f"notice {n.kind}"})
+        due = [(n.due_at, f"notice {n.kind}") for n in t.pending_notices()]
         if t.due_at is not None:
-            rows.append({**base, "when": t.due_at.isoformat(), "what": t.action})
-    return sorted(rows, key=lambda r: (r["when"], r["resource_id"], r["what"]))
+            due.append((t.due_at, t.action))
+        rows.extend(
+            {**base, "when": stamp(at), "what": what, "at": at}
+            for at, what in due
+            if until is None or at <= until
+        )
+    rows.sort(key=lambda r: (r["at"], r["resource_id"], r["what"]))
+    return [{k: v for k, v in r.items() if k != "at"} for r in rows]
+
+
+PLAN_COLUMNS = (
+    Column("when", kind="time"),
+    Column("what"),
+    Column("resource_type", "type", table=False),  # the action or notice names it
+    Column("resource_id", "id", kind="id"),
+    Column("name"),
+    Column("project_id", "project", kind="id"),
+    Column("rule", table=False),
+)
 
 
 def plan(
@@ -218,6 +240,9 @@ def plan(
     within: Annotated[str, typer.Option("--within", help="How far ahead (e.g. 30d).")] = "30d",
     project: Annotated[str | None, typer.Option("--project", help="Only this project id.")] = None,
     now: NowOpt = None,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """The forecast: what will happen to what, and when (from the due index only)."""
@@ -230,32 +255,33 @@ def plan(
     end = start + horizon
     timer_store = store_or_exit(store, settings)
     timers = list(timer_store.pending(end))
-    rows = [r for r in plan_rows(timers, project) if r["when"] <= end.isoformat()]
-    if json_out:
-        print_json(rows)
-        unreadable_note(timer_store, json_out)
-        return
-    table = Table(title=f"Plan until {end:%Y-%m-%d %H:%M} UTC")
-    for col in ("when", "what", "resource", "name", "project", "rule"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["when"],
-            r["what"],
-            f"{r['resource_type']} {r['resource_id']}",
-            r["name"],
-            r["project_id"] or "",
-            r["rule"],
-        )
-    Console().print(table)
-    unreadable_note(timer_store)
+    rows = plan_rows(timers, project, end)
+    title = f"Plan for the next {format_duration(horizon)}, until {stamp(end)}"
+    view = view_of(fmt, column, long, json_out)
+    emit(rows, PLAN_COLUMNS, title, view)
+    unreadable_note(timer_store, view.fmt is not Format.table)
+
+
+AUDIT_COLUMNS = (
+    Column("at", kind="time"),
+    Column("rule"),
+    Column("what"),
+    Column("outcome"),
+    Column("why"),
+    Column("request_ids", "request ids", table=False),
+)
 
 
 def audit(
     resource_type: Annotated[str, typer.Argument(help="server, project or user.")],
     resource_id: Annotated[str, typer.Argument(help="The resource's id.")],
     store: StoreOpt = None,
-    json_out: JsonOpt = False,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The timers and their history as one JSON document.")
+    ] = False,
 ) -> None:
     """A resource's history: every timer's audit entries, oldest first."""
     timer_store = store_or_exit(store, settings_or_exit())
@@ -269,36 +295,20 @@ def audit(
                 code=1,
             )
         fail(f"no timer for {resource_type} {resource_id}", code=1)
-    rows = sorted(
-        (
-            {
-                "at": e.at.isoformat(),
-                "rule": t.rule,
-                "what": e.what,
-                "outcome": e.outcome,
-                **e.detail,
-            }
-            for t in timers
-            for e in t.history
-        ),
-        key=lambda r: r["at"],
-    )
+    entries = sorted(((e, t) for t in timers for e in t.history), key=lambda et: et[0].at)
+    rows = [
+        {"at": stamp(e.at), "rule": t.rule, "what": e.what, "outcome": e.outcome, **e.detail}
+        for e, t in entries
+    ]
     if json_out:
         print_json({"timers": [t.model_dump(mode="json") for t in timers], "history": rows})
         return
-    table = Table(title=f"{resource_type} {resource_id}")
-    for col in ("at", "rule", "what", "outcome", "why", "request ids"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["at"], r["rule"], r["what"], r["outcome"], r.get("why", ""), r.get("request_ids", "")
-        )
-    Console().print(table)
-    for t in timers:
-        Console().print(
-            f"{t.rule}: {t.state}"
-            + (f", due {t.due_at.isoformat()}" if t.due_at and t.state == "pending" else "")
-        )
+    view = view_of(fmt, column, long)
+    emit(rows, AUDIT_COLUMNS, f"{resource_type} {resource_id}", view)
+    if view.fmt is Format.table:
+        for t in timers:
+            due = f", due {stamp(t.due_at)}" if t.due_at and t.state == "pending" else ""
+            Console().print(Text(f"{t.rule}: {t.state}{due}"))
 
 
 def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:

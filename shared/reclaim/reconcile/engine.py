@@ -56,6 +56,7 @@ from reclaim.settings import PolicySettings, ReconcileSettings, Settings
 from reclaim.store.port import ReconcileLog, ReconcileMark, TimerStore
 from reclaim.store.reconciles import reconcile_log
 from reclaim.timers import Timer
+from reclaim.views import stamp
 from reclaim.wire import Notification
 
 #: Changes that make the store differ from the cloud.
@@ -90,7 +91,7 @@ class DriftRow:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return stamp(value)
 
 
 @dataclass
