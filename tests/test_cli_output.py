@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from typer.testing import CliRunner, Result
 from reclaim.cli import app
 from reclaim.cli.output import short_ids
 from reclaim.deadletters import DeadLetterStore, dead_letter
+from reclaim.policy.servers import SHELVE
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry
 from tests.conftest import EVENTS
@@ -150,3 +152,78 @@ def test_short_ids_are_the_shortest_unique_prefixes() -> None:
         "ffff0000aaaa": "ffff0000",
         "ab": "ab",
     }
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_every_id_a_listing_shows_is_accepted_by_audit_whole_and_abbreviated(
+    store: str, name: str
+) -> None:
+    args, _ = LISTINGS[name]
+    with_store = [*args, "--store", store] if name != "replay" else args
+    replay_store = store if name != "replay" else None
+    table = cli(*with_store).stdout
+    pairs = cli(*with_store, "-f", "value", "-c", "type", "-c", "id").stdout.splitlines()
+    assert {p.split()[0] for p in pairs} >= {"server", "project", "user"}
+    for rtype, rid in dict.fromkeys(tuple(p.split()) for p in pairs):
+        short = next(w for w in re.findall(r"[\w-]+", table) if len(w) >= 8 and rid.startswith(w))
+        for given in {rid, short}:
+            out = cli("audit", rtype, given, "--store", replay_store or store)
+            assert out.exit_code == 0, (rtype, given, out.output)
+            assert out.stdout.startswith(f"{rtype} {rid}"), out.stdout
+
+
+def test_an_ambiguous_prefix_lists_the_candidates_and_exits_2(store: str) -> None:
+    timers = open_store(store)
+    since = datetime(2026, 3, 1, tzinfo=UTC)
+    for sid in ("abcd1234-0000-4000-8000-000000000001", "abcd1234-0000-4000-8000-000000000002"):
+        timers.apply(SHELVE.schedule(sid, since=since, delay=timedelta(days=14), event_time=since))
+    out = cli("audit", "server", "abcd1234", "--store", store)
+    assert out.exit_code == 2
+    assert "server id 'abcd1234' is ambiguous, 2 ids start with it:" in out.output
+    assert "abcd1234-0000-4000-8000-000000000001" in out.output
+    assert "abcd1234-0000-4000-8000-000000000002" in out.output
+    one = cli("audit", "server", "abcd1234-0000-4000-8000-000000000002", "--store", store)
+    assert one.exit_code == 0 and "shelve: pending, due 2026-03-15T00:00:00Z" in one.stdout
+    longer = cli("audit", "server", "abcd1234-0000-4000-8000-0000000000", "--store", store)
+    assert longer.exit_code == 2 and "2 ids start with it" in longer.output
+    none = cli("audit", "server", "ffff", "--store", store)
+    assert (none.exit_code, none.output) == (1, "reclaim: error: no timer for server ffff\n")
+    bad_type = cli("audit", "volume", "ffff", "--store", store)
+    assert bad_type.exit_code == 2 and "not one of server, project, user, image" in bad_type.output
+
+
+def test_audit_help_names_every_resource_type() -> None:
+    out = cli("audit", "--help", columns=200)
+    assert "server, project, user, image, security_group_rule" in out.stdout
+
+
+def test_plan_takes_a_project_prefix_and_refuses_a_name_it_cannot_resolve(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    plan = ["plan", "--store", store, "--now", NOW, "--within", "365d"]
+    project = "a1f0c2d4e6b84c0e9d7f1a2b3c4d5e6f"  # the demo stream's servers' project
+    whole = json.loads(cli(*plan, "--project", project, "-f", "json").stdout)
+    assert whole and {r["project_id"] for r in whole} == {project}
+    assert json.loads(cli(*plan, "--project", project[:8], "-f", "json").stdout) == whole
+    named = cli(*plan, "--project", "genomics")
+    assert named.exit_code == 1 and named.stdout == ""
+    assert "no project 'genomics'" in named.output
+    assert "openstack project show genomics -f value -c id" in named.output
+
+
+def test_dead_letters_replay_takes_a_prefix_and_lists_an_ambiguous_one() -> None:
+    url = f"memory://letters-{uuid.uuid4().hex[:8]}"
+    letters = DeadLetterStore.beside(open_store(url))
+    kept = [dead_letter(f"not json {n}", stage="decode", reason="bad") for n in range(40)]
+    for letter in kept:
+        letters.keep(letter)
+    ids = sorted(lt.id for lt in kept)
+    first = ids[0]
+    out = cli("deadletters", "replay", first[:10], "--store", url)
+    assert out.stdout.startswith(f"{first}: failed"), out.output  # still not JSON
+    clash = next(a[0] for a, b in itertools.pairwise(ids) if a[0] == b[0])  # 40 ids, 16 digits
+    ambiguous = cli("deadletters", "replay", clash, "--store", url)
+    assert ambiguous.exit_code == 2 and "ambiguous" in ambiguous.output
+    unknown = cli("deadletters", "replay", "zz", "--store", url)
+    assert unknown.exit_code == 2 and "no dead letter zz" in unknown.output

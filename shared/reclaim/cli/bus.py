@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, store_or_exit
+from reclaim.cli.common import (
+    KEYSTONE_ID,
+    event_files,
+    fail,
+    print_json,
+    settings_or_exit,
+    store_or_exit,
+    unique_match,
+)
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
 from reclaim.views import stamp
 
@@ -140,11 +147,6 @@ def publish(
     typer.echo(f"published {sent} notification(s)", err=True)
 
 
-#: Keystone makes every project id a uuid4 in hex: a name (``genomics``) would make timers
-#: for a project that does not exist, and warn none of the real one's users.
-KEYSTONE_ID = re.compile(r"[0-9a-f]{32}")
-
-
 def _send_allocation(kind: str, project: str, end_date: str | None, allocation_id: str | None,
                      transport_url: str | None, driver: str | None,
                      durable: bool | None) -> None:  # fmt: skip
@@ -255,7 +257,10 @@ def deadletters_list(
 
 
 def deadletters_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids (or --all).")] = None,
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dead letter ids, or prefixes no other id starts with (or --all)."),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every open dead letter.")] = False,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -266,6 +271,7 @@ def deadletters_replay(
     Exits 1 if any still fails.
     """
     from reclaim.bus.replay import replay
+    from reclaim.deadletters import DeadLetterStore
     from reclaim.settings import load_settings
     from reclaim.store import StoreError
 
@@ -275,8 +281,21 @@ def deadletters_replay(
         policy = load_settings().policy
     except Exception as exc:
         fail(f"settings: {exc}".replace("\n", " "))
+    timer_store = _store(store)
+    if ids:
+        try:
+            known = [
+                lt.id for lt in DeadLetterStore.beside(timer_store).list(include_replayed=True)
+            ]
+        except StoreError as exc:
+            fail(f"store: {exc}")
+        resolved = [unique_match(given, known, "dead letter") for given in ids]
+        missing = [given for given, found in zip(ids, resolved, strict=True) if found is None]
+        if missing:
+            fail(f"no dead letter {missing[0]} (see reclaim deadletters list)")
+        ids = [found for found in resolved if found is not None]
     try:
-        results = replay(_store(store), policy, ids or None)
+        results = replay(timer_store, policy, ids or None)
     except (StoreError, KeyError) as exc:
         fail(f"replay: {exc}")
     if json_out:

@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -20,11 +20,14 @@ from reclaim.cli.common import (
     instant_or_exit,
     print_json,
     printable,
+    project_or_exit,
+    resource_or_exit,
     settings_or_exit,
     store_or_exit,
     unreadable_note,
 )
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.commands import ResourceType
 from reclaim.durations import format_duration, parse_duration
 from reclaim.settings import Settings
 from reclaim.sweeper import (
@@ -44,6 +47,7 @@ StoreOpt = Annotated[
     str | None,
     typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
 ]
+RESOURCE_TYPES: tuple[str, ...] = get_args(ResourceType)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 NowOpt = Annotated[
     str | None,
@@ -238,7 +242,14 @@ PLAN_COLUMNS = (
 def plan(
     store: StoreOpt = None,
     within: Annotated[str, typer.Option("--within", help="How far ahead (e.g. 30d).")] = "30d",
-    project: Annotated[str | None, typer.Option("--project", help="Only this project id.")] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="Only this project: its id, a prefix of it, or its name (looked up in "
+            "Keystone when OS_CLOUD is set).",
+        ),
+    ] = None,
     now: NowOpt = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
@@ -254,6 +265,8 @@ def plan(
     start = instant_or_exit(now)
     end = start + horizon
     timer_store = store_or_exit(store, settings)
+    if project is not None:
+        project = project_or_exit(timer_store, project)
     timers = list(timer_store.pending(end))
     rows = plan_rows(timers, project, end)
     title = f"Plan for the next {format_duration(horizon)}, until {stamp(end)}"
@@ -273,8 +286,20 @@ AUDIT_COLUMNS = (
 
 
 def audit(
-    resource_type: Annotated[str, typer.Argument(help="server, project or user.")],
-    resource_id: Annotated[str, typer.Argument(help="The resource's id.")],
+    resource_type: Annotated[
+        str,
+        typer.Argument(
+            metavar="TYPE",
+            help=f"The resource's type: {', '.join(RESOURCE_TYPES)}.",
+            show_default=False,
+        ),
+    ],
+    resource_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="Its id, or a prefix of it that no other id starts with."
+        ),
+    ],
     store: StoreOpt = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
@@ -284,17 +309,11 @@ def audit(
     ] = False,
 ) -> None:
     """A resource's history: every timer's audit entries, oldest first."""
+    if resource_type not in RESOURCE_TYPES:
+        fail(f"TYPE {resource_type!r}: not one of {', '.join(RESOURCE_TYPES)}")
     timer_store = store_or_exit(store, settings_or_exit())
+    resource_id = resource_or_exit(timer_store, resource_type, resource_id)
     timers = timer_store.timers_for(resource_type, resource_id)
-    if not timers:
-        if timer_store.unreadable():
-            [u] = timer_store.unreadable()
-            fail(
-                f"{printable(u.key)}: stored item unreadable ({u.reason}); "
-                f"see reclaim store quarantine show {printable(u.key)}",
-                code=1,
-            )
-        fail(f"no timer for {resource_type} {resource_id}", code=1)
     entries = sorted(((e, t) for t in timers for e in t.history), key=lambda et: et[0].at)
     rows = [
         {"at": stamp(e.at), "rule": t.rule, "what": e.what, "outcome": e.outcome, **e.detail}

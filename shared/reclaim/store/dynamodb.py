@@ -346,6 +346,23 @@ class DynamoTimerStore:
         stored = self._read(_pk(resource_type, resource_id))
         return [] if stored is None else [stored.timers[r] for r in sorted(stored.timers)]
 
+    def ids_starting(self, resource_type: str, prefix: str) -> list[str]:
+        """The ids of the resources of ``resource_type`` with timers that start with
+        ``prefix``, sorted: a scan of the table, for a person abbreviating an id."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "pk",
+            "FilterExpression": "begins_with(pk, :p)",
+            "ExpressionAttributeValues": {":p": {"S": _pk(resource_type, prefix)}},
+        }
+        found: set[str] = set()
+        while True:
+            out = self._call("scan", **kwargs)
+            found.update(item["pk"]["S"].split("#", 1)[1] for item in out.get("Items", []))
+            if "LastEvaluatedKey" not in out:
+                return sorted(found)
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
     def _index_pages(
         self, shard: str, due_before: datetime | None, limit: int | None
     ) -> Iterator[list[dict[str, Any]]]:
