@@ -6,10 +6,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
@@ -91,13 +93,55 @@ def store_or_exit(url: str | None, settings: Settings, *, create: bool = False) 
 
 
 def instant_or_exit(text: str | None, option: str = "--now") -> datetime:
-    """An ISO-8601 time from an option (UTC when it names no zone), or now when absent."""
-    if not text:
-        return datetime.now(UTC)
+    """The time an option names (see :func:`clock_or_exit`), or now when it is absent."""
+    return clock_or_exit(text, option)()
+
+
+def clock_or_exit(text: str | None, option: str = "--now") -> Callable[[], datetime]:
+    """The clock an option names: absent, the real clock; an ISO 8601 time (UTC when it
+    names no zone), the real clock moved to read that time now; a URL, the clock it serves
+    as text (the simulated cloud's ``/_sim/clock``), read at every call.
+
+    Empty or unreadable exits 2 in one line: ``--now "$(curl ...)"`` after a failed curl
+    must not mean the real clock.
+    """
+    if text is None:
+        return lambda: datetime.now(UTC)
+    if not text.strip():
+        fail(
+            f"{option} is empty: give an ISO 8601 time (2026-03-08T09:01:19Z) or a clock URL "
+            f"(http://127.0.0.1:PORT/_sim/clock), or leave {option} out for the real clock"
+        )
+    if text.startswith(("http://", "https://")):
+        url = _clock_url(text)
+        try:
+            _read_clock(url)
+        except (OSError, ValueError) as exc:
+            fail(f"{option} {text}: cannot read the clock there ({exc})")
+        return lambda: _read_clock(url)
     try:
-        return parse_timestamp(text)
+        then = parse_timestamp(text)
     except ValueError:
-        fail(f"{option} {text!r}: not an ISO 8601 time")
+        fail(f"{option} {text!r}: not an ISO 8601 time (e.g. 2026-03-08T09:01:19Z) nor a URL")
+    offset = then - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+def _clock_url(text: str) -> str:
+    """The simulated cloud's clock as text, from its base URL or the clock's own."""
+    parts = urlsplit(text)
+    path = parts.path if parts.path not in ("", "/") else "/_sim/clock"
+    query = (
+        parts.query
+        if "format=" in parts.query
+        else "&".join(filter(None, [parts.query, "format=text"]))
+    )
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+def _read_clock(url: str) -> datetime:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return parse_timestamp(answer.read(100).decode("ascii", "replace").strip())
 
 
 def printable(text: str) -> str:

@@ -143,6 +143,7 @@ def reconcile_command(
     the store has been reconciled, and later reconciles are plain ones.
     """
     settings = settings_or_exit()
+    when = instant_or_exit(now)
     if grace is not None and not first_install:
         fail(
             "--grace needs --first-install (a store's first reconcile uses "
@@ -178,7 +179,7 @@ def reconcile_command(
                 conn,
                 store,
                 settings,
-                instant_or_exit(now),
+                when,
                 project=project,
                 dry_run=dry_run,
                 first_install=grace_td if first_install else None,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from reclaim.cli.bus import DurableOpt, bus_or_exit
-from reclaim.cli.common import fail, settings_or_exit, store_or_exit
+from reclaim.cli.common import clock_or_exit, fail, settings_or_exit, store_or_exit
 
 
 def run(
@@ -22,6 +22,15 @@ def run(
         str | None, typer.Option("--transport-url", help="oslo.messaging transport URL.")
     ] = None,
     durable: DurableOpt = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Run on another clock: an ISO 8601 time (the real clock moved to read it now) "
+            "or a clock URL, read at each sweep (the simulated cloud's: "
+            "http://127.0.0.1:PORT/_sim/clock).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
 ) -> None:
     """Listen to notifications; sweep every run.sweep_every; reconcile every reconcile.interval.
@@ -41,6 +50,7 @@ def run(
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
     from reclaim.sweeper import OsloNotices, Sweeper
 
+    clock = clock_or_exit(now)
     log.configure(log_level)
     settings = settings_or_exit()
     bus = bus_or_exit(transport_url=transport_url, durable_queues=durable)
@@ -59,7 +69,7 @@ def run(
         return reconcile_cloud(conn, timer_store, settings, now)
 
     try:
-        Daemon(listener, sweeper, settings, reconcile=reconcile).run()
+        Daemon(listener, sweeper, settings, reconcile=reconcile, clock=clock).run()
     except (OSError, BusError) as exc:
         fail(f"run: {exc}", 1)
 

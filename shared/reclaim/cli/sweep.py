@@ -144,6 +144,7 @@ def sweep(
     import openstack
 
     settings = settings_or_exit()
+    when = instant_or_exit(now)
     sweep_settings = settings.sweep
     timer_store = store_or_exit(store, settings)
     try:
@@ -163,7 +164,6 @@ def sweep(
         owner_id(),
         sweep_settings,
     )
-    when = instant_or_exit(now)
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=json_out) as progress:
         task = progress.add_task("sweeping", total=None)
