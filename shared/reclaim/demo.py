@@ -80,6 +80,8 @@ class Demo:
             BusSettings(transport_url=BUS, pool=pool, metrics_port=0, durable_queues=False),
             self.store,
             self.settings.policy,
+            ingest=self.settings.ingest,
+            clock=self.clock.now,  # the simulated cloud's events arrive in its own time
         ).start()
         self.notices = RecordingNotices()
         admin = self.server.connect()

@@ -10,6 +10,8 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+#: The longest duration reclaim reads: any longer would take dates past the calendar's end.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -19,6 +21,8 @@ def parse_duration(value: Any) -> timedelta:
     so it is refused rather than guessed (zero alone is zero in any unit).
     """
     if isinstance(value, timedelta):
+        if abs(value) > MAX_DURATION:
+            raise _too_long(value)
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value == 0:
@@ -31,12 +35,22 @@ def parse_duration(value: Any) -> timedelta:
         if text == "0":
             return timedelta(0)
         if text and _PART.sub("", text) == "":
-            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+            if seconds > MAX_DURATION.total_seconds():
+                raise _too_long(value)
+            return timedelta(seconds=seconds)
         if text.replace(".", "", 1).isdigit():
             raise ValueError(
                 f"a duration needs a unit: {value!r} (write e.g. {text}d, {text}h, {text}s)"
             )
     raise ValueError(f"not a duration: {value!r} (write e.g. 14d, 36h, 90m, 1w2d)")
+
+
+def _too_long(written: Any) -> ValueError:
+    return ValueError(
+        f"longer than the longest duration allowed, {format_duration(MAX_DURATION)} "
+        f"(10 years): {written!r}"
+    )
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,7 +22,7 @@ from reclaim.models.neutron import SecurityGroupRulePayload
 from reclaim.models.nova import InstancePayload
 from reclaim.policy import acceptable_use, images, projects, servers
 from reclaim.settings import PolicySettings
-from reclaim.wire import Notification, read_envelope, read_payload
+from reclaim.wire import Bounds, Notification, read_envelope, read_payload
 
 Handler = Callable[[Notification[Any], PolicySettings], list[TimerCommand]]
 
@@ -43,6 +45,9 @@ class Route:
     topic: str = "notifications"
     priorities: tuple[str, ...] = ("info",)
     summary: str = ""
+    #: Payload dates that name a time to come (a renewal's new end), exempt from the
+    #: window's ``max_ahead`` (see :meth:`reclaim.wire.Bounds.check`).
+    scheduled: tuple[str, ...] = ()
 
 
 ROUTES: tuple[Route, ...] = (
@@ -79,6 +84,7 @@ ROUTES: tuple[Route, ...] = (
         projects.on_allocation_renewed,
         "openstack",
         summary="cancel the project's cleanup and image warnings",
+        scheduled=("end_date",),
     ),
     Route(
         "owner-removed",
@@ -138,16 +144,40 @@ def route_for(event_type: str) -> Route | None:
     return _BY_EVENT_TYPE.get(event_type)
 
 
-def parse(body: bytes | str | Mapping[str, Any]) -> Notification[Any] | None:
+@cache
+def _date_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The payload fields of ``model`` that hold a date."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if info.annotation in (datetime, datetime | None)
+    )
+
+
+def parse(
+    body: bytes | str | Mapping[str, Any], bounds: Bounds | None = None
+) -> Notification[Any] | None:
     """Parse a body into its family's typed notification; None for an unknown event type.
 
-    Raises :class:`reclaim.wire.ParseError` for a malformed body or payload.
+    Raises :class:`reclaim.wire.ParseError` for a malformed body or payload, and
+    :class:`reclaim.wire.OutOfWindow` (one) when the event's timestamp, or any date of its
+    payload, lies outside ``bounds``' event-time window (default: the floor only).
     """
-    envelope = read_envelope(body)
+    limits = bounds or _FLOOR_ONLY
+    envelope = read_envelope(body, limits.max_body)
     route = route_for(envelope.event_type)
     if route is None:
         return None
-    return read_payload(envelope, route.model)
+    limits.check(envelope.timestamp, "timestamp")
+    notification = read_payload(envelope, route.model)
+    for name in _date_fields(route.model):
+        value = getattr(notification.payload, name)
+        if value is not None:
+            limits.check(value, f"payload.{name}", scheduled=name in route.scheduled)
+    return notification
+
+
+_FLOOR_ONLY = Bounds()
 
 
 def decide(notification: Notification[Any], policy: PolicySettings) -> list[TimerCommand]:
@@ -159,8 +189,8 @@ def decide(notification: Notification[Any], policy: PolicySettings) -> list[Time
 
 
 def commands_for(
-    body: bytes | str | Mapping[str, Any], policy: PolicySettings
+    body: bytes | str | Mapping[str, Any], policy: PolicySettings, bounds: Bounds | None = None
 ) -> list[TimerCommand]:
     """Parse a body and decide its commands: the whole pure pipeline in one call."""
-    notification = parse(body)
+    notification = parse(body, bounds)
     return [] if notification is None else decide(notification, policy)

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from reclaim.bus.settings import BusSettings
 from reclaim.durations import Duration, format_duration, parse_duration
+from reclaim.wire import MAX_AHEAD, MAX_BODY, NOT_BEFORE, Bounds
 
 DEFAULT_CONFIG_FILE = Path("/etc/reclaim/reclaim.yaml")
 
@@ -40,11 +41,16 @@ class EolRelease(BaseModel):
     @field_validator("end", mode="before")
     @classmethod
     def _end(cls, value: Any) -> Any:
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime(value.year, value.month, value.day, tzinfo=UTC)
-        if isinstance(value, str) and len(value) == 10:
-            return value + "T00:00:00Z"
-        return value
+        return _midnight(value)
+
+
+def _midnight(value: Any) -> Any:
+    """A bare date as midnight UTC (settings' dates may be written either way)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str) and len(value) == 10:
+        return value + "T00:00:00Z"
+    return value
 
 
 #: Database and cache ports that should never be open to the whole Internet.
@@ -295,6 +301,34 @@ class MailerSettings(BaseModel):
         return data
 
 
+class IngestSettings(BaseModel):
+    """What an incoming notification may be: its size and the event-time window of its dates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    not_before: datetime = Field(
+        NOT_BEFORE, description="events (and their dates) before this are dead-lettered"
+    )
+    max_ahead: Duration = Field(
+        MAX_AHEAD, description="events stamped further ahead of their receipt are dead-lettered"
+    )
+    max_body: int = Field(MAX_BODY, ge=1024, description="largest notification body read, in bytes")
+
+    @field_validator("not_before", mode="before")
+    @classmethod
+    def _floor_date(cls, value: Any) -> Any:
+        return _midnight(value)
+
+    @field_validator("not_before")
+    @classmethod
+    def _floor_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    def bounds(self, received_at: datetime | None) -> Bounds:
+        """The bounds of a notification received at ``received_at`` (read at the edge)."""
+        return Bounds(received_at, self.not_before, self.max_ahead, self.max_body)
+
+
 class Settings(BaseSettings):
     """Everything reclaim reads from its environment."""
 
@@ -308,6 +342,7 @@ class Settings(BaseSettings):
     mailer: MailerSettings = Field(default_factory=MailerSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     store_url: str = Field(
         "memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE"
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+
+from reclaim.durations import MAX_DURATION
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -27,13 +29,86 @@ class ParseError(ValueError):
         self.where = where
 
 
+class OutOfWindow(ParseError):
+    """A date an event carries lies outside the event-time window (:class:`Bounds`)."""
+
+
+#: The earliest event time accepted by default: no cloud running reclaim sent events before.
+NOT_BEFORE = datetime(2010, 1, 1, tzinfo=UTC)
+#: How far ahead of its receipt an event may be stamped by default (publishers' clock skew).
+MAX_AHEAD = timedelta(hours=1)
+#: The largest notification body read by default, in bytes (Nova's biggest are ~20 KB).
+MAX_BODY = 1024 * 1024
+#: How far ahead of its receipt a date that names a time to come (a renewed allocation's new
+#: end) may lie: the longest duration a setting may hold.
+MAX_SCHEDULED = MAX_DURATION
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What an input may be: its size, and the event-time window its dates must fall in.
+
+    ``received_at`` is when the adapter (listener, replay, Lambda) got the message; without
+    it only the floor applies (pure callers reading history). Pure: the clock is read by the
+    caller, at the edge.
+    """
+
+    received_at: datetime | None = None
+    not_before: datetime = NOT_BEFORE
+    max_ahead: timedelta = MAX_AHEAD
+    max_body: int = MAX_BODY
+
+    def check(self, value: datetime, where: str, *, scheduled: bool = False) -> None:
+        """Raise :class:`OutOfWindow` unless ``value`` lies in the window. ``scheduled``: a
+        date that names a time to come, bounded by :data:`MAX_SCHEDULED` instead."""
+        when = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        try:
+            if when < self.not_before:
+                raise OutOfWindow(
+                    f"{_iso(when)} is before the event-time floor {_iso(self.not_before)}"
+                    " (ingest.not_before)",
+                    where,
+                )
+            if self.received_at is None:
+                return
+            ahead = MAX_SCHEDULED if scheduled else self.max_ahead
+            if when - self.received_at > ahead:
+                limit = "" if scheduled else " (ingest.max_ahead)"
+                raise OutOfWindow(
+                    f"{_iso(when)} is more than {_span(ahead)} after its receipt at "
+                    f"{_iso(self.received_at.replace(microsecond=0))}{limit}",
+                    where,
+                )
+        except OverflowError as exc:  # an offset that takes it past year 1 or 9999
+            raise OutOfWindow(f"{value!r} is out of range", where) from exc
+
+    def check_size(self, size: int) -> None:
+        """Raise :class:`ParseError` if a body of ``size`` bytes is over ``max_body``."""
+        if size > self.max_body:
+            raise ParseError(
+                f"{size} bytes, over the limit of {self.max_body} (ingest.max_body)", "body"
+            )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_timestamp(value: Any) -> datetime:
     """Read an oslo timestamp (naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``) or ISO-8601 as aware UTC."""
     if type(value) is str and len(value) == 26 and value[10] == " ":
         # oslo's own "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC): the fast path
         try:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ValueError(f"not a timestamp: {value!r}") from exc
     if isinstance(value, datetime):
         dt = value
@@ -49,7 +124,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError(f"not a timestamp: {value!r}")
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"not a timestamp: {value!r} (out of range)") from exc
 
 
 @dataclass(slots=True)
@@ -109,12 +187,20 @@ def _as_dict(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     return body if type(body) is dict else dict(body)
 
 
-def read_envelope(body: bytes | str | Mapping[str, Any]) -> Envelope:
+def read_envelope(body: bytes | str | Mapping[str, Any], max_body: int = MAX_BODY) -> Envelope:
     """Parse an AMQP body in either oslo form into an :class:`Envelope`. Pure.
 
     ``messagingv2`` wraps the message as ``{"oslo.version": "2.0", "oslo.message": "<json>"}``;
-    ``messaging`` (v1) sends the flat dict. ``_context_*`` keys become ``context``.
+    ``messaging`` (v1) sends the flat dict. ``_context_*`` keys become ``context``. A body
+    given as text or bytes longer than ``max_body`` bytes is refused before it is decoded
+    (a decoded mapping's size is checked where its bytes were, e.g. the bus guard).
     """
+    if isinstance(body, str):
+        # A character is 1 to 4 bytes: encode only when the count could be either side.
+        if len(body) * 4 > max_body:
+            Bounds(max_body=max_body).check_size(len(body.encode("utf-8", "surrogatepass")))
+    elif isinstance(body, bytes | bytearray | memoryview):
+        Bounds(max_body=max_body).check_size(len(body))
     outer = _as_dict(body)
     if "oslo.message" in outer:
         inner = outer["oslo.message"]

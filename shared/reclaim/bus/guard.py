@@ -35,6 +35,7 @@ from reclaim.bus.metrics import Metrics
 from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.oslo import messaging
 from reclaim.store import StoreError
+from reclaim.wire import MAX_BODY, Bounds, ParseError
 
 _PRIORITIES = frozenset({"audit", "debug", "info", "warn", "error", "critical", "sample"})
 
@@ -62,9 +63,15 @@ class DeadLetterSink:
     """Records rejected deliveries in a background thread, then acknowledges them."""
 
     def __init__(
-        self, store: DeadLetterStore, metrics: Metrics, event_types: str, retry_delay: float = 1.0
+        self,
+        store: DeadLetterStore,
+        metrics: Metrics,
+        event_types: str,
+        retry_delay: float = 1.0,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.store = store
+        self.max_body = max_body
         self.metrics = metrics
         self.routed = re.compile(event_types)
         self.retry_delay = retry_delay
@@ -145,6 +152,13 @@ def _guarded_callback(self: Any, message: Any) -> None:
         message = m2p(message)
     sink.metrics.received.inc()
     body: Any = None
+    raw = getattr(message, "body", None)
+    try:
+        # Refused before it is decoded (kombu decodes ``payload`` on first access).
+        Bounds(max_body=sink.max_body).check_size(len(raw) if isinstance(raw, bytes | str) else 0)
+    except ParseError as exc:
+        sink.submit(self.callback, message, str(exc))
+        return
     try:
         # What RabbitMessage does, in two steps, so each failure gets its own reason.
         body = impl_rabbit.rpc_common.deserialize_msg(message.payload)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from reclaim.bus import guard
@@ -28,7 +29,7 @@ from reclaim.bus.targets import Subscription, subscription
 from reclaim.bus.transport import BusError, notification_transport, prepare
 from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
-from reclaim.settings import PolicySettings
+from reclaim.settings import IngestSettings, PolicySettings
 from reclaim.signals import stop_on_signals
 from reclaim.store import StoreError
 from reclaim.store.dynamodb import DynamoTimerStore
@@ -95,6 +96,8 @@ class Listener:
         *,
         metrics: Metrics | None = None,
         observer: Observer | None = None,
+        ingest: IngestSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -104,6 +107,7 @@ class Listener:
         self.pipeline = Pipeline(
             store, self.deadletters, policy, apply_threads=settings.apply_threads,
             handler_retries=settings.handler_retries, metrics=self.metrics, observer=observer,
+            ingest=ingest, clock=clock,
         )  # fmt: skip
         self._sink: guard.DeadLetterSink | None = None
         self._server: Any = None
@@ -130,6 +134,7 @@ class Listener:
             self.metrics,
             self.subscription.event_type_pattern,
             s.store_retry_delay,
+            max_body=self.pipeline.ingest.max_body,
         )
         guard.install(s.pool, self._sink)
         self._server = om.get_batch_notification_listener(

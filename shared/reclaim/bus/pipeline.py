@@ -20,10 +20,13 @@ from reclaim import routes
 from reclaim.bus.log import emit
 from reclaim.bus.metrics import Metrics
 from reclaim.commands import TimerCommand
-from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
-from reclaim.settings import PolicySettings
+from reclaim.deadletters import DeadLetter, DeadLetterStore, Stage, dead_letter
+from reclaim.settings import IngestSettings, PolicySettings
 from reclaim.store.port import ApplyResult, TimerStore
 from reclaim.wire import Notification, ParseError
+
+#: A body as the listener hands it over (decoded), or as read from a file or record (bytes).
+Body = Mapping[str, Any] | bytes | str
 
 #: Keys oslo adds to a notification's context that are not the publisher's.
 _OSLO_CONTEXT_KEYS = frozenset({"msg_id", "reply_q", "client_timeout"})
@@ -64,6 +67,8 @@ class BatchOutcome:
     applied: int = 0
     ignored: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: The position in the batch of each dead letter's body.
+    dead_letter_positions: list[int] = field(default_factory=list)
     commands: int = 0
     result: ApplyResult = field(default_factory=ApplyResult)
 
@@ -82,6 +87,8 @@ class Pipeline:
         metrics: Metrics | None = None,
         observer: Observer | None = None,
         decide: Callable[[Notification[Any], PolicySettings], list[TimerCommand]] = routes.decide,
+        ingest: IngestSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.deadletters = deadletters
@@ -91,6 +98,9 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.observer = observer
         self._decide = decide
+        self.ingest = ingest or IngestSettings()
+        #: The receipt clock: a batch's events are received when it is sorted.
+        self.clock = clock or _utcnow
         self._writers = ThreadPoolExecutor(apply_threads, thread_name_prefix="reclaim-apply")
 
     def close(self) -> None:
@@ -114,21 +124,33 @@ class Pipeline:
         raise AssertionError("unreachable")
 
     def sort(
-        self, bodies: Sequence[Mapping[str, Any]]
+        self, bodies: Sequence[Body]
     ) -> tuple[list[TimerCommand], list[datetime], BatchOutcome]:
-        """Parse and decide every body; collect commands, event times and dead letters."""
+        """Parse and decide every body; collect commands, event times and dead letters.
+
+        The batch is received now (the pipeline's clock): a body whose dates lie outside
+        the event-time window (``ingest``) is dead-lettered with the reason.
+        """
         outcome = BatchOutcome(received=len(bodies))
         commands: list[TimerCommand] = []
         times: list[datetime] = []
-        for body in bodies:
+        received_at = self.clock()
+        bounds = self.ingest.bounds(received_at)
+
+        def reject(position: int, body: Body, stage: Stage, reason: str) -> None:
+            outcome.dead_letters.append(
+                dead_letter(body, stage=stage, reason=reason, now=received_at)
+            )
+            outcome.dead_letter_positions.append(position)
+
+        for position, body in enumerate(bodies):
             try:
-                notification = routes.parse(body)
+                notification = routes.parse(body, bounds)
             except ParseError as exc:
-                outcome.dead_letters.append(dead_letter(body, stage="parse", reason=str(exc)))
+                reject(position, body, "parse", str(exc))
                 continue
             except Exception as exc:  # pydantic or json internals on hostile input
-                reason = f"{type(exc).__name__}: {exc}"[:500]
-                outcome.dead_letters.append(dead_letter(body, stage="parse", reason=reason))
+                reject(position, body, "parse", f"{type(exc).__name__}: {exc}"[:500])
                 continue
             if notification is None:
                 outcome.ignored += 1
@@ -136,9 +158,7 @@ class Pipeline:
             try:
                 decided = self._decide_with_retries(notification)
             except HandlerFailed as exc:
-                outcome.dead_letters.append(
-                    dead_letter(body, stage="handler", reason=f"handler failed: {exc}")
-                )
+                reject(position, body, "handler", f"handler failed: {exc}")
                 continue
             if decided:
                 outcome.applied += 1
@@ -161,7 +181,7 @@ class Pipeline:
             return ApplyResult()
         return self.store.apply(commands, writers=self._writers)
 
-    def process(self, bodies: Sequence[Mapping[str, Any]]) -> BatchOutcome:
+    def process(self, bodies: Sequence[Body]) -> BatchOutcome:
         """Handle one batch: dead letters recorded, commands stored; raises StoreError."""
         commands, times, outcome = self.sort(bodies)
         started = time.perf_counter()
@@ -181,6 +201,10 @@ class Pipeline:
         if self.observer is not None:
             self.observer(times, stored_at)
         return outcome
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class HandlerFailed(RuntimeError):

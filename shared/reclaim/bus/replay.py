@@ -8,14 +8,21 @@ from typing import Any
 
 from reclaim import routes
 from reclaim.deadletters import DeadLetterStore
-from reclaim.settings import PolicySettings
+from reclaim.settings import IngestSettings, PolicySettings
 from reclaim.store.dynamodb import DynamoTimerStore
 
 
 def replay(
-    store: DynamoTimerStore, policy: PolicySettings, ids: Sequence[str] | None = None
+    store: DynamoTimerStore,
+    policy: PolicySettings,
+    ids: Sequence[str] | None = None,
+    ingest: IngestSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Parse, decide and apply each open dead letter (``ids``, or all); record the outcome.
+
+    A letter keeps the time it was first received: its dates are checked against the
+    event-time window of that moment (``ingest``, as configured now), so a widened window
+    lets it through and an unchanged one gives the same reason again.
 
     Returns one ``{id, outcome, reason?, commands?}`` per letter; ``outcome`` is
     ``replayed``, ``failed`` or ``truncated`` (only the head of the body was kept).
@@ -38,7 +45,8 @@ def replay(
                             "reason": f"only {len(letter.raw())} of {letter.body_size} bytes kept"})  # fmt: skip
             continue
         try:
-            commands = routes.commands_for(letter.raw(), policy)
+            bounds = (ingest or IngestSettings()).bounds(letter.received_at)
+            commands = routes.commands_for(letter.raw(), policy, bounds)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:2000]
             letters_store.put(

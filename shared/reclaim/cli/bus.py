@@ -99,12 +99,12 @@ def listen(
     )  # fmt: skip
     log.configure(log_level)
     try:
-        policy = load_settings().policy
+        loaded = load_settings()
     except Exception as exc:
         fail(f"settings: {exc}".replace("\n", " "))
     timer_store = _store(store, create=True)
     try:
-        Listener(settings, timer_store, policy).run()
+        Listener(settings, timer_store, loaded.policy, ingest=loaded.ingest).run()
     except (OSError, BusError) as exc:
         fail(f"listen: {exc}", 1)
 
@@ -152,7 +152,7 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
                      durable: bool | None) -> None:  # fmt: skip
     from reclaim.bus.publisher import Publisher, allocation_event
     from reclaim.bus.transport import explain
-    from reclaim.wire import parse_timestamp
+    from reclaim.wire import ParseError, parse_timestamp
 
     if not KEYSTONE_ID.fullmatch(project):
         fail(
@@ -161,9 +161,15 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
         )
     if end_date is not None:
         try:
-            parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
+            ends = parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
         except ValueError as exc:
             fail(f"--date: {exc}")
+        # The listener would dead-letter an end outside the event-time window: say so now.
+        ingest = settings_or_exit().ingest
+        try:
+            ingest.bounds(datetime.now(UTC)).check(ends, "--date")
+        except ParseError as exc:
+            fail(str(exc))
     settings = bus_or_exit(transport_url=transport_url, driver=driver, durable_queues=durable)
     body = allocation_event(kind, project, end_date=end_date, allocation_id=allocation_id)
     publisher = Publisher(settings)
@@ -278,7 +284,7 @@ def deadletters_replay(
     if not ids and not all_:
         fail("name dead letter ids, or --all")
     try:
-        policy = load_settings().policy
+        loaded = load_settings()
     except Exception as exc:
         fail(f"settings: {exc}".replace("\n", " "))
     timer_store = _store(store)
@@ -295,7 +301,7 @@ def deadletters_replay(
             fail(f"no dead letter {missing[0]} (see reclaim deadletters list)")
         ids = [found for found in resolved if found is not None]
     try:
-        results = replay(timer_store, policy, ids or None)
+        results = replay(timer_store, loaded.policy, ids or None, loaded.ingest)
     except (StoreError, KeyError) as exc:
         fail(f"replay: {exc}")
     if json_out:

@@ -37,6 +37,8 @@ def read_event_file(path: Path) -> list[Any]:
         fail(f"{path}: not UTF-8 text")
     except json.JSONDecodeError as exc:
         fail(f"{path}: not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
+    except RecursionError:
+        fail(f"{path}: not JSON reclaim reads (nested too deeply)")
     return data if isinstance(data, list) else [data]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -50,11 +52,25 @@ TIMER_COLUMNS = (
 )
 
 
+def _delivered(files: list[Path]) -> list[tuple[Path, bytes]]:
+    """Each notification of the files as the bytes a broker would carry (so that its size is
+    checked as the listener's is), with the file it came from."""
+    return [(path, _encoded(body)) for path, body in event_files(files)]
+
+
+def _encoded(body: Any) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # an integer past 64 bits: the standard library writes any JSON
+        return json.dumps(body).encode("utf-8")
+
+
 def _commands(files: list[Path], settings: Settings) -> list[TimerCommand]:
     out: list[TimerCommand] = []
-    for path, body in event_files(files):
+    bounds = settings.ingest.bounds(datetime.now(UTC))  # the files are received now
+    for path, body in _delivered(files):
         try:
-            out.extend(routes.commands_for(body, settings.policy))
+            out.extend(routes.commands_for(body, settings.policy, bounds))
         except ParseError as exc:
             fail(f"{path}: {exc}")
     return out
@@ -96,20 +112,41 @@ def replay(
     long: LongOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Deliver files in order through parse, policy and store; print the pending timers."""
+    """Deliver files in order through parse, policy and store; print the pending timers.
+
+    As the listener does: what cannot be used (a malformed notification, dates outside the
+    event-time window) is kept as a dead letter in the store and named on stderr, one line
+    each, and the command exits 1; the rest is stored.
+    """
+    from reclaim.bus.pipeline import Pipeline
+    from reclaim.deadletters import DeadLetterStore
+
     settings = settings_or_exit()
-    commands = _commands(files, settings)
+    delivered = _delivered(files)
     timer_store = store_or_exit(
         store or f"memory://replay-{uuid.uuid4().hex[:12]}", settings, create=True
     )
+    pipeline = Pipeline(
+        timer_store, DeadLetterStore.beside(timer_store), settings.policy,
+        apply_threads=1, handler_retries=0, ingest=settings.ingest,
+    )  # fmt: skip
     try:
-        timer_store.apply(commands)
+        outcome = pipeline.process([body for _, body in delivered])
         rows = pending_rows(timer_store.pending())
     except StoreError as exc:
         fail(f"store: {exc}")
+    finally:
+        pipeline.close()
     view = view_of(fmt, column, long, json_out)
     emit(rows, TIMER_COLUMNS, "Pending timers", view)
     unreadable_note(timer_store, view.fmt is not Format.table)
+    for position, letter in zip(outcome.dead_letter_positions, outcome.dead_letters, strict=True):
+        typer.echo(
+            f"reclaim: error: {delivered[position][0]}: {letter.reason} (dead letter {letter.id})",
+            err=True,
+        )
+    if outcome.dead_letters:
+        raise typer.Exit(1)
 
 
 def timers_list(

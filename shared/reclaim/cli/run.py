@@ -63,7 +63,7 @@ def run(
         timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
     )  # fmt: skip
-    listener = Listener(bus, timer_store, settings.policy)
+    listener = Listener(bus, timer_store, settings.policy, ingest=settings.ingest)
 
     def reconcile(now: datetime) -> ReconcileReport:
         return reconcile_cloud(conn, timer_store, settings, now)

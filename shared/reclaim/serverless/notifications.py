@@ -33,10 +33,10 @@ from botocore.exceptions import ClientError, ParamValidationError
 from reclaim import routes
 from reclaim.deadletters import DeadLetterSink, Stage, dead_letter
 from reclaim.serverless.events import MQ_SOURCE, Record, event_source, mq_records, sqs_records
-from reclaim.settings import PolicySettings
+from reclaim.settings import IngestSettings, PolicySettings
 from reclaim.store import StoreError
 from reclaim.store.port import TimerStore
-from reclaim.wire import ParseError
+from reclaim.wire import Bounds, ParseError
 
 log = logging.getLogger("reclaim.serverless")
 
@@ -93,16 +93,23 @@ def _rejected(exc: StoreError) -> bool:
     )
 
 
-def process(record: Record, policy: PolicySettings, store: TimerStore, result: BatchResult) -> None:
+def process(
+    record: Record,
+    policy: PolicySettings,
+    store: TimerStore,
+    result: BatchResult,
+    bounds: Bounds | None = None,
+) -> None:
     """Parse, decide and apply one record, counting into ``result``.
 
+    ``bounds``: the record's size limit and event-time window (received when the batch was).
     Raises :class:`Poison` for a record that will never succeed and
     :class:`reclaim.store.StoreError` for a transient store failure.
     """
     if record.body is None:
         raise Poison(record.problem or "no body", "decode")
     try:
-        notification = routes.parse(record.body)
+        notification = routes.parse(record.body, bounds)
     except ParseError as exc:
         raise Poison(f"unreadable notification: {exc}") from exc
     if notification is None:
@@ -137,13 +144,16 @@ def handle_mq(
     store: TimerStore,
     deadletters: DeadLetterSink,
     clock: Callable[[], datetime] = utcnow,
+    ingest: IngestSettings | None = None,
 ) -> BatchResult:
     """Process an Amazon MQ for RabbitMQ batch; dead-letter poison records, raise on transient errors."""
     result = BatchResult()
+    received_at = clock()
+    bounds = (ingest or IngestSettings()).bounds(received_at)
     for record in mq_records(event):
         result.received += 1
         try:
-            process(record, policy, store, result)
+            process(record, policy, store, result, bounds)
         except Poison as exc:
             # Kept before the batch is acknowledged; if this write fails the batch fails too.
             deadletters.keep(
@@ -155,7 +165,7 @@ def handle_mq(
                     ref=record.ref,
                     message_id=record.message_id,
                     event_type=exc.event_type,
-                    now=clock(),
+                    now=received_at,
                 )
             )
             result.dead_lettered.append(record.ref)
@@ -163,14 +173,21 @@ def handle_mq(
     return result
 
 
-def handle_sqs(event: Mapping[str, Any], policy: PolicySettings, store: TimerStore) -> BatchResult:
+def handle_sqs(
+    event: Mapping[str, Any],
+    policy: PolicySettings,
+    store: TimerStore,
+    clock: Callable[[], datetime] = utcnow,
+    ingest: IngestSettings | None = None,
+) -> BatchResult:
     """Process an SQS batch; ``result.failed`` names exactly the records to redeliver."""
     result = BatchResult()
     records = sqs_records(event)
+    bounds = (ingest or IngestSettings()).bounds(clock())
     for index, record in enumerate(records):
         result.received += 1
         try:
-            process(record, policy, store, result)
+            process(record, policy, store, result, bounds)
         except Poison as exc:
             result.failed.append(record.ref)
             log.warning("failed %s: %s", record.ref, exc.problem)
@@ -194,12 +211,17 @@ def handle(
     store: TimerStore,
     deadletters: DeadLetterSink,
     clock: Callable[[], datetime] = utcnow,
+    ingest: IngestSettings | None = None,
 ) -> dict[str, Any]:
-    """Process either kind of batch; return what Lambda expects back from that source."""
+    """Process either kind of batch; return what Lambda expects back from that source.
+
+    The batch is received when this is called (``clock``): records whose dates lie outside
+    ``ingest``'s event-time window, or larger than its ``max_body``, are poison.
+    """
     if event_source(event) == MQ_SOURCE:
-        result = handle_mq(event, policy, store, deadletters, clock)
+        result = handle_mq(event, policy, store, deadletters, clock, ingest)
         log.info("batch: %s", result.as_json())
         return result.as_json()
-    result = handle_sqs(event, policy, store)
+    result = handle_sqs(event, policy, store, clock, ingest)
     log.info("batch: %s", result.as_json())
     return sqs_response(result)
