@@ -112,12 +112,14 @@ class Timer(BaseModel):
         return tuple(sorted((n for n in self.notices if n.sent_at is None), key=lambda n: n.due_at))
 
 
-def _prune(observations: Iterable[Observation]) -> tuple[Observation, ...]:
-    ordered = sorted(set(observations), key=lambda o: (o.at, o.since))
-    if len(ordered) <= MAX_OBSERVATIONS:
-        return tuple(ordered)
-    half = MAX_OBSERVATIONS // 2
-    return tuple(ordered[:half] + ordered[-half:])
+def _prune(observations: Iterable[tuple[datetime, datetime]]) -> tuple[Observation, ...]:
+    """The observations kept, as (at, since) pairs in order: all of them, or the earliest and
+    the latest :data:`MAX_OBSERVATIONS` halves. Only those kept become models."""
+    ordered = sorted(set(observations))
+    if len(ordered) > MAX_OBSERVATIONS:
+        half = MAX_OBSERVATIONS // 2
+        ordered = ordered[:half] + ordered[-half:]
+    return tuple(Observation(at=at, since=since) for at, since in ordered)
 
 
 def _spec_key(c: TimerCommand) -> str:
@@ -133,6 +135,7 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
     ``commands`` hold an action command per event (schedule or cancel) and the notify
     commands that came with it. Returns None when there is nothing to keep (a cancel of a
     rule that never had a timer still leaves a record: it orders later deliveries).
+    O(N log N) in the commands: one pass to sort them out, one sort of the observations.
     """
     cmds = list(commands)
     if not cmds:
@@ -146,35 +149,49 @@ def merge(timer: Timer | None, commands: Iterable[TimerCommand]) -> Timer | None
         state="cancelled",
     )
     closed = t.closed_at
-    observations = set(t.observations)
-    spec = t
-    updates: dict[str, object] = {}
-    for c in sorted(cmds, key=lambda c: (c.event_time, c.op == "schedule")):
+    notices_at: dict[datetime, list[TimerCommand]] = {}
+    schedules: list[TimerCommand] = []
+    for c in cmds:
+        if c.action == "notify" and c.due_at:
+            notices_at.setdefault(c.event_time, []).append(c)
         if c.op == "cancel":
             if closed is None or c.event_time > closed:
                 closed = c.event_time
         elif c.action != "notify" and c.since is not None and c.due_at is not None:
-            observations.add(Observation(at=c.event_time, since=c.since))
-            key = _spec_key(c)
-            if spec.spec_at is None or (c.event_time, key) >= (spec.spec_at, spec.spec_key):
-                notices = tuple(
-                    (n.notice or "", c.due_at - n.due_at)
-                    for n in cmds
-                    if n.action == "notify" and n.event_time == c.event_time and n.due_at
-                )
-                updates = {
-                    "action": c.action,
-                    "project_id": c.project_id,
-                    "user_id": c.user_id,
-                    "clause": c.clause,
-                    "detail": dict(c.detail),
-                    "delay": c.due_at - c.since,
+            schedules.append(c)
+    # The schedule that describes the timer: the latest event, ties broken by _spec_key
+    # (and, among equal keys, the last delivered); it replaces the stored description
+    # unless that one is later.
+    spec = t
+    if schedules:
+        latest = max(c.event_time for c in schedules)
+        best, best_key = schedules[0], ""
+        for c in schedules:
+            if c.event_time == latest and (key := _spec_key(c)) >= best_key:
+                best, best_key = c, key
+        assert best.due_at is not None and best.since is not None
+        if spec.spec_at is None or (latest, best_key) >= (spec.spec_at, spec.spec_key):
+            notices = tuple(
+                (n.notice or "", best.due_at - n.due_at)
+                for n in notices_at.get(latest, ())
+                if n.due_at
+            )
+            spec = spec.model_copy(
+                update={
+                    "action": best.action,
+                    "project_id": best.project_id,
+                    "user_id": best.user_id,
+                    "clause": best.clause,
+                    "detail": dict(best.detail),
+                    "delay": best.due_at - best.since,
                     "notice_spec": tuple(sorted(set(notices), key=lambda x: -x[1])),
-                    "spec_at": c.event_time,
-                    "spec_key": key,
+                    "spec_at": latest,
+                    "spec_key": best_key,
                 }
-                spec = spec.model_copy(update=updates)
-    kept = _prune(o for o in observations if closed is None or o.at > closed)
+            )
+    pairs = [(o.at, o.since) for o in t.observations]
+    pairs.extend((c.event_time, c.since) for c in schedules if c.since is not None)
+    kept = _prune(p for p in pairs if closed is None or p[0] > closed)
     return _derive(spec.model_copy(update={"observations": kept, "closed_at": closed}), t)
 
 

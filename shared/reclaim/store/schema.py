@@ -13,17 +13,18 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 TABLE_RESOURCE = "TimerTable"
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """A YAML loader that reads CloudFormation's short-form tags (``!Ref``...) as plain data."""
+class _CloudFormationLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A YAML loader that reads CloudFormation's short-form tags (``!Ref``...) as plain data
+    (libyaml's when PyYAML has it: every command that makes a table reads the template)."""
 
 
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+def _tag(loader: Any, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     name = suffix if suffix == "Ref" else f"Fn::{suffix}"
     return {name: value}
 
