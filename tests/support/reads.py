@@ -28,8 +28,8 @@ def point_at_sim(sim_server: SimServer, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def read_commands(store_url: str, now: str) -> dict[str, str]:
-    """Run every read command on ``store_url`` at ``now``; fail on a non-zero exit or a
-    traceback. Returns each command's output by name."""
+    """Run every read command on ``store_url`` at ``now``; fail on a non-zero exit or an
+    exception. Returns each command's standard output by name."""
     runner = CliRunner()
     outputs: dict[str, str] = {}
     for command in READ_COMMANDS:
@@ -37,6 +37,7 @@ def read_commands(store_url: str, now: str) -> dict[str, str]:
         result = runner.invoke(app, [*command, "--store", store_url, *timed])
         name = " ".join(command)
         assert result.exit_code == 0, (name, result.output, result.exception)
-        assert "Traceback" not in result.output, (name, result.output)
-        outputs[name] = result.output
+        assert result.exception is None, (name, result.exception)
+        assert "Traceback" not in result.stdout, (name, result.stdout)
+        outputs[name] = result.stdout
     return outputs

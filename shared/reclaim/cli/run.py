@@ -63,7 +63,8 @@ def run(
         timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
     )  # fmt: skip
-    listener = Listener(bus, timer_store, settings.policy, ingest=settings.ingest)
+    # Events are received on the run's clock too: the simulation stamps them in its time.
+    listener = Listener(bus, timer_store, settings.policy, ingest=settings.ingest, clock=clock)
 
     def reconcile(now: datetime) -> ReconcileReport:
         return reconcile_cloud(conn, timer_store, settings, now)
