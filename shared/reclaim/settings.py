@@ -196,6 +196,11 @@ class SweepSettings(BaseModel):
         parse_duration("1d"),
         description="a shelve offload this soon after the shelve keeps the clock",
     )
+    shelve_wait: Duration = Field(
+        parse_duration("10m"),
+        description="how long a shelve is followed until Nova shows the server shelved "
+        "(Nova answers at once and shelves afterwards)",
+    )
     min_notice_lead: Duration = Field(
         parse_duration("1d"),
         description="an action waits until its first notice went out at least this long before",

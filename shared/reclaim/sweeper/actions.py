@@ -7,13 +7,22 @@ acts on what the re-check read and returns the notices to publish once the actio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from reclaim.durations import format_duration
 from reclaim.settings import PolicySettings, SweepSettings
-from reclaim.sweeper.cloud import CloudPort, ImageSnapshot, ServerRef, split_spared
+from reclaim.sweeper.cloud import (
+    ActionResult,
+    CloudError,
+    CloudPort,
+    ImageSnapshot,
+    ServerRef,
+    split_spared,
+)
 from reclaim.sweeper.notices import ACTION_SKIPPED, NoticeMessage, NoticePort, operator_alert
 from reclaim.sweeper.rules import (
     Decision,
@@ -67,6 +76,9 @@ class Context:
     now: datetime
     #: count one more destructive action against the caps; False when a cap is reached
     reserve: Callable[[Timer], bool]
+    #: how an action waits for the cloud to finish what it started (a shelve)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -180,11 +192,20 @@ def preview(ctx: Context, timer: Timer, live: Any) -> str:
 def perform(ctx: Context, timer: Timer, live: Any) -> Done:
     """Carry out the (re-checked) action. Raises CloudError when a call fails."""
     a = timer.action
-    if a in ("shelve", "delete"):
-        call = ctx.cloud.shelve_server if a == "shelve" else ctx.cloud.delete_server
-        r = call(timer.resource_id)
-        kind = SHELVED if a == "shelve" else DELETED
-        return Done(r.request_ids, r.gone, (_server_notice(timer, kind, a),))
+    if a == "shelve":
+        r = ctx.cloud.shelve_server(timer.resource_id)
+        if r.gone:
+            return Done(r.request_ids, gone=True)
+        status = _await_shelved(ctx, timer.resource_id, r)
+        return Done(
+            r.request_ids,
+            messages=(_server_notice(timer, SHELVED, a),),
+            detail={"status": status},
+            summary=f"Nova shows it {status}",
+        )
+    if a == "delete":
+        r = ctx.cloud.delete_server(timer.resource_id)
+        return Done(r.request_ids, r.gone, (_server_notice(timer, DELETED, a),))
     if a == "cleanup":
         return _cleanup(ctx, timer)
     if a == "delete_images":
@@ -214,6 +235,43 @@ def _counts(by_type: dict[str, list[str]]) -> str:
 def _listed(by_type: dict[str, list[str]]) -> str:
     """``servers: id (name); volumes: id (name), id`` for a notice or an audit."""
     return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(by_type.items()) if v)
+
+
+#: How often a shelve in progress is looked at again (seconds).
+SHELVE_POLL = 2.0
+
+
+def _await_shelved(ctx: Context, server_id: str, started: ActionResult) -> str:
+    """Follow a shelve Nova accepted (202) until Nova shows the server shelved: its status,
+    or CloudError for a shelve that failed (ERROR, or back to its old state with no task)
+    or did not finish within ``sweep.shelve_wait`` (transient: the next try re-checks)."""
+    rid = started.request_ids[0] if started.request_ids else None
+    deadline = ctx.clock() + ctx.settings.shelve_wait.total_seconds()
+    while True:
+        server = ctx.cloud.server(server_id)
+        if server is None:
+            raise CloudError(
+                f"server {server_id} vanished while being shelved", transient=False, request_id=rid
+            )
+        if server.status == "SHELVED_OFFLOADED" or (
+            server.status == "SHELVED" and not server.task_state
+        ):
+            return server.status
+        if server.status == "ERROR" or not server.task_state:
+            raise CloudError(
+                f"shelve of server {server_id} failed: Nova shows it {server.status} "
+                "with no task in progress",
+                transient=False,
+                request_id=rid,
+            )
+        if ctx.clock() >= deadline:
+            raise CloudError(
+                f"shelve of server {server_id} not finished after "
+                f"{format_duration(ctx.settings.shelve_wait)}: {server.status}, task {server.task_state}",
+                transient=True,
+                request_id=rid,
+            )
+        ctx.sleep(SHELVE_POLL)
 
 
 def _cleanup(ctx: Context, timer: Timer) -> Done:
