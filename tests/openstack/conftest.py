@@ -1,0 +1,192 @@
+"""The real-cloud tier: one real OpenStack (tests/openstack/harness.py) for the session.
+
+Every test here is marked ``openstack``; the cloud starts once, at the first test that asks
+for it, and stops (databases dropped, vhost deleted) at the end of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.openstack import harness
+from tests.support.dynalite import Dynalite
+
+RECLAIM = str(Path(sys.executable).parent / "reclaim")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.openstack)
+            item.add_marker(pytest.mark.slow)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 180, every: float = 0.5) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s (the
+    real services are slow on a loaded machine: deadlines are generous, never sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Run]:
+    """The real cloud for the session (a clear one-line failure when it cannot start).
+
+    ``RECLAIM_OPENSTACK_DIR`` names a cloud already started with ``python -m
+    tests.openstack.harness up --dir D``: the tests use it and leave it running."""
+    given = os.environ.get("RECLAIM_OPENSTACK_DIR")
+    if given:
+        yield harness.Run.load(Path(given))
+        return
+    directory = tmp_path_factory.mktemp("openstack")
+    try:
+        run = harness.up(directory, log=lambda m: print(m, file=sys.stderr))
+    except harness.HarnessError as exc:
+        pytest.fail(f"the real cloud did not start: {exc}", pytrace=False)
+    yield run
+    harness.down(directory, log=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def admin(cloud: harness.Run) -> Any:
+    """openstacksdk Connection as the cloud's admin."""
+    import openstack.config
+    import openstack.connection
+
+    config = openstack.config.OpenStackConfig(config_files=[str(cloud.clouds_yaml)])
+    return openstack.connection.Connection(config=config.get_one("openstack-admin"))
+
+
+@pytest.fixture
+def store_url(dynalite: Dynalite) -> str:
+    """A fresh timer table on the session's dynalite."""
+    return f"{dynalite.url}/real-{uuid.uuid4().hex[:8]}"
+
+
+def reclaim_env(cloud: harness.Run, store_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECLAIM_", "OS_"))}
+    env.update(cloud.exports())
+    env["RECLAIM_STORE_URL"] = store_url
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    env.update(extra)
+    return env
+
+
+def reclaim(
+    cloud: harness.Run, store_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one reclaim command against the real cloud; its output."""
+    return subprocess.run(
+        [RECLAIM, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env or reclaim_env(cloud, store_url),
+    )
+
+
+def reclaim_json(cloud: harness.Run, store_url: str, *args: str, **extra: str) -> Any:
+    out = reclaim(cloud, store_url, *args, "--json", env=reclaim_env(cloud, store_url, **extra))
+    assert out.returncode in (0, 3), f"reclaim {' '.join(args)}: {out.returncode}\n{out.stderr}"
+    return json.loads(out.stdout)
+
+
+class Listener:
+    """``reclaim listen`` on the run's vhost, its JSON log lines collected."""
+
+    def __init__(self, cloud: harness.Run, store_url: str) -> None:
+        self.proc = subprocess.Popen(
+            [RECLAIM, "listen", "--metrics-port", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=reclaim_env(cloud, store_url),
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(
+            lambda: any('"listening"' in ln for ln in self.lines) or self.proc.poll() is not None
+        )
+        assert self.proc.poll() is None, "\n".join(self.lines[-20:])
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(60)
+
+
+@pytest.fixture
+def listener(cloud: harness.Run, store_url: str) -> Iterator[Listener]:
+    proc = Listener(cloud, store_url)
+    yield proc
+    proc.stop()
+
+
+def iso(delta: timedelta) -> str:
+    """Now plus ``delta``, as ``--now`` takes it."""
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+def timers(cloud: harness.Run, store_url: str) -> list[dict[str, Any]]:
+    """The store's pending actions and notices (``reclaim timers list --json``)."""
+    out = reclaim(cloud, store_url, "timers", "list", "--json")
+    if out.returncode != 0:  # the table appears with the listener's first write
+        return []
+    data = json.loads(out.stdout)
+    return list(data if isinstance(data, list) else data.get("timers", []))
+
+
+def access_log(cloud: harness.Run) -> dict[str, list[str]]:
+    """Each API's gunicorn access log lines so far."""
+    logs = cloud.path / "logs"
+    return {
+        service: (logs / f"{service}-access.log").read_text().splitlines()
+        for service in harness.WSGI
+        if (logs / f"{service}-access.log").exists()
+    }
+
+
+def server_status(admin: Any, server_id: str) -> str | None:
+    """The server's status as Nova shows it (None once it is gone)."""
+    server = admin.compute.find_server(server_id, ignore_missing=True, all_projects=True)
+    return None if server is None else str(server.status)
+
+
+def boot(admin: Any, name: str, *, project_id: str | None = None, **extra: Any) -> Any:
+    """A server from the harness's image and flavor, ACTIVE."""
+    image = admin.image.find_image("reclaim-test-image", ignore_missing=False)
+    server = admin.compute.create_server(
+        name=name, image_id=image.id, flavor_id="reclaim-tiny", networks="none", **extra
+    )
+    return admin.compute.wait_for_server(server, status="ACTIVE", wait=300, interval=1)
+
+
+@pytest.fixture(scope="session")
+def dynalite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dynalite]:
+    server = Dynalite(tmp_path_factory.mktemp("dynalite")).start()
+    yield server
+    server.stop()
