@@ -10,6 +10,10 @@ reordering or duplication of deliveries yields the timer the in-order stream wou
 * a schedule at t adds an observation unless t <= ``closed_at``;
 * the timer is pending while observations remain; the condition's run began at the
   ``since`` of the earliest one, and the action is due ``delay`` after that.
+
+A pending run whose due date moves (a corrected allocation end, a restated run) after some
+of its notices went out keeps those notices as given and gets one ``date_changed`` notice,
+due at the event time that moved it: people hear the new date once, not every notice again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reclaim.commands import ALL_RULES, Instant, ResourceType, TimerCommand
 from reclaim.durations import Duration
+from reclaim.notices.kinds import DATE_CHANGED
 
 TimerState = Literal["pending", "cancelled", "done", "failed", "skipped", "gone"]
 
@@ -258,6 +263,8 @@ def _derive(t: Timer, before: Timer) -> Timer:
         for k, b in t.notice_spec
     )
     fresh_run = before.state != "pending"
+    if not fresh_run:
+        notices = _date_changed(before, notices, due, t.spec_at or start)
     return t.model_copy(
         update={
             "state": "pending",
@@ -267,6 +274,31 @@ def _derive(t: Timer, before: Timer) -> Timer:
             "attempts": 0 if fresh_run else t.attempts,
         }
     )
+
+
+def _date_changed(
+    before: Timer, notices: tuple[Notice, ...], due: datetime, at: datetime
+) -> tuple[Notice, ...]:
+    """The notices of a pending run that ``before`` had, now due at ``due`` (moved at event
+    time ``at``). Pure.
+
+    Unmoved: the change notices it had stay. Moved after a notice went out: each notice
+    given for the old date counts as given (so is each one already due at ``at``: the
+    change notice tells its news), and one ``date_changed`` notice goes out at ``at``.
+    """
+    if before.due_at is None or before.due_at == due:
+        return (*notices, *(n for n in before.notices if n.kind == DATE_CHANGED))
+    told = {(n.kind, n.before): n.sent_at for n in before.notices if n.sent_at is not None}
+    if not told:
+        return notices
+    kept = tuple(
+        n.model_copy(update={"sent_at": told.get((n.kind, n.before)) or at})
+        if n.sent_at is None and ((n.kind, n.before) in told or n.due_at <= at)
+        else n
+        for n in notices
+    )
+    change = Notice(kind=DATE_CHANGED, before=max(due - at, timedelta(0)), due_at=at)
+    return (*kept, change)
 
 
 def close(timer: Timer, state: TimerState, entry: AuditEntry) -> Timer:

@@ -18,6 +18,8 @@ _IMAGE_CLAUSE = (
     "away as well."
 )
 
+_MICRO = timedelta(microseconds=1)
+
 PROJECT_CLEANUP = Rule(
     id="project-cleanup",
     resource_type="project",
@@ -94,6 +96,13 @@ def on_allocation_ended(
     if alloc.contacts:
         detail["contacts"] = ",".join(c.email for c in alloc.contacts)
     detail = {k: v for k, v in detail.items() if v}
+    # The latest allocation.ended states the end: one at t closes what earlier ones said
+    # (a cancel just before t), so a corrected end_date restates the cleanup, earlier or
+    # later, while an older event delivered late changes nothing.
+    restated = [
+        rule.cancel(project, event_time=t - _MICRO)
+        for rule in (PROJECT_CLEANUP, DEPENDENTS_WARNING, DEPENDENTS_REMINDER)
+    ]
     notices = (
         (ALLOCATION_ENDED_NOTICE, policy.cleanup_after),
         *PROJECT_CLEANUP.notices_before(
@@ -101,6 +110,7 @@ def on_allocation_ended(
         ),
     )
     return [
+        *restated,
         *PROJECT_CLEANUP.schedule(
             project,
             since=ended,
