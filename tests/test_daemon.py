@@ -136,3 +136,17 @@ def test_reclaim_run_stops_at_once_on_sigterm_while_the_broker_is_unreachable(
         lines_until(proc, '"broker_unreachable"', timeout=60)
         code = sigterm_exit_code(proc)
     assert code == 0
+
+
+def test_reclaim_run_says_loudly_at_start_that_nothing_would_deliver_its_notices(
+    tmp_path: Path,
+) -> None:
+    """No operator, no fallback contact, and a store in which no mail was ever delivered:
+    a warning block on stderr before the service starts listening."""
+    with reclaim_run(tmp_path, BUS, RECLAIM_RUN__SWEEP_EVERY="1h") as proc:
+        lines = lines_until(proc, '"listening"', timeout=60)
+        assert sigterm_exit_code(proc, within=60) == 0
+    log = "".join(lines)
+    block = log[log.index("WARNING: reclaim run: notices may reach nobody") :]
+    assert block.index("no operator address and no fallback contact") < block.index('"listening"')
+    assert "no mail has ever been recorded as delivered" in block

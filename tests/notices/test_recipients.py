@@ -23,6 +23,7 @@ from reclaim.mailer import (
 )
 from reclaim.mailer.addresses import BadAddress, check_address
 from reclaim.mailer.listener import MailerService
+from reclaim.mailer.preflight import DeliveryStamp
 from reclaim.notices import NoticeMessage
 from reclaim.settings import MailerSettings
 from reclaim.sim import SimServer
@@ -169,7 +170,7 @@ def test_an_internationalised_address_is_mailed_where_the_server_offers_smtputf8
 
 def test_a_deleted_projects_notice_goes_to_the_fallback_contact_and_operators_once(
     keystone: SimServer, smtp: Smtp, bus_url: str, service: MailerService,
-    mailer_settings: MailerSettings,
+    mailer_settings: MailerSettings, table: DynamoTimerStore,
 ) -> None:  # fmt: skip
     """Keystone answers 404 to the role assignments of a deleted project: the notice is
     mailed to the fallback contact and the operators and acknowledged, not requeued."""
@@ -181,6 +182,8 @@ def test_a_deleted_projects_notice_goes_to_the_fallback_contact_and_operators_on
     got = settle(smtp, 2)
     subject = f"[reclaim] Project {pid}: all resources will be deleted on 2026-03-31"
     assert sorted(got) == sorted([(HELP, subject), (OPS, subject)])
+    # the store now says a mail was delivered: run and sweep no longer warn at start
+    assert DeliveryStamp.beside(MailLedger(table)).last() is not None
     service.stop()
     assert left_in_queue(bus_url, mailer_settings.pool) == 0
 

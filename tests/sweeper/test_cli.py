@@ -107,3 +107,27 @@ def test_a_dry_run_honours_the_cap_and_says_where_a_real_sweep_would_stop(
     )
     status = runner.invoke(app, ["breaker", "status", "--store", env])
     assert status.stdout.startswith("closed")
+
+
+def test_sweep_warns_at_start_when_nothing_would_deliver_its_notices(
+    world: World, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from reclaim.mailer import MailLedger
+    from reclaim.mailer.preflight import DeliveryStamp
+
+    args = ["sweep", "--store", env, "--now", NOW.isoformat(), "--dry-run"]
+    bare = runner.invoke(app, args)
+    assert "WARNING: reclaim sweep: notices may reach nobody" in bare.stderr
+    assert "no operator address and no fallback contact" in bare.stderr
+    assert "no mail has ever been recorded as delivered" in bare.stderr
+
+    monkeypatch.setenv("RECLAIM_MAILER__OPERATORS", '["ops@example.org"]')
+    still = runner.invoke(app, args)
+    assert "no operator address" not in still.stderr
+    assert "no mail has ever been recorded as delivered" in still.stderr
+
+    DeliveryStamp.beside(MailLedger(world.store)).stamp(NOW - timedelta(days=1))
+    quiet = runner.invoke(app, args)
+    assert "WARNING" not in quiet.stderr, quiet.stderr

@@ -69,8 +69,10 @@ def mailer(
         SmtpSender,
     )
     from reclaim.mailer.listener import MailerService
+    from reclaim.mailer.preflight import warn_at_start
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    warn_at_start("mailer", m, None)
     timer_store = store_or_exit(store, settings, create=True)
     try:
         conn = openstack.connect(cloud=m.cloud or os.environ.get("OS_CLOUD"))

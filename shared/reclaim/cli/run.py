@@ -46,6 +46,8 @@ def run(
     from reclaim.bus.transport import BusError
     from reclaim.cli.sweep import cloud_port, owner_id
     from reclaim.daemon import Daemon
+    from reclaim.mailer.ledger import MailLedger
+    from reclaim.mailer.preflight import warn_at_start
     from reclaim.reconcile.engine import ReconcileReport
     from reclaim.reconcile.engine import reconcile as reconcile_cloud
     from reclaim.sweeper import OsloNotices, Sweeper
@@ -55,6 +57,7 @@ def run(
     settings = settings_or_exit()
     bus = bus_or_exit(transport_url=transport_url, durable_queues=durable)
     timer_store = store_or_exit(store, settings, create=True)
+    warn_at_start("run", settings.mailer, MailLedger(timer_store))
     try:
         conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

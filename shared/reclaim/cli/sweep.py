@@ -143,10 +143,14 @@ def sweep(
     """
     import openstack
 
+    from reclaim.mailer.ledger import MailLedger
+    from reclaim.mailer.preflight import warn_at_start
+
     settings = settings_or_exit()
     when = instant_or_exit(now)
     sweep_settings = settings.sweep
     timer_store = store_or_exit(store, settings)
+    warn_at_start("sweep", settings.mailer, MailLedger(timer_store))
     try:
         conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
     except Exception as exc:

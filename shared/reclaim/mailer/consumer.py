@@ -34,6 +34,7 @@ from reclaim.bus.log import emit
 from reclaim.mailer.addresses import AddressBook, BadAddress, DirectoryError, Person, check_address
 from reclaim.mailer.digest import DigestBook, digest_id, slot
 from reclaim.mailer.ledger import MailLedger
+from reclaim.mailer.preflight import DeliveryStamp
 from reclaim.mailer.render import Renderer
 from reclaim.mailer.smtp import MailSender, Refused, build_mail
 from reclaim.notices import MAIL_UNDELIVERABLE, NoticeMessage, parse_notice
@@ -86,6 +87,8 @@ class Mailer:
         self.renderer = renderer
         self.clock = clock
         self.digests = DigestBook.beside(ledger) if settings.digest else None
+        #: whether this mailer stamped its first accepted mail (:class:`DeliveryStamp`)
+        self._stamped = False
 
     def handle(self, payload: Mapping[str, Any]) -> list[Delivery]:
         """Mail one notice payload. Raises :class:`Retry` when it must be redelivered."""
@@ -172,6 +175,9 @@ class Mailer:
             return Delivery(nid, kind, person.address, "unsupported", problem=problem)
         try:
             self.ledger.record(nid, person.address, now, kind=kind, outcome=result)
+            if result == "sent" and not self._stamped:
+                DeliveryStamp.beside(self.ledger).stamp(now)
+                self._stamped = True
         except StoreError as exc:
             raise Retry(f"ledger: {exc}") from exc
         emit("mail", notice_id=nid, kind=kind, to=person.address, result=result,
