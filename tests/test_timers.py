@@ -190,3 +190,35 @@ def test_two_events_of_one_instant_describe_the_timer_whatever_their_order() -> 
     one, other = fold(commands(both)), fold(commands(both[::-1]))
     assert one == other
     assert one[("server", SERVER, "delete-shelved")].detail["state"] == "shelved_offloaded"
+
+
+def _cleanup(timer: Timer | None, end: datetime, at: datetime) -> Timer:
+    project = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"
+    n = event("allocation.ended", {"project_id": project, "end_date": end.isoformat()}, at)
+    cmds = [c for c in routes.decide(n, POLICY) if c.rule == "project-cleanup"]
+    after = merge(timer, cmds)
+    assert after is not None
+    return after
+
+
+def test_a_date_moved_before_any_notice_went_out_needs_no_change_notice() -> None:
+    first = _cleanup(None, T0 - days(1), T0)
+    moved = _cleanup(first, T0 - days(20), T0 + days(1))
+    assert moved.due_at == T0 - days(20) + POLICY.cleanup_after
+    assert "date_changed" not in [n.kind for n in moved.notices]
+
+
+def test_a_date_moved_after_a_notice_keeps_it_given_and_adds_one_change_notice() -> None:
+    from reclaim.timers import mark_notice_sent
+
+    first = _cleanup(None, T0 - days(1), T0)
+    told = mark_notice_sent(first, first.pending_notices()[0], T0)
+    moved = _cleanup(told, T0 - days(20), T0 + days(1))
+    changes = [n for n in moved.notices if n.kind == "date_changed"]
+    assert [(n.due_at, n.sent_at) for n in changes] == [(T0 + days(1), None)]
+    assert [n.kind for n in moved.pending_notices()] == [
+        "date_changed", "cleanup_upcoming", "cleanup_upcoming", "cleanup_upcoming"
+    ]  # fmt: skip
+    # the same correction delivered again changes nothing; an older one neither
+    assert _cleanup(moved, T0 - days(20), T0 + days(1)) == moved
+    assert _cleanup(moved, T0 - days(1), T0) == moved
