@@ -209,14 +209,9 @@ def test_cleanup_skips_a_project_no_longer_marked_ended(
     assert "action_skipped" in notices.kinds()
 
 
-def test_an_exempt_server_and_what_it_uses_survive_the_cleanup_of_its_ended_project(
-    world: World, admin_conn: Any, cleaner: str
-) -> None:
-    """Exempt by metadata or by the configured list: the servers are kept with their volume,
-    port, network, subnet and router; everything else goes; the audit and the notice say
-    both, as read back from the cloud."""
-    cloud = world.cloud
-    tag = str(next(_n))
+def _seed_exempt(cloud: Cloud, tag: str) -> tuple[str, dict[str, str]]:
+    """An ended project with a server exempt by metadata (on its own network, router and
+    volume), one the policy will list as exempt, and one to delete with its own network."""
     p = f"ended-{tag}"
     ids = load_scenario(
         cloud,
@@ -246,6 +241,17 @@ def test_an_exempt_server_and_what_it_uses_survive_the_cleanup_of_its_ended_proj
             "containers": [{"project": p, "name": "data", "objects": {"a.txt": "x"}}],
         },
     )  # fmt: skip
+    return p, ids
+
+
+def test_an_exempt_server_and_what_it_uses_survive_the_cleanup_of_its_ended_project(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    """Exempt by metadata or by the configured list: the servers are kept with their volume,
+    port, network, subnet and router; everything else goes; the audit and the notice say
+    both, as read back from the cloud."""
+    cloud = world.cloud
+    p, ids = _seed_exempt(cloud, str(next(_n)))
     pid, listed = ids[f"project:{p}"], ids[f"server:{p}-listed"]
     _cleanup_timer(world.store, pid)
     port = OpenStackCloud(
@@ -287,6 +293,23 @@ def test_an_exempt_server_and_what_it_uses_survive_the_cleanup_of_its_ended_proj
     audit = timer_of(world.store, "project", pid, "project-cleanup").history[-1]
     assert audit.outcome == "done"
     assert f"{p}-scratch" in audit.detail["deleted_ids"] and f"{p}-course" in audit.detail["kept"]
+
+
+def test_a_cleanup_dry_run_says_what_it_would_keep(
+    world: World, admin_conn: Any, cleaner: str
+) -> None:
+    cloud = world.cloud
+    p, ids = _seed_exempt(cloud, str(next(_n)))
+    pid = ids[f"project:{p}"]
+    _cleanup_timer(world.store, pid)
+    port = OpenStackCloud(admin_conn, cleanup_connect=cleanup_connector("sim-cleaner"))
+    cloud.requests.clear()
+    (o,) = make_sweeper(world, port).sweep(NOW, dry_run=True).outcomes
+    assert o.result == "would-act"
+    assert "servers 2" in o.reason and "keep " in o.reason, o.reason
+    kept = o.reason.split("; keep ", 1)[1]
+    assert "servers 1" in kept and "volumes 1" in kept and "networks 1" in kept
+    assert cloud.requests.mutating_requests() == []
 
 
 def test_the_guard_refuses_other_projects_resources() -> None:
