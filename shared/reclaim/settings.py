@@ -7,8 +7,9 @@ by ``RECLAIM_CONFIG`` (or ``/etc/reclaim/reclaim.yaml`` when it exists), then th
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,7 @@ class SweepSettings(BaseModel):
         parse_duration("1d"),
         description="an action waits until its first notice went out at least this long before",
     )
+    cloud: str = Field("", description="clouds.yaml entry to act through (default: OS_CLOUD)")
     cleanup_mark: str = Field(
         "",
         description="project tag or true property that must still mark the allocation ended "
@@ -403,6 +405,29 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return sorted(out)
 
 
+def nearest_setting(loc: Sequence[str | int]) -> str | None:
+    """The setting nearest in spelling to a mistyped one (``("policy", "shelve_aftr")`` ->
+    ``policy.shelve_after``; a variable's name, ``RECLAIM_POLCY__SHELVE_AFTER`` ->
+    ``RECLAIM_POLICY__SHELVE_AFTER``), or None when none is close. Pure."""
+    if len(loc) == 1 and str(loc[0]).upper().startswith("RECLAIM_"):
+        head, _, rest = str(loc[0])[len("RECLAIM_") :].partition("__")
+        sections = [n.upper() for n in Settings.model_fields]
+        glued = [s for s in sections if head.upper().startswith(s + "_")]  # one underscore
+        if glued and not rest:
+            return f"RECLAIM_{glued[0]}__{head[len(glued[0]) + 1 :].upper()}"
+        near = difflib.get_close_matches(head.upper(), sections, n=1)
+        return f"RECLAIM_{near[0]}" + (f"__{rest.upper()}" if rest else "") if near else None
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    near = difflib.get_close_matches(str(loc[-1]).lower(), list(model.model_fields), n=1)
+    return ".".join([*map(str, loc[:-1]), near[0]]) if near else None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from arguments, environment and config file (see module docstring).
 
@@ -411,8 +436,13 @@ def load_settings(**overrides: Any) -> Settings:
     unknown = unknown_variables(os.environ)
     if unknown:
         sections = ", ".join(n for n, f in Settings.model_fields.items() if n != "store_url")
+        named = "; ".join(
+            f"{n}: no such setting"
+            + (f", did you mean {m}?" if (m := nearest_setting([n])) else "")
+            for n in unknown
+        )
         raise ValueError(
-            f"{', '.join(unknown)}: no such setting (write RECLAIM_<SECTION>__<NAME>, sections "
+            f"{named} (write RECLAIM_<SECTION>__<NAME>, sections "
             f"{sections}; or RECLAIM_STORE_URL, RECLAIM_CONFIG)"
         )
     return Settings(**overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -58,6 +59,17 @@ def bus_or_exit(**overrides: Any) -> BusSettings:
         fail(f"settings: {exc}".replace("\n", " "))
 
 
+def port_hint(exc: Exception, settings: BusSettings, flag: str | None = None) -> str:
+    """``exc`` as one line; a metrics port already taken names the setting that moves it."""
+    if not (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE):
+        return str(exc)
+    moved = f"bus.metrics_port (RECLAIM_BUS__METRICS_PORT{', ' + flag if flag else ''})"
+    return (
+        f"metrics port {settings.metrics_host}:{settings.metrics_port}: {exc.strerror} "
+        f"(another reclaim listen or run?); choose another with {moved}, or 0 for none"
+    )
+
+
 def _store(url: str | None, *, create: bool = False) -> Any:
     return store_or_exit(url, settings_or_exit(), create=create)
 
@@ -106,7 +118,7 @@ def listen(
     try:
         Listener(settings, timer_store, loaded.policy, ingest=loaded.ingest).run()
     except (OSError, BusError) as exc:
-        fail(f"listen: {exc}", 1)
+        fail(f"listen: {port_hint(exc, settings, '--metrics-port')}", 1)
 
 
 def publish(

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from pydantic import ValidationError
 
-from reclaim.settings import Settings, load_settings
+from reclaim.settings import Settings, load_settings, nearest_setting
 from reclaim.store import DynamoTimerStore, StoreError, open_store
 from reclaim.wire import parse_timestamp
 
@@ -72,7 +72,30 @@ def _problem(error: Any) -> str:
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     got = error.get("input")
     shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    if error.get("type") == "extra_forbidden":
+        near = nearest_setting(error.get("loc", ()))
+        message, shown = "no such setting", shown + (f", did you mean {near}?" if near else "")
     return f"{where or 'settings'}: {message}{shown}"
+
+
+def cloud_or_exit(entry: str | None, setting: str | None = None) -> Any:
+    """An openstacksdk connection to the clouds.yaml ``entry`` (None: ``$OS_CLOUD``, else the
+    ``OS_*`` variables); one that cannot be made exits 2 in one line saying how to name a
+    cloud: OS_CLOUD, --cloud, or the command's ``setting``."""
+    import openstack
+
+    name = entry or os.environ.get("OS_CLOUD") or None
+    try:
+        return openstack.connect(cloud=name)
+    except Exception as exc:
+        reason = str(exc).replace("\n", " ")
+        if name is None:
+            also = f", or set {setting}" if setting else ""
+            fail(
+                f"cloud: no cloud named: set OS_CLOUD to a clouds.yaml entry, give --cloud"
+                f"{also} (openstacksdk: {reason})"
+            )
+        fail(f"cloud {name!r}: {reason}")
 
 
 def store_or_exit(url: str | None, settings: Settings, *, create: bool = False) -> DynamoTimerStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +9,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
-from reclaim.cli.common import fail, instant_or_exit, print_json, settings_or_exit, store_or_exit
+from reclaim.cli.common import (
+    cloud_or_exit,
+    fail,
+    instant_or_exit,
+    print_json,
+    settings_or_exit,
+    store_or_exit,
+)
 from reclaim.cli.output import (
     Column,
     ColumnOpt,
@@ -157,12 +163,7 @@ def reconcile_command(
     if first_install and grace_td.total_seconds() <= 0:
         fail("--grace must be positive: notices have to go out before the action")
     store = store_or_exit(store_url, settings, create=True)
-    import openstack
-
-    try:
-        conn: Any = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
-    except Exception as exc:
-        fail(f"cloud: {exc}".replace("\n", " "))
+    conn = cloud_or_exit(cloud)
     err = Console(stderr=True)
     with Progress(
         SpinnerColumn(),

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from reclaim.cli.bus import DurableOpt, bus_or_exit
-from reclaim.cli.common import clock_or_exit, fail, settings_or_exit, store_or_exit
+from reclaim.cli.bus import DurableOpt, bus_or_exit, port_hint
+from reclaim.cli.common import (
+    clock_or_exit,
+    cloud_or_exit,
+    fail,
+    settings_or_exit,
+    store_or_exit,
+)
 
 
 def run(
@@ -39,7 +44,6 @@ def run(
     sweeps). Notices go to the same bus as the events it listens to, with the same
     durability (bus.durable_queues). SIGTERM/SIGINT stop it, also while the broker is down.
     """
-    import openstack
 
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
@@ -58,10 +62,7 @@ def run(
     bus = bus_or_exit(transport_url=transport_url, durable_queues=durable)
     timer_store = store_or_exit(store, settings, create=True)
     warn_at_start("run", settings.mailer, MailLedger(timer_store))
-    try:
-        conn = openstack.connect(cloud=cloud or settings.run.cloud or os.environ.get("OS_CLOUD"))
-    except Exception as exc:
-        fail(f"cloud: {exc}")
+    conn = cloud_or_exit(cloud or settings.run.cloud, "run.cloud")
     sweeper = Sweeper(
         timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
@@ -75,7 +76,7 @@ def run(
     try:
         Daemon(listener, sweeper, settings, reconcile=reconcile, clock=clock).run()
     except (OSError, BusError) as exc:
-        fail(f"run: {exc}", 1)
+        fail(f"run: {port_hint(exc, bus)}", 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reclaim.cli.common import (
+    cloud_or_exit,
     fail,
     instant_or_exit,
     print_json,
@@ -118,7 +119,8 @@ def _summary(report: SweepReport) -> Table:
 def sweep(
     store: StoreOpt = None,
     cloud: Annotated[
-        str | None, typer.Option("--cloud", help="clouds.yaml entry (default: OS_CLOUD).")
+        str | None,
+        typer.Option("--cloud", help="clouds.yaml entry (default: sweep.cloud, OS_CLOUD)."),
     ] = None,
     dry_run: Annotated[
         bool | None,
@@ -141,7 +143,6 @@ def sweep(
     Exits 3 when a cap stopped it (in a dry run: would stop it), 1 when notices could not be
     sent (their timers stay due).
     """
-    import openstack
 
     from reclaim.mailer.ledger import MailLedger
     from reclaim.mailer.preflight import warn_at_start
@@ -151,10 +152,7 @@ def sweep(
     sweep_settings = settings.sweep
     timer_store = store_or_exit(store, settings)
     warn_at_start("sweep", settings.mailer, MailLedger(timer_store))
-    try:
-        conn = openstack.connect(cloud=cloud or os.environ.get("OS_CLOUD"))
-    except Exception as exc:
-        fail(f"cloud: {exc}")
+    conn = cloud_or_exit(cloud or sweep_settings.cloud, "sweep.cloud")
     bus_settings = settings.bus.model_copy(update={"transport_url": bus}) if bus else settings.bus
     dry = sweep_settings.dry_run if dry_run is None else dry_run
     # A notice is marked sent only after the bus took it: an unreachable bus fails the
