@@ -77,6 +77,8 @@ def test_run_sweeps_and_reconciles_on_the_clock_it_is_given(
         seen.append(daemon.clock())
 
     monkeypatch.setattr(Daemon, "run", run_once)
+    # run logs JSON lines to the stderr it starts with: here the runner's, closed afterwards
+    monkeypatch.setattr("reclaim.bus.log.configure", lambda level: None)
     sim.cloud.clock.set(START)
     out = runner.invoke(app, ["run", "--now", sim.url, "--store", "memory://now-run"])
     assert out.exit_code == 0, out.output
