@@ -316,6 +316,10 @@ def _cleanup(ctx: Context, timer: Timer) -> Done:
         detail["refused"] = ",".join(result.refused)
     if result.error:
         detail["error"] = result.error
+    if result.skipped:
+        detail["skipped"] = f"{', '.join(result.skipped)} (not in the cloud's catalog)"
+    if result.detached:
+        detail["detached"] = ", ".join(result.detached)
     if left:
         leftovers = {k: ",".join(v) for k, v in left.items()}
         detail["leftovers"] = "; ".join(f"{k}: {v}" for k, v in leftovers.items())
@@ -330,6 +334,8 @@ def _cleanup(ctx: Context, timer: Timer) -> Done:
             )
         )
     summary = f"deleted {deleted}"
+    if result.skipped:
+        summary += f"; skipped {detail['skipped']}"
     if kept:
         summary += f"; kept {_counts(kept)} (exempt)"
     if left:

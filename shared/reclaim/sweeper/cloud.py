@@ -238,6 +238,10 @@ class CleanupResult:
     kept: dict[str, list[str]] = field(default_factory=dict)
     #: exempt server id -> why it is exempt
     exempt: dict[str, str] = field(default_factory=dict)
+    #: services the cloud's catalog does not have, so not cleaned (``object-store``)
+    skipped: tuple[str, ...] = ()
+    #: the project's router interfaces on other projects' networks, detached first
+    detached: tuple[str, ...] = ()
 
 
 def _s(value: Any) -> str:
@@ -526,6 +530,60 @@ def _token_roles(conn: Any) -> tuple[str | None, list[str]]:
     return access.project_id, [r.lower() for r in access.role_names]
 
 
+def _has_service(conn: Any, service_type: str) -> bool:
+    """Whether the cloud's catalog has the service (read from the token: no request)."""
+    return bool(conn.has_service(service_type))
+
+
+def _containers(conn: Any, project_id: str, rid: str) -> list[str]:
+    try:
+        return [str(c.name) for c in conn.object_store.containers()]
+    except Exception as exc:
+        raise _translate(exc, f"containers of {project_id}", rid) from exc
+
+
+#: Neutron's device owners of a router's interface ports.
+ROUTER_INTERFACES = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+)
+
+
+def _foreign_interfaces(
+    conn: Any, project_id: str, guard: ProjectGuard, rid: str
+) -> list[tuple[str, str]]:
+    """(router, port) of the project's router interfaces on networks it does not own (a
+    shared network of another project): ``project_cleanup`` detaches only interfaces on
+    the project's own networks, and a router with a port left cannot be deleted. Both the
+    router and the port must be the project's own and not spared; the network stays."""
+
+    def mine(obj: Any) -> bool:
+        return _project_of(obj) == project_id and str(obj.id) not in guard.spared
+
+    try:
+        own = {str(n.id) for n in conn.network.networks(project_id=project_id)}
+        found: list[tuple[str, str]] = []
+        for router in filter(mine, conn.network.routers(project_id=project_id)):
+            found.extend(
+                (str(router.id), str(port.id))
+                for port in conn.network.ports(device_id=router.id)
+                if port.device_owner in ROUTER_INTERFACES
+                and str(port.network_id) not in own
+                and mine(port)
+            )
+        return found
+    except Exception as exc:
+        raise _translate(exc, f"router interfaces of {project_id}", rid) from exc
+
+
+def _detach(conn: Any, router_id: str, port_id: str, rid: str) -> None:
+    try:
+        conn.network.remove_interface_from_router(router_id, port_id=port_id)
+    except Exception as exc:
+        raise _translate(exc, f"detach port {port_id} from router {router_id}", rid) from exc
+
+
 class _OpenStackExtras:
     """Image, project, rule and cleanup calls of :class:`OpenStackCloud`."""
 
@@ -727,10 +785,14 @@ class _OpenStackExtras:
             guard = ProjectGuard(
                 project_id, known, account.rstrip("/").endswith(project_id), spared.ids
             )
-            try:
-                had = [str(c.name) for c in conn.object_store.containers()]
-            except Exception as exc:
-                raise _translate(exc, f"containers of {project_id}", rid) from exc
+            # every read that can fail comes before the first change; a service the
+            # catalog lacks is skipped (and reported), not an error
+            swift = _has_service(conn, "object-store")
+            had = _containers(conn, project_id, rid) if swift else []
+            foreign = _foreign_interfaces(conn, project_id, guard, rid)
+            if not dry_run:
+                for router_id, port_id in foreign:
+                    _detach(conn, router_id, port_id, rid)
             try:
                 conn.project_cleanup(
                     dry_run=dry_run,
@@ -742,10 +804,7 @@ class _OpenStackExtras:
             finally:
                 pool.shutdown(wait=True)
             after = {k: v for k, v in self.project_inventory(project_id).items() if v}
-            try:
-                containers = [str(c.name) for c in conn.object_store.containers()]
-            except Exception as exc:
-                raise _translate(exc, f"containers of {project_id}", rid) from exc
+            containers = _containers(conn, project_id, rid) if swift else []
             if containers:
                 after["containers"] = containers
             still = _ids(after) | set(containers)
@@ -776,6 +835,8 @@ class _OpenStackExtras:
             deleted=deleted,
             kept=kept,
             exempt=dict(spared.servers),
+            skipped=() if swift else ("object-store",),
+            detached=tuple(f"port {p} of router {r}" for r, p in foreign),
         )
 
 
