@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from reclaim import routes
 from reclaim.bus.metrics import Metrics
 from reclaim.daemon import Daemon
@@ -116,10 +118,12 @@ def reclaim_run(tmp_path: Path, bus_url: str, **env: str) -> Iterator[subprocess
             proc.wait()
 
 
+@pytest.mark.timeout(900)
 def test_reclaim_run_exits_0_on_sigterm(tmp_path: Path) -> None:
+    # generous deadlines: on a loaded machine the start and the first sweep take minutes
     with reclaim_run(tmp_path, BUS, RECLAIM_RUN__SWEEP_EVERY="0.5s") as proc:
-        lines = lines_until(proc, '"swept"', timeout=60)
-        code = sigterm_exit_code(proc, within=60)
+        lines = lines_until(proc, '"swept"', timeout=400)
+        code = sigterm_exit_code(proc, within=240)
         lines.append(proc.stderr.read() if proc.stderr else "")
     log = "".join(lines)
     assert code == 0, log

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,6 +149,21 @@ def test_listen_command_logs_json_serves_metrics_and_exits_0_on_sigterm(
         json.loads(line)  # every line is structured
 
 
+def answers(url: str, within: float = 10) -> bool:
+    """Whether an HTTP server answers at ``url`` (any status) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@pytest.mark.timeout(900)
 def test_kill_9_mid_stream_then_restart_loses_nothing(
     bus_settings: BusSettings, tmp_path: Path
 ) -> None:
@@ -159,19 +175,20 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
         events = stream(1500, servers=100)
         first = ListenProcess(bus_settings, store_url)
         try:
-            publish_all(bus_settings, events)
-            wait_for(lambda: first.applied() >= 200, timeout=60, every=0.02)
+            # the kill comes mid-stream whatever the machine's load: the second half is
+            # published only after it
+            publish_all(bus_settings, events[:750])
+            wait_for(lambda: first.applied() >= 200, timeout=240, every=0.02)
         finally:
             first.stop(signal.SIGKILL)
-        assert first.applied() < len(events), "the stream was over before the kill"
-        time.sleep(0.5)
-        if server.proc is None or server.proc.poll() is not None:
+        publish_all(bus_settings, events[750:])
+        if not answers(server.url):  # the kill's cut-off requests took dynalite down
             server.start()
         second = ListenProcess(bus_settings, store_url)
         try:
             expected = expected_snapshot(events, PolicySettings())
             store = open_store(store_url)
-            wait_for(lambda: table_snapshot(store) == expected, timeout=120, every=1.0)
+            wait_for(lambda: table_snapshot(store) == expected, timeout=300, every=1.0)
         finally:
             code = second.stop()
             delete_queue(bus_settings)
