@@ -83,3 +83,12 @@ def test_run_sweeps_and_reconciles_on_the_clock_it_is_given(
     out = runner.invoke(app, ["run", "--now", sim.url, "--store", "memory://now-run"])
     assert out.exit_code == 0, out.output
     assert seen == [START]
+
+
+@pytest.mark.parametrize("value", ["", "soon"])
+def test_timers_list_refuses_an_empty_or_unreadable_bound(value: str) -> None:
+    """An empty ``--due-before`` listed everything."""
+    out = runner.invoke(app, ["timers", "list", "--due-before", value, "--store", "memory://x"])
+    assert out.exit_code == 2
+    [line] = out.output.splitlines()
+    assert line.startswith("reclaim: error: --due-before")

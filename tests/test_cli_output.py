@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from reclaim.cli import app
 from reclaim.cli.output import short_ids
 from reclaim.deadletters import DeadLetterStore, dead_letter
 from reclaim.policy.servers import SHELVE
+from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry
 from tests.conftest import EVENTS
@@ -227,3 +229,23 @@ def test_dead_letters_replay_takes_a_prefix_and_lists_an_ambiguous_one() -> None
     assert ambiguous.exit_code == 2 and "ambiguous" in ambiguous.output
     unknown = cli("deadletters", "replay", "zz", "--store", url)
     assert unknown.exit_code == 2 and "no dead letter zz" in unknown.output
+
+
+def test_plan_looks_a_project_name_up_in_keystone_when_a_cloud_is_set(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud = Cloud(clock=SimClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    project = "a1f0c2d4e6b84c0e9d7f1a2b3c4d5e6f"  # the demo stream's servers' project
+    cloud.identity.create_project("genomics-lab", id=project)
+    plan = ["plan", "--store", store, "--now", NOW, "--within", "365d", "-f", "json"]
+    with SimServer(cloud) as sim:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(sim.write_clouds_yaml(tmp_path / "c.yaml")))
+        monkeypatch.setenv("OS_CLOUD", "sim-admin")
+        named = cli(*plan, "--project", "genomics-lab")
+        missing = cli(*plan, "--project", "no-such-lab")
+    cloud.close()
+    assert named.exit_code == 0, named.output
+    rows = json.loads(named.stdout)
+    assert rows and {r["project_id"] for r in rows} == {project}
+    assert missing.exit_code == 1
+    assert "nor is it a project name in Keystone (cloud 'sim-admin')" in missing.output

@@ -117,12 +117,16 @@ def store_or_exit(url: str | None, settings: Settings, *, create: bool = False) 
         fail(f"store: {exc}")
 
 
-def instant_or_exit(text: str | None, option: str = "--now") -> datetime:
+def instant_or_exit(
+    text: str | None, option: str = "--now", absent: str = "for the real clock"
+) -> datetime:
     """The time an option names (see :func:`clock_or_exit`), or now when it is absent."""
-    return clock_or_exit(text, option)()
+    return clock_or_exit(text, option, absent)()
 
 
-def clock_or_exit(text: str | None, option: str = "--now") -> Callable[[], datetime]:
+def clock_or_exit(
+    text: str | None, option: str = "--now", absent: str = "for the real clock"
+) -> Callable[[], datetime]:
     """The clock an option names: absent, the real clock; an ISO 8601 time (UTC when it
     names no zone), the real clock moved to read that time now; a URL, the clock it serves
     as text (the simulated cloud's ``/_sim/clock``), read at every call.
@@ -135,7 +139,7 @@ def clock_or_exit(text: str | None, option: str = "--now") -> Callable[[], datet
     if not text.strip():
         fail(
             f"{option} is empty: give an ISO 8601 time (2026-03-08T09:01:19Z) or a clock URL "
-            f"(http://127.0.0.1:PORT/_sim/clock), or leave {option} out for the real clock"
+            f"(http://127.0.0.1:PORT/_sim/clock), or leave {option} out {absent}"
         )
     if text.startswith(("http://", "https://")):
         url = _clock_url(text)

@@ -18,6 +18,7 @@ from reclaim import routes
 from reclaim.cli.common import (
     event_files,
     fail,
+    instant_or_exit,
     print_json,
     settings_or_exit,
     store_or_exit,
@@ -28,7 +29,7 @@ from reclaim.commands import TimerCommand
 from reclaim.settings import Settings
 from reclaim.store import StoreError
 from reclaim.views import pending_rows
-from reclaim.wire import ParseError, parse_timestamp
+from reclaim.wire import ParseError
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")]
 StoreOpt = Annotated[
@@ -152,7 +153,8 @@ def replay(
 def timers_list(
     store: StoreOpt = None,
     due_before: Annotated[
-        str | None, typer.Option("--due-before", help="Only what is due by this ISO-8601 time.")
+        str | None,
+        typer.Option("--due-before", help="Only what is due by this ISO 8601 time (or clock URL)."),
     ] = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
@@ -161,12 +163,7 @@ def timers_list(
 ) -> None:
     """List the pending timers (actions and notices) of a store, in due order."""
     settings = settings_or_exit()
-    when: datetime | None = None
-    if due_before:
-        try:
-            when = parse_timestamp(due_before)
-        except ValueError as exc:
-            fail(f"--due-before: {exc}")
+    when = None if due_before is None else instant_or_exit(due_before, "--due-before", "for all")
     timer_store = store_or_exit(store, settings)
     try:
         rows = pending_rows(timer_store.pending(when), when)
