@@ -12,7 +12,6 @@ from typing import Annotated, Any, get_args
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 from rich.text import Text
 
 from reclaim.cli.common import (
@@ -27,7 +26,7 @@ from reclaim.cli.common import (
     store_or_exit,
     unreadable_note,
 )
-from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, View, emit, view_of
 from reclaim.commands import ResourceType
 from reclaim.durations import format_duration, parse_duration
 from reclaim.settings import Settings
@@ -104,16 +103,24 @@ def _report_json(report: SweepReport) -> dict[str, Any]:
     }
 
 
-def _summary(report: SweepReport) -> Table:
+SWEEP_COLUMNS = (
+    Column("resource_type", "type"),
+    Column("resource_id", "id", kind="id"),
+    Column("rule"),
+    Column("result"),
+    Column("notices"),
+    Column("reason", "why"),
+)
+
+
+def _summary(report: SweepReport, out: Console) -> None:
     title = "Sweep" + (" (dry run: nothing changed)" if report.dry_run else "")
-    table = Table(title=title)
-    for col in ("resource", "rule", "result", "notices", "why"):
-        table.add_column(col)
-    for o in report.outcomes:
-        table.add_row(
-            f"{o.resource_type} {o.resource_id}", o.rule, o.result, ",".join(o.notices), o.reason
-        )
-    return table
+    rows = [
+        {"resource_type": o.resource_type, "resource_id": o.resource_id, "rule": o.rule,
+         "result": o.result, "notices": ",".join(o.notices), "reason": o.reason}
+        for o in report.outcomes
+    ]  # fmt: skip
+    emit(rows, SWEEP_COLUMNS, title, View(), out)
 
 
 def sweep(
@@ -176,7 +183,7 @@ def sweep(
         print_json(_report_json(report))
     else:
         out = Console()
-        out.print(_summary(report))
+        _summary(report, out)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
         failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
         said = "notices that would go out" if report.dry_run else "notices"
