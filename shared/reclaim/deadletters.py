@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from reclaim.commands import Instant
+from reclaim.redact import scrub, scrub_text
 from reclaim.store import StoreError
 
 PARTITION = "deadletter"
@@ -94,16 +95,18 @@ def dead_letter(
     event_type: str | None = None,
     now: datetime | None = None,
 ) -> DeadLetter:
-    """Build the record of a rejected body (bytes as received, or a decoded message). Pure."""
+    """Build the record of a rejected body (bytes as received, or a decoded message), without
+    its request context or tokens (:func:`reclaim.redact.scrub`). Pure."""
     if isinstance(body, Mapping):
         event_type = _short(body.get("event_type")) or event_type
         message_id = _short(body.get("message_id")) or message_id
         try:
-            raw = json.dumps(body, default=repr).encode("utf-8")
+            raw = json.dumps(scrub(body), default=repr).encode("utf-8")
         except (ValueError, TypeError, RecursionError):
-            raw = repr(body)[: MAX_BODY * 2].encode("utf-8", "replace")
+            raw = scrub_text(repr(body)[: MAX_BODY * 2]).encode("utf-8", "replace")
     else:
-        raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+        text = body if isinstance(body, str) else bytes(body).decode("utf-8", "surrogateescape")
+        raw = scrub_text(text).encode("utf-8", "surrogateescape")
     digest = hashlib.sha256(raw).hexdigest()
     head = raw[:MAX_BODY]
     try:
@@ -114,7 +117,7 @@ def dead_letter(
         id=digest[:24],
         received_at=now or datetime.now(UTC),
         stage=stage,
-        reason=reason[:MAX_REASON],
+        reason=scrub_text(reason)[:MAX_REASON],
         body=text,
         body_encoding=encoding,
         body_size=len(raw),

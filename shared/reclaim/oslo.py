@@ -30,8 +30,39 @@ def messaging() -> ModuleType:
                     raise
             import oslo_messaging
 
+        _quote_every_reserved_character()
         _messaging = oslo_messaging
     return _messaging
+
+
+def _quote_every_reserved_character() -> None:
+    """Let a broker password hold a ``/``.
+
+    oslo's rabbit driver decodes the transport URL's password, then writes it back into
+    the URL it hands kombu with ``urllib.parse.quote``, which leaves ``/`` as it is: kombu
+    then reads the password's end as the host. The same URL, with every reserved character
+    quoted, is what kombu needs.
+    """
+    from urllib import parse
+
+    from oslo_messaging._drivers import impl_rabbit
+    from oslo_utils import netutils
+
+    def transform(
+        self: Any,
+        url: Any,
+        host: Any,
+        default_username: str = "",
+        default_password: str = "",
+        default_hostname: str = "",
+    ) -> str:
+        transport = url.transport.replace("kombu+", "").replace("rabbit", "amqp")
+        user = parse.quote(host.username or default_username, safe="")
+        password = parse.quote(host.password or default_password, safe="")
+        hostname = netutils.escape_ipv6(host.hostname) or default_hostname
+        return f"{transport}://{user}:{password}@{hostname}:{host.port or 5672}/{url.virtual_host or ''}"
+
+    impl_rabbit.Connection._transform_transport_url = transform
 
 
 def transport(url: str, *, notification: bool = True) -> Any:

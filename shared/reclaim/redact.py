@@ -11,6 +11,7 @@ module is part of the Lambda layer).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -23,7 +24,9 @@ _HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._\-]+)(?::[0-9]*)?"
 _FIRST_CRED = re.compile(r"[^:@,/]*(?::[^@,/?#]*)?")
 _MIDDLE = re.compile(rf"({_HOST}),([^:@,/]*(?::[^@,/?#]*)?)")
 #: A URL with credentials in free text (an error message, a logged value).
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]*@[^\s\"'<>]*")
+_URL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s\"'<>]{0,512}@[^\s\"'<>]*"
+)
 
 #: Names (lower case, ``-`` read as ``_``) whose values are secrets.
 _SECRET_NAME = re.compile(r"password|passwd|secret|token|(^|_)key$|^key_|_key_|credential")
@@ -32,8 +35,9 @@ _DROP_NAME = re.compile(r"^_context_|token$|^x_auth|password|passwd|secret")
 #: ``"X-Auth-Token": "..."``, ``auth_token=...`` and the like in text that is not JSON.
 _TOKEN_IN_TEXT = re.compile(
     r"""(?ix)
-    (["']?(?:_context_\w+|[\w-]*token|x-auth-[\w-]+|[\w-]*password|[\w-]*secret)["']?
-     \s*[:=]\s*)
+    ((?<![\w-])["']?(?:_context_[\w-]{1,64}|x-auth-[\w-]{1,64}
+                      |[\w-]{0,64}?(?:token|password|passwd|secret))["']?
+     [ \t]{0,8}[:=][ \t]{0,8})
     ("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&}\]]+)
     """
 )
@@ -76,13 +80,51 @@ def mask_url(url: str) -> str:
     return f"{scheme}{MASK}@{tail}"
 
 
+#: What to write for each character a URL's user or password cannot hold as it is.
+ENCODINGS = "',' %2C, '/' %2F, '@' %40, ':' %3A, '%' %25, '?' %3F, '#' %23"
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url``'s credentials cannot be read as written (a reserved character left raw in
+    a password), without showing them; None when they can. Pure."""
+    m = _SCHEME.match(url)
+    if m is None or "@" not in m.group(2):
+        return None
+    rest = m.group(2)
+    head = rest[: rest.rfind("@")]
+    parts = head.split("@")
+    if not (_FIRST_CRED.fullmatch(parts[0]) and all(_MIDDLE.fullmatch(p) for p in parts[1:])):
+        return (
+            "a user or password holds a reserved character (, / @ ? #): percent-encode it "
+            f"({ENCODINGS})"
+        )
+    if _BAD_PERCENT.search(head):
+        return f"a user or password holds a '%' that starts no %XX escape: percent-encode it ({ENCODINGS})"
+    return None
+
+
+def check_url(url: str) -> str:
+    """``url`` when its credentials read as written; else a ValueError saying why (without
+    them): a validator for transport URL settings."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
 def mask_text(text: str) -> str:
     """``text`` with the credentials of every URL in it masked (:func:`mask_url`). Pure."""
     return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
 
 
 def _drop(name: Any) -> bool:
-    return isinstance(name, str) and bool(_DROP_NAME.search(name.lower().replace("-", "_")))
+    return isinstance(name, str) and _dropped_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dropped_name(name: str) -> bool:
+    return bool(_DROP_NAME.search(name.lower().replace("-", "_")))
 
 
 def scrub(value: Any) -> Any:
@@ -93,25 +135,26 @@ def scrub(value: Any) -> Any:
     of an oslo v2 envelope (``oslo.message``) and JSON text are scrubbed inside; other
     text has such ``name: value`` pairs masked and URL credentials hidden.
     """
-    if isinstance(value, Mapping):
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict | Mapping):
         return {k: scrub(v) for k, v in value.items() if not _drop(k)}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
-    if isinstance(value, str):
-        return scrub_text(value)
     return value
 
 
 def scrub_text(text: str) -> str:
     """Text without secrets: JSON text scrubbed as data (:func:`scrub`) and written back,
     other text with token-like ``name: value`` pairs masked and URL credentials hidden."""
+    if ":" not in text and "=" not in text:
+        return text  # no name: value pair, no URL (the common case, kept fast)
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
             data = json.loads(text)
-        except (ValueError, RecursionError):
-            pass
-        else:
             if isinstance(data, dict | list):
                 return json.dumps(scrub(data))
+        except (ValueError, RecursionError):
+            pass  # not JSON, or too deep to walk: masked as text
     return mask_text(_TOKEN_IN_TEXT.sub(lambda m: m.group(1) + MASK, text))

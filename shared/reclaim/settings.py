@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,8 +23,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from reclaim.bus.settings import BusSettings
+from reclaim.bus.settings import BusSettings, TransportUrl
 from reclaim.durations import Duration, format_duration, parse_duration
+from reclaim.redact import mask_text, secret_name
 from reclaim.wire import MAX_AHEAD, MAX_BODY, NOT_BEFORE, Bounds
 
 DEFAULT_CONFIG_FILE = Path("/etc/reclaim/reclaim.yaml")
@@ -266,7 +267,9 @@ class MailerSettings(BaseModel):
         "sent before the mailer first starts wait for it and nothing piles up unread; a name: "
         "a queue of the mailer's own (durable as bus.durable_queues), for a second consumer",
     )
-    transport_url: str = Field("", description="bus transport URL (default: bus.transport_url)")
+    transport_url: TransportUrl = Field(
+        "", description="bus transport URL (default: bus.transport_url)"
+    )
     cloud: str = Field("", description="clouds.yaml entry for Keystone (default: $OS_CLOUD)")
     smtp_host: str = Field("127.0.0.1", description="SMTP server")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port")
@@ -446,3 +449,32 @@ def load_settings(**overrides: Any) -> Settings:
             f"{sections}; or RECLAIM_STORE_URL, RECLAIM_CONFIG)"
         )
     return Settings(**overrides)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A settings error in one line: ``section.name: what is wrong (got value)`` per problem.
+
+    A value is shown only when it is no secret: never for a field whose name says password,
+    secret, token or key, never for a name that is no setting (a misspelt
+    ``RECLAIM_MAILER__PASWORD``), and a URL's credentials are masked. Pure.
+    """
+    if isinstance(exc, ValidationError):
+        return "; ".join(_problem(e) for e in exc.errors())
+    return mask_text(" ".join(str(exc).split()))
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = mask_text(str(error.get("msg", "")).removeprefix("Value error, "))
+    got = error.get("input")
+    hidden = (
+        isinstance(got, dict | list)
+        or got is None
+        or error.get("type") == "extra_forbidden"
+        or any(secret_name(str(part)) for part in error.get("loc", ()))
+    )
+    shown = "" if hidden else f" (got {mask_text(repr(got))})"
+    if error.get("type") == "extra_forbidden":
+        near = nearest_setting(error.get("loc", ()))
+        message, shown = "no such setting", f", did you mean {near}?" if near else ""
+    return f"{where or 'settings'}: {message}{shown}"

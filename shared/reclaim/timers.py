@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from reclaim.commands import ALL_RULES, Instant, ResourceType, TimerCommand
 from reclaim.durations import Duration
 from reclaim.notices.kinds import DATE_CHANGED
+from reclaim.redact import scrub
 
 TimerState = Literal["pending", "cancelled", "done", "failed", "skipped", "gone"]
 
@@ -54,6 +55,11 @@ class Notice(BaseModel):
     sent_at: Instant | None = None
 
 
+#: Details kept on a timer: never a token, request context or URL password (they are
+#: stored, and shown by ``reclaim audit``).
+SafeDetail = Annotated[dict[str, str], AfterValidator(scrub)]
+
+
 class AuditEntry(BaseModel):
     """One line of a timer's history: what happened, when, why, and how it went."""
 
@@ -62,7 +68,7 @@ class AuditEntry(BaseModel):
     at: Instant
     what: str
     outcome: str = ""
-    detail: dict[str, str] = Field(default_factory=dict)
+    detail: SafeDetail = Field(default_factory=dict)
 
 
 class Timer(BaseModel):
@@ -78,7 +84,7 @@ class Timer(BaseModel):
     project_id: str | None = None
     user_id: str | None = None
     clause: str = ""
-    detail: dict[str, str] = Field(default_factory=dict)
+    detail: SafeDetail = Field(default_factory=dict)
     delay: Duration = timedelta(0)
     notice_spec: tuple[tuple[str, Duration], ...] = ()
     spec_at: Instant | None = None

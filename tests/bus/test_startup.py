@@ -60,7 +60,7 @@ def test_listen_refused_by_the_broker_says_so_in_one_line_and_exits_1(
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     (line,) = [x for x in out.stderr.splitlines() if not x.startswith("{")]  # not a log line
-    assert line.startswith("reclaim: error: listen: the broker at rabbit://guest@")
+    assert line.startswith("reclaim: error: listen: the broker at rabbit://guest:***@")
     assert f"/{vhost_name or vhost} {refused}" in line
     assert "not-the-password" not in line
 

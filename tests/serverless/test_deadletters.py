@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -72,3 +73,32 @@ def test_lambda_poison_is_listed_and_a_replay_that_still_fails_says_why() -> Non
     assert result.output.count(": failed") == 3
     kept = DeadLetterStore.beside(open_store(url)).list()
     assert [lt.attempts for lt in kept] == [2, 2, 2]
+
+
+TOKEN = "gAAAAABlive-keystone-token-7f3e9a"
+
+
+def test_lambda_dead_letters_and_response_keep_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"memory://{fresh_table()}"
+    event = lambda_event("mq-notifications")
+    for records in event["rmqMessagesByQueue"].values():
+        for record in records:
+            body = json.loads(base64.b64decode(record["data"]))
+            context = {"_context_auth_token": TOKEN, "_context_user_id": "u1"}
+            if "oslo.message" in body:  # messagingv2: the context is inside the message
+                body["oslo.message"] = json.dumps({**json.loads(body["oslo.message"]), **context})
+            else:
+                body.update(context)
+            record["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+
+    def crash(notification: Any, policy: PolicySettings) -> list[TimerCommand]:
+        raise KeyError(f"X-Auth-Token: {TOKEN}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(routes, "decide", crash)
+        response = local.invoke("NotificationFunction", event, url)
+    assert len(response["dead_lettered"]) == 3
+    assert TOKEN not in json.dumps(response)
+    store = open_store(url)
+    stored = json.dumps(store.client.scan(TableName=store.table)["Items"])
+    assert "deadletter" in stored and TOKEN not in stored and "_context_" not in stored

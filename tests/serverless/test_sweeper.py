@@ -14,9 +14,10 @@ import boto3
 import pytest
 
 from reclaim.policy.servers import SHELVE
-from reclaim.serverless import local
+from reclaim.serverless import local, runtime
 from reclaim.serverless.notices import kombu_url
-from reclaim.settings import PolicySettings
+from reclaim.serverless.sweeper import notice_url
+from reclaim.settings import PolicySettings, Settings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import DynamoTimerStore, open_store
@@ -174,14 +175,53 @@ def test_local_invoke_without_a_cloud_runs_against_a_simulated_one() -> None:
     assert response["notices_to"] == "kombu+memory:////", "a local run publishes nowhere"
 
 
+#: A broker password with every reserved character, and as a transport URL holds it.
+PASSWORD = "pa,ss/wo@rd:50%"
+ENCODED = "pa%2Css%2Fwo%40rd%3A50%25"
+
+
+@pytest.mark.parametrize("password", ["secret", ENCODED])
 def test_local_invoke_publishes_notices_where_the_environment_says(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, password: str
 ) -> None:
-    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "rabbit://u:secret@mq.example.org:5671/v")
+    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", f"rabbit://u:{password}@mq.example.org:5671/v")
     response = local.invoke(
         "SweeperFunction", lambda_event("schedule"), f"memory://{fresh_table()}"
     )
-    assert response["notices_to"] == "rabbit://u@mq.example.org:5671/v"
+    assert response["notices_to"] == "rabbit://u:***@mq.example.org:5671/v"
+    text = json.dumps(response)
+    assert password not in text and "secret" not in text and "50%" not in text
+
+
+def test_a_broker_secret_with_a_raw_reserved_character_is_refused_without_showing_it() -> None:
+    class Secrets:
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
+            return {"SecretString": json.dumps({"url": f"rabbit://u:{PASSWORD}@mq:5671/"})}
+
+    settings = Settings()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NOTICE_BROKER_SECRET", "broker")
+        with pytest.raises(ValueError, match="percent-encode") as caught:
+            notice_url(settings, Secrets())
+    assert "rd:50" not in str(caught.value) and "ss/wo" not in str(caught.value)
+
+
+def test_the_function_refuses_bad_settings_in_one_line_without_their_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", f"rabbit://u:{PASSWORD}@mq:5671/")
+    monkeypatch.setenv("RECLAIM_MAILER__PASWORD", "hunter2")
+    runtime.reset()
+    try:
+        with pytest.raises(runtime.ConfigurationError) as caught:
+            runtime.runtime()
+    finally:
+        runtime.reset()
+    message = str(caught.value)
+    assert "bus.transport_url: a user or password holds a reserved character" in message
+    assert "mailer.pasword" in message and "\n" not in message
+    assert "hunter2" not in message and "rd:50" not in message and "ss/wo" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_a_local_tick_notices_go_to_the_in_process_bus(sim: SimServer, tmp_path: Path) -> None:

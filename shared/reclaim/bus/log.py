@@ -1,4 +1,5 @@
-"""Structured log lines: one JSON object per batch or problem."""
+"""Structured log lines: one JSON object per batch or problem, without secrets (request
+context, tokens and URL passwords are removed: :func:`reclaim.redact.scrub`)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,21 @@ import json
 import logging
 from typing import Any
 
+from reclaim.redact import mask_text, scrub, scrub_text
+
 LOG = logging.getLogger("reclaim.bus")
 
 
 def emit(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log ``{"event": event, **fields}`` as one JSON line on the ``reclaim.bus`` logger."""
     if LOG.isEnabledFor(level):
-        LOG.log(level, json.dumps({"event": event, **fields}, default=str, sort_keys=False))
+        line = json.dumps(scrub({"event": event, **fields}), default=str, sort_keys=False)
+        LOG.log(level, mask_text(line))
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Format records as JSON lines; reclaim's own lines are merged in, others wrapped."""
+    """Format records as JSON lines; reclaim's own lines are merged in, others wrapped;
+    secrets scrubbed from both (another library's message may hold a URL or a token)."""
 
     def format(self, record: logging.LogRecord) -> str:
         base: dict[str, Any] = {
@@ -30,12 +35,12 @@ class JsonLineFormatter(logging.Formatter):
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            base.update(parsed)
+            base.update(scrub(parsed))
         else:
-            base["message"] = message
+            base["message"] = scrub_text(message)
         if record.exc_info:
-            base["exc"] = self.formatException(record.exc_info)
-        return json.dumps(base, default=str)
+            base["exc"] = scrub_text(self.formatException(record.exc_info))
+        return mask_text(json.dumps(base, default=str))
 
 
 def configure(level: str = "INFO") -> None:

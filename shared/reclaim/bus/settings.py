@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from reclaim.redact import check_url
+
+#: A transport URL whose credentials read as written (reserved characters percent-encoded).
+TransportUrl = Annotated[str, AfterValidator(check_url)]
 
 
 class BusSettings(BaseModel):
@@ -16,8 +21,9 @@ class BusSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    transport_url: str = Field(
-        "rabbit://guest:guest@127.0.0.1:5672/", description="oslo.messaging transport URL"
+    transport_url: TransportUrl = Field(
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        description="oslo.messaging transport URL (percent-encode , / @ : % in a password)",
     )
     pool: str = Field(
         "reclaim",

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from reclaim.bus.log import emit
 from reclaim.bus.settings import BusSettings
 from reclaim.oslo import messaging
+from reclaim.redact import mask_text, mask_url
 
 
 def oslo_conf(settings: BusSettings, *, control_exchange: str | None = None) -> Any:
@@ -66,18 +67,6 @@ def _amqp_url(transport_url: str) -> str | None:
     return f"amqp://{parts.netloc.split(',')[0]}{parts.path or '/'}"
 
 
-def redact(url: str) -> str:
-    """``url`` without the passwords of its hosts (``rabbit://guest@h:5672/vh``). Pure."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    hosts = []
-    for part in parts.netloc.split(","):
-        cred, at, host = part.rpartition("@")
-        hosts.append(f"{cred.partition(':')[0]}@{host}" if at else part)
-    return parts._replace(netloc=",".join(hosts)).geturl()
-
-
 def refusal(transport_url: str, exc: BaseException) -> BusError | None:
     """A one-line :class:`BusError` when ``exc`` is the broker refusing the login or the
     virtual host of ``transport_url`` (a fault no retry mends); None for anything else."""
@@ -89,7 +78,7 @@ def refusal(transport_url: str, exc: BaseException) -> BusError | None:
         what = "refused the virtual host (missing, or no permission on it)"
     else:
         return None
-    return BusError(f"the broker at {redact(transport_url)} {what}: {exc}")
+    return BusError(f"the broker at {mask_url(transport_url)} {what}: {mask_text(str(exc))}")
 
 
 def explain(transport_url: str, exc: BaseException) -> str:
@@ -98,7 +87,7 @@ def explain(transport_url: str, exc: BaseException) -> str:
     refused = refusal(transport_url, exc)
     if refused is not None:
         return str(refused)
-    text = str(exc)
+    text = mask_text(str(exc))
     if "PRECONDITION_FAILED" in text and "durable" in text:
         return f"{text} (set {DURABILITY_SETTING})"
     return text
@@ -128,7 +117,7 @@ def connect(settings: BusSettings, stop: threading.Event, *, retry_max: float = 
             refused = refusal(settings.transport_url, exc)
             if refused is not None:
                 raise refused from exc
-            emit("broker_unreachable", logging.WARNING, url=redact(settings.transport_url),
+            emit("broker_unreachable", logging.WARNING, url=mask_url(settings.transport_url),
                  error=str(exc)[:300], retry_in=delay)  # fmt: skip
         stop.wait(delay)
         delay = min(delay * 2, retry_max)

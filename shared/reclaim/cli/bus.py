@@ -19,6 +19,7 @@ from reclaim.cli.common import (
     unique_match,
 )
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.settings import describe_error
 from reclaim.views import stamp
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def bus_or_exit(**overrides: Any) -> BusSettings:
     try:
         return load_bus_settings(**overrides)
     except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+        fail(f"settings: {describe_error(exc)}")
 
 
 def port_hint(exc: Exception, settings: BusSettings, flag: str | None = None) -> str:
@@ -113,7 +114,7 @@ def listen(
     try:
         loaded = load_settings()
     except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+        fail(f"settings: {describe_error(exc)}")
     timer_store = _store(store, create=True)
     try:
         Listener(settings, timer_store, loaded.policy, ingest=loaded.ingest).run()
@@ -298,7 +299,7 @@ def deadletters_replay(
     try:
         loaded = load_settings()
     except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
+        fail(f"settings: {describe_error(exc)}")
     timer_store = _store(store)
     if ids:
         try:

@@ -14,9 +14,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from pydantic import ValidationError
 
-from reclaim.settings import Settings, load_settings, nearest_setting
+from reclaim.settings import Settings, describe_error, load_settings
 from reclaim.store import DynamoTimerStore, StoreError, open_store
 from reclaim.wire import parse_timestamp
 
@@ -57,25 +56,12 @@ def print_json(data: Any) -> None:
 
 
 def settings_or_exit() -> Settings:
-    """reclaim's settings; a bad config file or variable exits 2 with one line saying which."""
+    """reclaim's settings; a bad config file or variable exits 2 with one line saying which
+    (no secret in it: :func:`reclaim.settings.describe_error`)."""
     try:
         return load_settings()
-    except ValidationError as exc:
-        fail("settings: " + "; ".join(_problem(e) for e in exc.errors()))
     except Exception as exc:
-        fail(f"settings: {exc}".replace("\n", " "))
-
-
-def _problem(error: Any) -> str:
-    """One pydantic error as ``policy.shelve_after: <what is wrong> (got 14)``."""
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    got = error.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    if error.get("type") == "extra_forbidden":
-        near = nearest_setting(error.get("loc", ()))
-        message, shown = "no such setting", shown + (f", did you mean {near}?" if near else "")
-    return f"{where or 'settings'}: {message}{shown}"
+        fail(f"settings: {describe_error(exc)}")
 
 
 def cloud_or_exit(entry: str | None, setting: str | None = None) -> Any:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
+from reclaim.cli.bus import bus_or_exit
 from reclaim.cli.common import (
     cloud_or_exit,
     fail,
@@ -160,7 +161,9 @@ def sweep(
     timer_store = store_or_exit(store, settings)
     warn_at_start("sweep", settings.mailer, MailLedger(timer_store))
     conn = cloud_or_exit(cloud or sweep_settings.cloud, "sweep.cloud")
-    bus_settings = settings.bus.model_copy(update={"transport_url": bus}) if bus else settings.bus
+    bus_settings = settings.bus
+    if bus:
+        bus_settings = bus_or_exit(transport_url=bus)
     dry = sweep_settings.dry_run if dry_run is None else dry_run
     # A notice is marked sent only after the bus took it: an unreachable bus fails the
     # notice within a few seconds (retried next sweep), it never loses it.

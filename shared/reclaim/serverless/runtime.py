@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reclaim.deadletters import DeadLetterStore
-from reclaim.settings import Settings, load_settings
+from reclaim.settings import Settings, describe_error, load_settings
 from reclaim.store import DynamoTimerStore, open_store
 
 if TYPE_CHECKING:
     from reclaim.mailer import Mailer
     from reclaim.serverless.sweeper import SweeperDeps
+
+
+class ConfigurationError(RuntimeError):
+    """The function's settings are wrong; the message says which, and shows no secret."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,12 @@ def runtime() -> Runtime:
         logging.getLogger("reclaim").setLevel(
             os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper()
         )
-        settings = load_settings()
+        try:
+            settings = load_settings()
+        except Exception as exc:
+            # One line without the values (a secret's or a URL's): pydantic's own text
+            # repeats every input, and Lambda logs an exception's whole chain.
+            raise ConfigurationError(f"settings: {describe_error(exc)}") from None
         store = open_store(settings.store_url)
         _current = Runtime(settings, store, DeadLetterStore.beside(store))
     return _current

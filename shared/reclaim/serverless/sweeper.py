@@ -11,7 +11,7 @@ What the function needs is built once per execution environment (:func:`build_de
   by the secret ``NOTICE_BROKER_SECRET`` (the URL itself, or JSON ``{"url": ...}``), else on
   the bus settings' ``transport_url``, with the exchange's durability from
   ``bus.durable_queues`` (``RECLAIM_BUS__DURABLE_QUEUES``, the template's ``BusDurableQueues``).
-  The response names where notices went (``notices_to``, without the password).
+  The response names where notices went (``notices_to``, its passwords masked).
 
 Each invocation sweeps as of the schedule event's ``time`` and stops claiming timers
 :data:`RESERVE` seconds before Lambda would end it; what is left waits for the next tick.
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reclaim.redact import check_url, mask_url
 from reclaim.settings import PolicySettings, Settings, SweepSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.cloud import CloudPort
@@ -50,7 +51,7 @@ class SweeperDeps:
     notices: NoticePort
     policy: PolicySettings
     settings: SweepSettings
-    #: Where notices go, for the response (a transport URL without its password).
+    #: Where notices go, for the response (a transport URL, its passwords masked).
     notices_to: str = ""
 
 
@@ -134,12 +135,18 @@ def notice_url(settings: Settings, client: Any = None) -> str:
     if not secret_id:
         return settings.bus.transport_url
     text = _secret(secret_id, client).strip()
+    url: Any = text
     if text.startswith("{"):
-        url = json.loads(text).get("url")
+        try:
+            url = json.loads(text).get("url")
+        except (ValueError, AttributeError):
+            url = None
         if not isinstance(url, str):
-            raise ValueError(f'secret {secret_id}: JSON without a "url" string')
-        return url
-    return text
+            raise ValueError(f'secret {secret_id}: not JSON with a "url" string')
+    try:
+        return check_url(url)
+    except ValueError as exc:
+        raise ValueError(f"secret {secret_id}: {exc}") from None
 
 
 def connect_cloud() -> Any:
@@ -157,7 +164,6 @@ def connect_cloud() -> Any:
 
 def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
     """The sweeper's adapters from this environment (secrets read, cloud connected)."""
-    from reclaim.bus.transport import redact
     from reclaim.serverless.notices import AmqpNotices
     from reclaim.sweeper.cloud import OpenStackCloud
 
@@ -170,5 +176,5 @@ def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
         durable=settings.bus.durable_queues,
     )
     return SweeperDeps(
-        store, OpenStackCloud(conn), notices, settings.policy, settings.sweep, redact(url)
+        store, OpenStackCloud(conn), notices, settings.policy, settings.sweep, mask_url(url)
     )

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from reclaim.redact import mask_url
 from reclaim.sim.scenario import build_cloud, demo_scenario_path
 from reclaim.sim.server import ADMIN_CLOUD, SimServer
 
@@ -76,7 +77,8 @@ def serve(
             f"  simulated time  {cloud.clock.now():%Y-%m-%d %H:%M:%S} UTC "
             f"({'frozen' if frozen else 'ticking'})"
         )
-        console.print(f"  notifications   {transport_url or 'off (no --transport-url)'}")
+        shown = mask_url(transport_url) if transport_url else "off (no --transport-url)"
+        console.print(f"  notifications   {shown}")
         console.print(f"  clouds.yaml     {path}")
         console.print(f"  clouds          {ADMIN_CLOUD} (admin), {', '.join(others)}")
         console.print("\nPoint openstacksdk or the openstack client at it:")

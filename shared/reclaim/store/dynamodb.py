@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
 from reclaim.commands import TimerCommand
+from reclaim.redact import scrub_text
 from reclaim.store import schema
 from reclaim.store.port import ApplyResult
 from reclaim.timers import Timer, fold_resource
@@ -107,7 +108,7 @@ def why_unreadable(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing attribute {exc.args[0]!r}" if exc.args else "missing attribute"
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300]
+    return scrub_text(f"{type(exc).__name__}: {text}"[:300])
 
 
 def decode_item(item: dict[str, Any]) -> _Stored:
