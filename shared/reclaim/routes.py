@@ -22,7 +22,7 @@ from reclaim.models.neutron import SecurityGroupRulePayload
 from reclaim.models.nova import InstancePayload
 from reclaim.policy import acceptable_use, images, projects, servers
 from reclaim.settings import PolicySettings
-from reclaim.wire import Bounds, Notification, read_envelope, read_payload
+from reclaim.wire import Bounds, Notification, ParseError, read_envelope, read_payload
 
 Handler = Callable[[Notification[Any], PolicySettings], list[TimerCommand]]
 
@@ -168,12 +168,16 @@ def parse(
     route = route_for(envelope.event_type)
     if route is None:
         return None
-    limits.check(envelope.timestamp, "timestamp")
-    notification = read_payload(envelope, route.model)
-    for name in _date_fields(route.model):
-        value = getattr(notification.payload, name)
-        if value is not None:
-            limits.check(value, f"payload.{name}", scheduled=name in route.scheduled)
+    try:
+        limits.check(envelope.timestamp, "timestamp")
+        notification = read_payload(envelope, route.model)
+        for name in _date_fields(route.model):
+            value = getattr(notification.payload, name)
+            if value is not None:
+                limits.check(value, f"payload.{name}", scheduled=name in route.scheduled)
+    except ParseError as exc:
+        exc.event_type, exc.message_id = envelope.event_type, envelope.message_id
+        raise
     return notification
 
 

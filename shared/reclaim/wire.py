@@ -27,6 +27,9 @@ class ParseError(ValueError):
         super().__init__(f"{where}: {problem}")
         self.problem = problem
         self.where = where
+        #: Set when the envelope was read before the problem was found.
+        self.event_type: str | None = None
+        self.message_id: str | None = None
 
 
 class OutOfWindow(ParseError):

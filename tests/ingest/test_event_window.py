@@ -80,6 +80,7 @@ def test_replay_dead_letters_a_year_one_event_and_every_read_still_works(
     assert letters.exit_code == 0, letters.output
     [letter] = json.loads(letters.stdout)
     assert letter["stage"] == "parse" and "before the event-time floor" in letter["reason"]
+    assert letter["event_type"] == "instance.power_off.end"  # read before the date was judged
 
     outputs = read_commands(store_url, "2026-03-20T00:00:00Z")
     assert "srv-befo" in outputs["timers list"] and "srv-year" not in outputs["timers list"]

@@ -137,17 +137,25 @@ class Pipeline:
         received_at = self.clock()
         bounds = self.ingest.bounds(received_at)
 
-        def reject(position: int, body: Body, stage: Stage, reason: str) -> None:
-            outcome.dead_letters.append(
-                dead_letter(body, stage=stage, reason=reason, now=received_at)
+        def reject(
+            position: int, body: Body, stage: Stage, reason: str, read: ParseError | None = None
+        ) -> None:
+            letter = dead_letter(
+                body,
+                stage=stage,
+                reason=reason,
+                now=received_at,
+                event_type=read.event_type if read else None,
+                message_id=read.message_id if read else None,
             )
+            outcome.dead_letters.append(letter)
             outcome.dead_letter_positions.append(position)
 
         for position, body in enumerate(bodies):
             try:
                 notification = routes.parse(body, bounds)
             except ParseError as exc:
-                reject(position, body, "parse", str(exc))
+                reject(position, body, "parse", str(exc), exc)
                 continue
             except Exception as exc:  # pydantic or json internals on hostile input
                 reject(position, body, "parse", f"{type(exc).__name__}: {exc}"[:500])

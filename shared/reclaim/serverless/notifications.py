@@ -111,7 +111,7 @@ def process(
     try:
         notification = routes.parse(record.body, bounds)
     except ParseError as exc:
-        raise Poison(f"unreadable notification: {exc}") from exc
+        raise Poison(f"unreadable notification: {exc}", event_type=exc.event_type) from exc
     if notification is None:
         result.ignored += 1
         return
