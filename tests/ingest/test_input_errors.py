@@ -121,3 +121,32 @@ def test_the_lambda_function_takes_hostile_records_as_poison(body: bytes | str) 
     assert letter.reason and "Traceback" not in letter.reason
     sqs = notifications.handle(sqs_event([body, good]), PolicySettings(), store, letters)
     assert sqs == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+
+
+def test_a_notification_whose_timers_the_store_refuses_is_a_dead_letter_not_a_requeue(
+    tmp_path: Path,
+) -> None:
+    """Found by the fuzzing suite: a legacy shelve whose image URL is 300 KB makes two timers
+    that each carry the image id, an item over DynamoDB's 400 KB; the listener requeued the
+    batch (and every batch after it held it) for ever."""
+    huge: dict[str, Any] = load_event("nova-legacy/compute.instance.shelve.end.v1")
+    huge["payload"]["image_ref_url"] = "x" * 300_000
+    good: dict[str, Any] = load_event("nova/instance.power_off.end.v1")
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps([huge, good]))
+    url = f"memory://refused-{uuid.uuid4().hex[:8]}"
+    result = runner.invoke(app, ["replay", "--store", url, "--json", str(path)])
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert "the store refused its timers" in line and "maximum allowed size" in line
+    assert {row["resource_id"] for row in json.loads(result.stdout)} == {
+        good["payload"]["nova_object.data"]["uuid"]
+    }
+    [letter] = DeadLetterStore.beside(open_store(url)).list()
+    assert letter.stage == "store"
+    # The Lambda function takes it as poison as well, and stores the rest.
+    store = open_store(f"memory://refused-{uuid.uuid4().hex[:8]}")
+    mq = notifications.handle(
+        mq_event([huge, good]), PolicySettings(), store, DeadLetterStore.beside(store), lambda: NOW
+    )
+    assert mq["applied"] == 1 and len(mq["dead_lettered"]) == 1

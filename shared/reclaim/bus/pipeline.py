@@ -22,6 +22,7 @@ from reclaim.bus.metrics import Metrics
 from reclaim.commands import TimerCommand
 from reclaim.deadletters import DeadLetter, DeadLetterStore, Stage, dead_letter
 from reclaim.settings import IngestSettings, PolicySettings
+from reclaim.store import StoreError
 from reclaim.store.port import ApplyResult, TimerStore
 from reclaim.wire import Notification, ParseError
 
@@ -69,6 +70,8 @@ class BatchOutcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: The position in the batch of each dead letter's body.
     dead_letter_positions: list[int] = field(default_factory=list)
+    #: The commands each applied body decided, by its position in the batch.
+    decided: list[tuple[int, list[TimerCommand]]] = field(default_factory=list)
     commands: int = 0
     result: ApplyResult = field(default_factory=ApplyResult)
 
@@ -170,6 +173,7 @@ class Pipeline:
                 continue
             if decided:
                 outcome.applied += 1
+                outcome.decided.append((position, decided))
                 commands.extend(decided)
                 times.append(notification.timestamp)
             else:
@@ -195,7 +199,12 @@ class Pipeline:
         started = time.perf_counter()
         if outcome.dead_letters:
             self.deadletters.record(outcome.dead_letters)
-        outcome.result = self.apply(commands)
+        try:
+            outcome.result = self.apply(commands)
+        except StoreError as exc:
+            if not exc.rejected:
+                raise
+            outcome.result = self._apply_each(bodies, outcome)
         stored_at = datetime.now(UTC)
         m = self.metrics
         m.apply_latency.observe(time.perf_counter() - started)
@@ -209,6 +218,31 @@ class Pipeline:
         if self.observer is not None:
             self.observer(times, stored_at)
         return outcome
+
+    def _apply_each(self, bodies: Sequence[Body], outcome: BatchOutcome) -> ApplyResult:
+        """Apply the batch body by body after the store refused a write of it (an item over
+        DynamoDB's size limit): the bodies whose timers it refuses become dead letters, the
+        rest are stored. Without this the batch would be requeued, and refused, for ever."""
+        results: list[ApplyResult] = []
+        refused: list[DeadLetter] = []
+        for position, decided in outcome.decided:
+            try:
+                results.append(self.store.apply(decided))
+            except StoreError as exc:
+                if not exc.rejected:
+                    raise
+                refused.append(dead_letter(bodies[position], stage="store", now=self.clock(),
+                                           reason=f"the store refused its timers: {exc}"))  # fmt: skip
+                outcome.dead_letter_positions.append(position)
+        if refused:
+            self.deadletters.record(refused)
+            outcome.dead_letters.extend(refused)
+            outcome.applied -= len(refused)
+        return ApplyResult(
+            written=sum(r.written for r in results),
+            unchanged=sum(r.unchanged for r in results),
+            retries=sum(r.retries for r in results),
+        )
 
 
 def _utcnow() -> datetime:

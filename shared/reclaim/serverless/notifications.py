@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError, ParamValidationError
-
 from reclaim import routes
 from reclaim.deadletters import DeadLetterSink, Stage, dead_letter
 from reclaim.serverless.events import MQ_SOURCE, Record, event_source, mq_records, sqs_records
@@ -39,9 +37,6 @@ from reclaim.store.port import TimerStore
 from reclaim.wire import Bounds, ParseError
 
 log = logging.getLogger("reclaim.serverless")
-
-#: DynamoDB errors that say the request itself is wrong: the same record fails every time.
-_REJECTED = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 
 
 def utcnow() -> datetime:
@@ -84,15 +79,6 @@ class BatchResult:
         }
 
 
-def _rejected(exc: StoreError) -> bool:
-    cause = exc.__cause__
-    if isinstance(cause, ParamValidationError):
-        return True
-    return (
-        isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _REJECTED
-    )
-
-
 def process(
     record: Record,
     policy: PolicySettings,
@@ -126,7 +112,7 @@ def process(
     try:
         applied = store.apply(commands)
     except StoreError as exc:
-        if _rejected(exc):
+        if exc.rejected:
             raise Poison(
                 f"store rejected the timers of {notification.event_type}: {exc}",
                 "store",

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from reclaim.commands import TimerCommand
@@ -58,6 +58,18 @@ log = logging.getLogger("reclaim.store")
 
 class StoreError(RuntimeError):
     """The store could not be read or written; nothing was half-applied."""
+
+    @property
+    def rejected(self) -> bool:
+        """The store refused the request itself (an item over DynamoDB's size limit, say):
+        the same write fails every time, unlike an outage or throttling."""
+        cause = self.__cause__
+        if isinstance(cause, ParamValidationError):
+            return True
+        code = (
+            cause.response.get("Error", {}).get("Code") if isinstance(cause, ClientError) else None
+        )
+        return code in ("ValidationException", "ItemCollectionSizeLimitExceededException")
 
 
 def _due_key(when: datetime) -> str:
