@@ -229,6 +229,9 @@ class InstantCloud:
     def project(self, project_id: str) -> ProjectSnapshot | None:
         return ProjectSnapshot(id=project_id, name=project_id, enabled=True)
 
+    def user_exists(self, user_id: str) -> bool:
+        return False
+
     def image(self, image_id: str) -> ImageSnapshot | None:
         return None
 

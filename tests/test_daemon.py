@@ -21,7 +21,8 @@ from reclaim.daemon import Daemon
 from reclaim.settings import Settings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
 from reclaim.store import open_store
-from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+from reclaim.sweeper import OpenStackCloud, Sweeper
+from tests.support.delivery import DeliveredNotices
 from tests.support.processes import lines_until, sigterm_exit_code
 
 BUS = "kombu+memory:////"
@@ -56,7 +57,7 @@ def test_the_periodic_sweep_acts_on_stored_timers_and_stops_on_request() -> None
     recorder = cloud.record_notifications()
     settings = Settings(run={"sweep_every": "0.2s"}, reconcile={"interval": "0s"})
     store = open_store(f"memory://daemon-{uuid.uuid4().hex[:8]}")
-    notices = RecordingNotices()
+    notices = DeliveredNotices(store, clock.now)
     with SimServer(cloud) as server:
         feeder = StoreFeeder(store)
         sweeper = Sweeper(
@@ -80,8 +81,13 @@ def test_the_periodic_sweep_acts_on_stored_timers_and_stops_on_request() -> None
             cloud.compute.action(cloud.ctx(user.id, project.id), vm.id, "os-stop")
             for n in recorder.all():
                 store.apply(routes.commands_for(n.wire(), settings.policy))
-            clock.advance(timedelta(days=15))
-            deadline = time.monotonic() + 30
+            # a day late: the first notice goes out and the shelve waits its whole 7 days
+            deadline = time.monotonic() + 60
+            for days, sent in ((15, 1), (6, 2), (1, 2)):
+                clock.advance(timedelta(days=days))
+                while len(notices.messages) < sent:
+                    assert time.monotonic() < deadline, "the periodic sweep sent no notice"
+                    time.sleep(0.05)
             while cloud.compute.servers[vm.id].status != "SHELVED_OFFLOADED":
                 assert time.monotonic() < deadline, "the periodic sweep never shelved the server"
                 time.sleep(0.05)

@@ -4,7 +4,9 @@ Everything is the real code path: the simulated cloud serves openstacksdk over H
 127.0.0.1 and emits Nova, Keystone and Glance notifications on an in-memory oslo.messaging
 bus; reclaim's bus listener turns them into timers in an in-process store; the sweeper fires
 what is due through openstacksdk, with the simulated clock jumping from one due time to the
-next. Notices are recorded rather than mailed.
+next. Each notice is mailed by the real mailer code (Keystone addresses, templates, the
+mail ledger) to an SMTP server on 127.0.0.1, so the sweeper counts it as given only once
+that server accepted it, as in production.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Line:
     """One line of the timeline."""
 
     at: datetime
-    kind: str  # event | notice | action | skip | note
+    kind: str  # event | notice | action | skip | hold | note
     text: str
 
     def as_json(self) -> dict[str, str]:
@@ -61,7 +63,7 @@ class Demo:
     def __init__(self, settings: Settings | None = None) -> None:
         from reclaim.bus.listener import Listener
         from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
-        from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+        from reclaim.sweeper import OpenStackCloud, Sweeper
 
         # oslo.messaging warns that the in-memory transport has no heartbeat: expected here.
         logging.getLogger("oslo.messaging").setLevel(logging.ERROR)
@@ -83,8 +85,9 @@ class Demo:
             ingest=self.settings.ingest,
             clock=self.clock.now,  # the simulated cloud's events arrive in its own time
         ).start()
-        self.notices = RecordingNotices()
         admin = self.server.connect()
+        self.smtp = _Smtp()
+        self.notices = _Mailed(self._mailer(admin, self.smtp.port))
         cleaner = self.cloud.identity.create_user("reclaim-cleaner", password="demo-cleaner")
         self.sweeper = Sweeper(
             self.store,
@@ -96,13 +99,39 @@ class Demo:
             self.notices,
             self.settings.policy,
             "demo-sweeper",
-            SweepSettings(retry_sleep=0.01, parallelism=4),
+            # a held action is looked at again every 10 simulated days (1 h in production),
+            # so the story does not sweep every hour for months
+            SweepSettings(retry_sleep=0.01, parallelism=4, recheck_held=timedelta(days=10)),
+            allocation_end_property=self.settings.reconcile.allocation_end_property,
         )
         self.story = Story()
+        self._holds: set[tuple[str, str, str]] = set()
         self._published = 0
         self.cloud.notifier.add_sink(_Counter(self._count))
 
     # -- plumbing -------------------------------------------------------------------
+    def _mailer(self, admin: Any, port: int) -> Any:
+        """The mailer as ``reclaim mailer`` builds it, on the simulated Keystone and the
+        demo's SMTP server, stamping its ledger with the simulated clock."""
+        from reclaim.mailer import DirectoryAddresses, KeystoneDirectory, Mailer, MailLedger
+        from reclaim.mailer.render import Renderer
+        from reclaim.mailer.smtp import SmtpSender
+        from reclaim.notices.context import Site
+        from reclaim.settings import MailerSettings
+
+        m = MailerSettings(
+            smtp_host="127.0.0.1", smtp_port=port, operators=("ops@cloud.example",),
+            fallback_contact="help@cloud.example", smtp_timeout=10,
+        )  # fmt: skip
+        addresses = DirectoryAddresses(
+            KeystoneDirectory(admin), fallback=m.fallback_contact, operators=m.operators,
+            member_roles=m.member_roles,
+        )  # fmt: skip
+        renderer = Renderer(None, Site(cloud_name="the demo cloud"))
+        return Mailer(
+            m, addresses, SmtpSender(m), MailLedger(self.store), renderer, clock=self.clock.now
+        )
+
     def _cleanup_connection(self, project_id: str, pool: Any, request_id: str) -> Any:
         """A connection for reclaim's cleanup user (no admin role) scoped to ``project_id``."""
         import openstack.connection
@@ -123,6 +152,7 @@ class Demo:
         self.listener.stop()
         self.server.stop()
         self.cloud.close()
+        self.smtp.stop()
 
     def __enter__(self) -> Demo:
         return self
@@ -171,32 +201,43 @@ class Demo:
             self.clock.advance(until - self.clock.now())
 
     def _next_work(self) -> datetime | None:
+        """The earliest time a sweep has work: a timer's next notice or action on its moved
+        schedule, or the end of the lease holding it."""
+        from reclaim.sweeper.rules import next_work
+
         now = self.clock.now()
+        floor = self.sweeper.settings.min_notice_lead
+        times: list[datetime] = []
         for timer in self.store.pending():
-            due = timer.next_due()
+            due = next_work(timer, floor)
             if due is None:
                 continue
             if timer.lease_until is not None and timer.lease_until > now:
                 due = max(due, timer.lease_until)
-            return due if due >= now or timer.lease_until is None else max(due, now)
-        return None
+            times.append(max(due, now))
+        return min(times, default=None)
 
     def _sweep(self) -> None:
         before = len(self.notices.messages)
         report = self.sweeper.sweep(self.clock.now())
         for message in self.notices.messages[before:]:
-            who = message.user_id or message.project_id or "operators"
-            self.say(
-                "notice",
-                f"{message.kind} -> {_name(self, who)} ({_name(self, message.resource_id)})",
-            )
+            who = message.user_id or message.project_id
+            to = "operators" if message.operator or not who else _name(self, who)
+            self.say("notice", f"{message.kind} -> {to} ({_name(self, message.resource_id)})")
         for o in report.outcomes:
-            if o.result in ("done", "gone"):
+            if o.result == "held":
+                why = o.reason.split(" (next look", 1)[0]
+                if (o.resource_id, o.rule, why) not in self._holds:  # once per reason
+                    self._holds.add((o.resource_id, o.rule, why))
+                    self.say(
+                        "hold", f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {why}"
+                    )
+            elif o.result in ("done", "gone"):
                 self.say(
                     "action",
                     f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {o.result}",
                 )
-            elif o.result not in ("notified",):
+            elif o.result not in ("notified", "leased"):
                 self.say(
                     "skip",
                     f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {o.result} {o.reason}".rstrip(),
@@ -208,7 +249,9 @@ class Demo:
         from reclaim.bus.publisher import Publisher, allocation_event
 
         c = self.cloud
-        astro = c.identity.create_project("astro", description="radio astronomy")
+        astro = c.identity.create_project(
+            "astro", description="radio astronomy", properties={"allocation_end": "2027-12-31"}
+        )
         genomics = c.identity.create_project("genomics", description="sequencing lab")
         teaching = c.identity.create_project("teaching", description="course sandbox")
         ana = c.identity.create_user("ana", email="ana@uni.example", default_project_id=astro.id)
@@ -271,10 +314,27 @@ class Demo:
             )  # fmt: skip
 
             def announce() -> None:
-                self._published += 1
+                # the allocation system records the end in Keystone, then announces it
+                c.identity.update_project(genomics.id, allocation_end=iso(ended))
+                self._published += 2  # identity.project.updated, allocation.ended
                 publisher.publish(body)
 
             self.at(ended, "genomics' allocation ends (allocation.ended on the bus)", announce)
+            forged = START + 30 * day
+            rogue = allocation_event(
+                "ended", astro.id, end_date=iso(forged - 200 * day),
+                now=forged.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            )  # fmt: skip
+
+            def backdated() -> None:
+                self._published += 1
+                publisher.publish(rogue)
+
+            self.at(
+                forged,
+                "a backdated allocation.ended for astro, whose Keystone record says it runs",
+                backdated,
+            )
         finally:
             publisher.close()
         self.run_until(START + HORIZON)
@@ -291,6 +351,53 @@ class Demo:
             if i.name in ("ubuntu-24.04", "genomics-toolkit")
         ]  # fmt: skip
         return self.story
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+class _Outbox:
+    """An aiosmtpd handler that accepts every mail and counts them."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.accepted += 1
+        return "250 Message accepted for delivery"
+
+
+class _Smtp:
+    """An SMTP server on 127.0.0.1 (aiosmtpd, in a thread of this process)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.outbox = _Outbox()
+        self.controller = Controller(self.outbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+class _Mailed:
+    """The sweeper's notice port in the demo: each notice is handed to the mailer at once
+    (in production the bus sits in between), and kept for the timeline."""
+
+    def __init__(self, mailer: Any) -> None:
+        self.mailer = mailer
+        self.messages: list[Any] = []
+
+    def publish(self, message: Any) -> None:
+        self.messages.append(message)
+        self.mailer.handle(message.payload())
 
 
 class _Counter:

@@ -213,6 +213,17 @@ class SweepSettings(BaseModel):
         description="project tag or true property that must still mark the allocation ended "
         "for a cleanup (empty: not required)",
     )
+    recheck_held: Duration = Field(
+        parse_duration("1h"),
+        description="how long a held action (allocation not confirmed, server locked, notices "
+        "not delivered) waits before the sweeper looks again",
+    )
+    trust_allocation_events: bool = Field(
+        False,
+        description="clean up a project whose Keystone record says nothing of its allocation "
+        "on the allocation event alone (risk: one forged or mistaken event deletes a live "
+        "project; a recorded end date still in the future always holds the cleanup)",
+    )
     cleanup_cloud: str = Field(
         "",
         description="clouds.yaml entry of reclaim's cleanup user, who holds no admin role; "

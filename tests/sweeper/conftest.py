@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from reclaim.mailer.ledger import MailLedger
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import NoticePort, OpenStackCloud, RecordingNotices, Sweeper
+from reclaim.sweeper.notices import owner_notice
+from reclaim.timers import mark_notice_sent
 
 #: The sweep runs at the simulated cloud's (frozen) clock.
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -57,11 +60,23 @@ class World:
             **kwargs,
         ).id
 
-    def timer(self, server_id: str, rule: str = "shelve", since: datetime = STOPPED_AT) -> None:
+    def timer(
+        self,
+        server_id: str,
+        rule: str = "shelve",
+        since: datetime = STOPPED_AT,
+        *,
+        delivered: bool = True,
+        notices: bool = True,
+    ) -> None:
+        """A timer as events would set it; ``delivered``: its notices due before NOW went out
+        on time and the mailer recorded them accepted (as a running installation would);
+        without ``notices``, the rule warns nobody (a policy configured without notices)."""
         r = SHELVE if rule == "shelve" else DELETE_SHELVED
         policy = PolicySettings()
         delay = policy.shelve_after if rule == "shelve" else policy.delete_shelved_after
         offsets = policy.shelve_notices if rule == "shelve" else policy.delete_notices
+        offsets = offsets if notices else ()
         self.store.apply(
             r.schedule(
                 server_id,
@@ -74,6 +89,8 @@ class World:
                 detail={"state": "stopped"},
             )
         )
+        if delivered and notices:
+            deliver_on_time(self.store, "server", server_id, r.id, self.cloud, NOW)
 
     def mutations(self, server_ids: set[str] | None = None) -> list[Any]:
         """Mutating requests the cloud served (optionally only on these servers)."""
@@ -102,6 +119,29 @@ def world(sim_cloud: Cloud, moto_store: DynamoTimerStore) -> World:
     sim_cloud.requests.clear()
     sim_cloud.faults.clear()
     return World(sim_cloud, moto_store, p.id, u.id, image.id)
+
+
+def deliver_on_time(
+    store: DynamoTimerStore,
+    resource_type: str,
+    resource_id: str,
+    rule: str,
+    cloud: Cloud | None = None,
+    before: datetime = NOW,
+    address: str = "u@example.org",
+) -> None:
+    """Record the timer's notices due before ``before`` as sent on time and accepted by the
+    SMTP server (the mail ledger records the mailer writes)."""
+    (timer,) = [t for t in store.timers_for(resource_type, resource_id) if t.rule == rule]
+    ledger = MailLedger(store)
+    done = timer
+    for n in timer.notices:
+        if n.due_at <= before and n.sent_at is None:
+            done = mark_notice_sent(done, n, n.due_at)
+            nid = owner_notice(timer, n).notice_id
+            ledger.record(nid, address, n.due_at, kind=n.kind, outcome="sent")
+    if done is not timer:
+        assert store.replace(timer, done) is not None
 
 
 FAST = SweepSettings(retry_sleep=0.01, parallelism=4, min_notice_lead=timedelta(0))

@@ -51,7 +51,14 @@ def _seed_project(cloud: Cloud, tag: str) -> dict[str, str]:
     return load_scenario(
         cloud,
         {
-            "projects": [{"name": p, "tags": ["allocation-ended"]}, {"name": b}],
+            "projects": [
+                {
+                    "name": p,
+                    "tags": ["allocation-ended"],
+                    "properties": {"allocation_end": iso_z(ENDED)},
+                },
+                {"name": b},
+            ],
             "users": [{"name": f"u-{tag}", "roles": {p: "member"}}],
             "images": [
                 {"name": f"{p}-img", "owner": p},
@@ -192,7 +199,7 @@ def test_cleanup_dry_run_lists_and_changes_nothing(
     assert timer_of(world.store, "project", pid, "project-cleanup").state == "pending"
 
 
-def test_cleanup_skips_a_project_no_longer_marked_ended(
+def test_cleanup_holds_a_project_no_longer_marked_ended(
     world: World, admin_conn: Any, cleaner: str
 ) -> None:
     cloud = world.cloud
@@ -204,9 +211,11 @@ def test_cleanup_skips_a_project_no_longer_marked_ended(
     notices = RecordingNotices()
     cloud.requests.clear()
     report = make_sweeper(world, port, notices, cleanup_mark="allocation-ended").sweep(NOW)
-    assert [o.result for o in report.outcomes] == ["skipped"]
+    assert [o.result for o in report.outcomes] == ["held"]
+    assert "does not carry 'allocation-ended'" in report.outcomes[0].reason
     assert cloud.requests.mutating_requests() == []
-    assert "action_skipped" in notices.kinds()
+    assert notices.kinds() == ["cleanup_unconfirmed"]
+    assert timer_of(world.store, "project", pid, "project-cleanup").state == "pending"
 
 
 def _seed_exempt(cloud: Cloud, tag: str) -> tuple[str, dict[str, str]]:
@@ -368,6 +377,7 @@ def test_a_removed_projects_shared_images_are_deleted_protected_ones_kept(
     cloud = world.cloud
     owner = cloud.identity.create_project(f"gone-{next(_n)}").id
     imgs = _images(cloud, owner)
+    cloud.identity.delete_project(owner)  # the owner is really gone; its images stay
     other = cloud.image.create_image(owner=world.project_id, name="x", visibility="community")
     _owner_timer(world.store, "project", owner)
     notices = RecordingNotices()
@@ -417,6 +427,7 @@ def test_image_deletion_counts_against_the_cap(world: World, cloud_port: OpenSta
     owner = cloud.identity.create_project(f"gone-{next(_n)}").id
     for i in range(3):
         cloud.image.create_image(owner=owner, name=f"c{i}", visibility="community")
+    cloud.identity.delete_project(owner)
     _owner_timer(world.store, "project", owner)
     sweeper = make_sweeper(world, cloud_port, max_actions=2)
     report = sweeper.sweep(NOW)
@@ -460,6 +471,7 @@ def test_dependents_of_a_leaving_owners_images_are_each_told_once(
         },
     )
     owner = ids[f"project:owner-{tag}"]
+    cloud.identity.delete_project(owner)  # the owner left Keystone
     goes = NOW + timedelta(days=30)
     world.store.apply(
         DEPENDENTS_WARNING.schedule(
@@ -608,3 +620,48 @@ def test_a_rule_closed_since_is_left_alone(
     assert [o.result for o in report.outcomes] == ["skipped" if change == "narrowed" else "gone"]
     assert world.mutations() == []
     assert notices.kinds() == []
+
+
+def test_a_slow_cleanup_keeps_its_claim_and_a_second_sweeper_never_starts_it(
+    world: World, admin_conn: Any, sim_server: SimServer, cleaner: str
+) -> None:
+    """Every deletion slowed down: the cleanup outlives its lease many times over; the
+    heartbeat keeps the claim, so a second sweeper that comes along finds it leased."""
+    import threading
+    import time
+
+    cloud = world.cloud
+    tag = str(next(_n))
+    pid = _seed_project(cloud, tag)[f"project:expired-{tag}"]
+    _cleanup_timer(world.store, pid)
+    lease = timedelta(seconds=1)
+
+    def sweeper(conn: Any, owner: str) -> Any:
+        port = OpenStackCloud(
+            conn, cleanup_connect=cleanup_connector("sim-cleaner"), cleanup_user_id=cleaner
+        )
+        return make_sweeper(world, port, owner=owner, lease=lease)
+
+    first, second = sweeper(admin_conn, "sweeper-a"), sweeper(sim_server.connect(), "sweeper-b")
+    cloud.requests.clear()
+    cloud.faults.add(method="DELETE", status=None, delay=0.4)
+    started = time.monotonic()
+    reports: list[Any] = []
+    thread = threading.Thread(target=lambda: reports.append(first.sweep(NOW)))
+    thread.start()
+    deadline = started + 120
+    while len(cloud.requests.filter(method="DELETE")) < 5:  # well past the first lease
+        assert time.monotonic() < deadline and thread.is_alive(), "the cleanup never started"
+        time.sleep(0.05)
+    late = second.sweep(NOW + timedelta(seconds=time.monotonic() - started))
+    thread.join(timeout=180)
+    assert not thread.is_alive()
+
+    assert [o.result for o in late.outcomes] == ["leased"], late.outcomes
+    assert "claimed by sweeper-a" in late.outcomes[0].reason
+    assert [o.result for o in reports[0].outcomes] == ["done"]
+    deleted = [r.path for r in cloud.requests.filter(method="DELETE") if r.status < 300]
+    assert len(deleted) == len(set(deleted)), "a resource was deleted twice"
+    t = timer_of(world.store, "project", pid, "project-cleanup")
+    assert [e.outcome for e in t.history].count("done (leftovers)") == 1
+    assert {e.detail.get("by") for e in t.history} == {"sweeper-a"}

@@ -49,7 +49,7 @@ def test_shelve_acts_when_the_rule_holds() -> None:
     [
         (replace(STOPPED, status="ACTIVE", vm_state="active"), "skip", "status ACTIVE"),
         (replace(STOPPED, updated_at=T0 + timedelta(hours=2)), "skip", "changed"),
-        (replace(STOPPED, locked=True), "skip", "locked"),
+        (replace(STOPPED, locked=True), "hold", "locked"),
         (replace(STOPPED, metadata={"reclaim:exempt": "yes"}), "skip", "exempt"),
         (replace(STOPPED, project_id="p2"), "skip", "owner changed"),
         (replace(STOPPED, task_state="powering-on"), "wait", "in progress"),
@@ -104,7 +104,7 @@ def test_delete_acts_only_on_a_server_shelved_for_the_whole_period() -> None:
             "skip",
             "changed",
         ),
-        (replace(SHELVED, locked=True), "skip", "locked"),
+        (replace(SHELVED, locked=True), "hold", "locked"),
         (replace(SHELVED, metadata={"reclaim:exempt": "1"}), "skip", "exempt"),
         (replace(SHELVED, project_id="p2"), "skip", "owner changed"),
         (replace(SHELVED, task_state="unshelving"), "wait", "in progress"),
@@ -127,38 +127,69 @@ def test_an_exempt_flag_set_to_false_does_not_exempt() -> None:
     )
 
 
-# -- notice lead time --------------------------------------------------------------------
-def _late_timer(sent_at: datetime | None = None) -> Timer:
+# -- the warning period -------------------------------------------------------------------
+DAY = timedelta(days=1)
+
+
+def _scheduled(due: datetime, *sent: datetime | None) -> Timer:
+    """A shelve-like timer due at ``due`` with notices 7 d and 1 d before, sent at ``sent``."""
     from reclaim.timers import Notice
 
-    due = datetime(2026, 3, 1, tzinfo=UTC)
+    times = [*sent, None, None][:2]
     return Timer(
         resource_type="server",
         resource_id="s",
         rule="shelve",
         action="shelve",
         due_at=due,
-        notices=(
-            Notice(
-                kind="shelve_upcoming",
-                before=timedelta(days=1),
-                due_at=due - timedelta(days=1),
-                sent_at=sent_at,
-            ),
+        notice_spec=(("shelve_upcoming", 7 * DAY), ("shelve_upcoming", DAY)),
+        notices=tuple(
+            Notice(kind="shelve_upcoming", before=b, due_at=due - b, sent_at=at)
+            for b, at in zip((7 * DAY, DAY), times, strict=True)
         ),
     )
 
 
-def test_an_action_due_with_its_first_notice_waits_the_lead_time() -> None:
-    from reclaim.sweeper.rules import notice_hold
+def test_a_late_schedule_is_restated_forward_one_notice_at_a_time() -> None:
+    from reclaim.sweeper.rules import action_date, next_work, notices_due
 
-    now = datetime(2026, 3, 2, tzinfo=UTC)
-    lead = timedelta(days=1)
-    assert notice_hold(_late_timer(), now, lead) == now + lead
-    assert notice_hold(_late_timer(sent_at=now - timedelta(hours=6)), now, lead) == now + timedelta(
-        hours=18
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    late = _scheduled(now - 30 * DAY)
+    (first,) = notices_due(late, now)
+    assert first[0].before == 7 * DAY and first[1] == now + 7 * DAY
+    after_first = _scheduled(now - 30 * DAY, now)
+    assert action_date(after_first) == now + 7 * DAY
+    assert next_work(after_first) == now + 6 * DAY
+    assert notices_due(after_first, now + 5 * DAY) == []
+    ((second, date),) = notices_due(after_first, now + 6 * DAY)
+    assert second.before == DAY and date == now + 7 * DAY
+    # a second notice sent late moves the date by its own lead, never into the past
+    ((_n, later),) = notices_due(after_first, now + 9 * DAY)
+    assert later == now + 10 * DAY
+
+
+def test_a_schedule_on_time_keeps_its_dates() -> None:
+    from reclaim.sweeper.rules import action_date, notices_due
+
+    due = datetime(2026, 3, 10, tzinfo=UTC)
+    on_time = _scheduled(due)
+    assert notices_due(on_time, due - 8 * DAY) == []
+    ((_n, date),) = notices_due(on_time, due - 7 * DAY)
+    assert date == due
+    assert action_date(_scheduled(due, due - 7 * DAY, due - DAY)) == due
+
+
+def test_no_action_before_the_first_delivery_plus_the_longest_lead() -> None:
+    from reclaim.sweeper.rules import delivery_hold
+
+    due = datetime(2026, 3, 10, tzinfo=UTC)
+    sent = _scheduled(due, due - 7 * DAY, due - DAY)
+    undelivered = delivery_hold(sent, due, None)
+    assert undelivered is not None and undelivered.alert and undelivered.until is None
+    late = delivery_hold(sent, due, due - 2 * DAY)
+    assert late is not None and late.until == due + 5 * DAY and not late.alert
+    assert late.reason == (
+        "held: first notice delivered 2026-03-08 00:00, action not before 2026-03-15 00:00"
     )
-    assert notice_hold(_late_timer(sent_at=now - timedelta(days=2)), now, lead) is None
-    assert notice_hold(_late_timer(), now, timedelta(0)) is None
-    no_notices = _late_timer().model_copy(update={"notices": ()})
-    assert notice_hold(no_notices, now, lead) is None
+    assert delivery_hold(sent, due, due - 7 * DAY) is None
+    assert delivery_hold(sent.model_copy(update={"notices": ()}), due, None) is None

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from reclaim.bus.settings import BusSettings
+from reclaim.mailer.ledger import MailLedger
 from reclaim.store import open_store
 from reclaim.sweeper import Breaker, OpenStackCloud, OsloNotices, RecordingNotices, Sweeper
 from reclaim.timers import Timer
@@ -37,13 +38,13 @@ def test_a_due_shelve_is_done_once_and_audited(world: World, cloud_port: OpenSta
     assert (last.what, last.outcome) == ("shelve", "done")
     assert last.detail["request_ids"].startswith("req-")
     assert "stopped or suspended" in last.detail["clause"] or last.detail["clause"]
-    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "shelved"]
+    assert notices.kinds() == ["shelved"]  # its warnings went out on time, before NOW
     assert f"openstack server unshelve {sid}" in notices.messages[-1].detail["what_now"]
 
     again = make_sweeper(world, cloud_port, notices).sweep(NOW + timedelta(hours=1))
     assert again.outcomes == []
     assert world.shelves(sid) == 1
-    assert len(notices.messages) == 3
+    assert len(notices.messages) == 1
 
 
 def test_each_action_reaches_the_cloud_under_the_request_id_it_is_audited_with(
@@ -87,7 +88,7 @@ def _start(w: World, sid: str) -> None:
     ("change", "result", "state", "words"),
     [
         ("started", "skipped", "skipped", "status ACTIVE"),
-        ("locked", "skipped", "skipped", "locked"),
+        ("locked", "held", "pending", "locked"),
         ("exempt", "skipped", "skipped", "exempt"),
         ("touched", "skipped", "skipped", "after the timer's start"),
         ("deleted", "gone", "gone", "no longer exists"),
@@ -131,8 +132,10 @@ def test_live_state_that_disagrees_means_no_action(
     t = only(world, sid)
     assert t.state == state
     assert words in t.history[-1].detail["why"]
-    if change in ("locked", "other-owner"):
+    if change == "other-owner":
         assert "action_skipped" in notices.kinds()
+    if change == "locked":
+        assert notices.kinds() == ["action_held"]
 
 
 def test_a_dry_run_makes_no_mutating_request_and_writes_nothing(
@@ -199,7 +202,7 @@ def test_the_per_project_cap_stops_the_sweep(world: World, cloud_port: OpenStack
 def test_notices_go_out_once_across_sweeps(world: World, cloud_port: OpenStackCloud) -> None:
     sid = world.server()
     # stopped 10 days ago: the 7-day notice (due 3 days ago) is due, the shelve is not
-    world.timer(sid, since=NOW - timedelta(days=10))
+    world.timer(sid, since=NOW - timedelta(days=10), delivered=False)
     notices = RecordingNotices()
     sweeper = make_sweeper(world, cloud_port, notices)
 
@@ -209,10 +212,11 @@ def test_notices_go_out_once_across_sweeps(world: World, cloud_port: OpenStackCl
     assert [o.result for o in first.outcomes] == ["notified"]
     assert second.outcomes == []
     assert notices.kinds() == ["shelve_upcoming"]
-    assert notices.messages[0].due_at == NOW + timedelta(days=4)
+    # sent 3 days late, the notice restates the date: the whole 7 days from now
+    assert notices.messages[0].due_at == NOW + timedelta(days=7)
     assert world.mutations() == []
     t = only(world, sid)
-    assert t.state == "pending" and t.lease_owner is None
+    assert t.state == "pending" and t.lease_until == NOW + timedelta(days=6)
     assert [n.sent_at is not None for n in t.notices] == [True, False]
 
 
@@ -220,7 +224,7 @@ def test_a_dry_run_says_which_notices_would_go_out_and_sends_none(
     world: World, cloud_port: OpenStackCloud
 ) -> None:
     sid = world.server()
-    world.timer(sid, since=NOW - timedelta(days=10))  # the 7-day notice is due
+    world.timer(sid, since=NOW - timedelta(days=10), delivered=False)  # the 7-day notice is due
     notices = RecordingNotices()
 
     dry = make_sweeper(world, cloud_port, notices).sweep(NOW, dry_run=True)
@@ -237,7 +241,7 @@ def test_notices_the_bus_does_not_take_fail_fast_free_the_timer_and_are_reported
     world: World, cloud_port: OpenStackCloud
 ) -> None:
     sid = world.server()
-    world.timer(sid, since=NOW - timedelta(days=10))  # its 7-day notice is due
+    world.timer(sid, since=NOW - timedelta(days=10), delivered=False)  # its 7-day notice is due
     down = OsloNotices(BusSettings(transport_url=f"rabbit://guest:guest@127.0.0.1:{free_port()}/"))
 
     started = time.monotonic()
@@ -344,7 +348,7 @@ def test_a_crash_after_acting_completes_without_acting_again(
 def _race(world: World, sim_server: Any, n: int, table_url: str) -> list[Any]:
     sids = [world.server() for _ in range(n)]
     for sid in sids:
-        world.timer(sid)
+        world.timer(sid, notices=False)  # the race is about claims, not warnings
     world.cloud.requests.clear()
     reports: list[Any] = []
     barrier = threading.Barrier(2)
@@ -388,24 +392,58 @@ def test_two_concurrent_sweepers_on_dynalite_act_exactly_once(
     assert sum(o.result == "done" for r in reports for o in r.outcomes) == 60
 
 
-def test_a_late_timer_warns_first_and_acts_a_lead_time_later(
+def test_a_late_first_notice_gets_the_whole_warning_period_from_its_delivery(
     world: World, cloud_port: OpenStackCloud
 ) -> None:
-    sid = world.server()
-    world.timer(sid)  # stopped 200 days ago: notices and shelve are all due now
+    """Shelved 200 days ago, never warned: the delete waits 30 days after the first notice
+    reached someone (it used to go a day later), and no notice states a date already past."""
+    sid = world.server(state="shelved_offloaded")
+    world.timer(sid, rule="delete", delivered=False)
     notices = RecordingNotices()
     sweeper = make_sweeper(world, cloud_port, notices, min_notice_lead=timedelta(days=1))
+    ledger = MailLedger(world.store)
 
     first = sweeper.sweep(NOW)
     assert [o.result for o in first.outcomes] == ["notified"]
-    assert "held until" in first.outcomes[0].reason
+    (warning,) = notices.messages
+    assert warning.kind == "delete_upcoming" and warning.due_at == NOW + timedelta(days=30)
+    # the mailer delivers it two days late (an outage): the period counts from then
+    ledger.record(warning.notice_id, "u@example.org", NOW + timedelta(days=2), kind="x",
+                  outcome="sent")  # fmt: skip
+    for day in (1, 23, 29):
+        sweeper.sweep(NOW + timedelta(days=day))
+    assert world.mutations() == []
+    assert [m.kind for m in notices.messages] == ["delete_upcoming"] * 3
+    assert all(m.due_at is not None and m.due_at >= NOW + timedelta(days=30)
+               for m in notices.messages)  # fmt: skip
+    held = sweeper.sweep(NOW + timedelta(days=31))
+    assert [o.result for o in held.outcomes] == ["held"]
+    assert "first notice delivered 2026-03-03 09:00, action not before 2026-04-02 09:00" in (
+        held.outcomes[0].reason
+    )
+    assert world.mutations() == []
+    assert [o.result for o in sweeper.sweep(NOW + timedelta(days=32, hours=1)).outcomes] == ["done"]
+    assert world.cloud.compute.servers.get(sid) is None or world.mutations() != []
+
+
+def test_no_action_whose_notices_reached_nobody(world: World, cloud_port: OpenStackCloud) -> None:
+    """Published is not delivered: with no mail accepted and no acknowledgement, the shelve
+    is held, operators are told once, and it goes ahead once a delivery is recorded."""
+    sid = world.server()
+    world.timer(sid, delivered=False)
+    notices = RecordingNotices()
+    sweeper = make_sweeper(world, cloud_port, notices)
+    for day in (0, 6, 7, 8, 9):
+        sweeper.sweep(NOW + timedelta(days=day, minutes=1))
     assert world.shelves(sid) == 0
-    assert [o.result for o in sweeper.sweep(NOW + timedelta(hours=12)).outcomes] == ["leased"]
-    assert world.shelves(sid) == 0
-    last = sweeper.sweep(NOW + timedelta(days=1, minutes=1))
-    assert [o.result for o in last.outcomes] == ["done"]
+    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "notices_undelivered"]
+    t = only(world, sid)
+    assert t.state == "pending"
+    assert [e.outcome for e in t.history].count("held") == 1
+    first = notices.messages[0]
+    MailLedger(world.store).acknowledge(first.notice_id, "portal", NOW + timedelta(days=9))
+    assert [o.result for o in sweeper.sweep(NOW + timedelta(days=16, hours=1)).outcomes] == ["done"]
     assert world.shelves(sid) == 1
-    assert notices.kinds() == ["shelve_upcoming", "shelve_upcoming", "shelved"]
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core, mailer, reconcile, run, serverless, store, sweep
+from reclaim.cli import bus, core, mailer, notices, reconcile, run, serverless, store, sweep
 
 app = typer.Typer(
     name="reclaim",
@@ -23,6 +23,7 @@ run.register(app)
 reconcile.register(app)
 mailer.register(app)
 store.register(app)
+notices.register(app)
 
 
 def _mount_sim() -> None:

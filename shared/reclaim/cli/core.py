@@ -198,7 +198,9 @@ def demo(json_out: JsonOpt = False) -> None:
         )
         return
     console = Console()
-    styles = {"event": "bold", "notice": "cyan", "action": "green", "skip": "yellow"}
+    styles = {
+        "event": "bold", "notice": "cyan", "action": "green", "skip": "yellow", "hold": "magenta",
+    }  # fmt: skip
     for line in story.lines:
         style = styles.get(line.kind, "")
         console.print(f"[dim]{line.at:%Y-%m-%d}[/] [{style}]{line.kind:6}[/] {line.text}")

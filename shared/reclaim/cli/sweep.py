@@ -41,6 +41,8 @@ from reclaim.sweeper import (
 )
 from reclaim.sweeper.cloud import cleanup_connector
 from reclaim.sweeper.notices import NoticePort
+from reclaim.sweeper.rules import action_date
+from reclaim.sweeper.sweep import held_reason
 from reclaim.timers import Timer
 from reclaim.views import stamp
 
@@ -213,10 +215,14 @@ def sweep(
 
 
 def plan_rows(
-    timers: list[Timer], project: str | None, until: datetime | None = None
+    timers: list[Timer],
+    project: str | None,
+    until: datetime | None = None,
+    floor: timedelta = timedelta(0),
 ) -> list[dict[str, Any]]:
     """What will happen to what, when: each pending notice and action (due by ``until``) in
-    time order. Pure."""
+    time order, on the schedule as the notices sent so far moved it; a held action (its
+    reason in ``held``) is listed whenever it falls. Pure."""
     rows: list[dict[str, Any]] = []
     for t in timers:
         if project and t.project_id != project:
@@ -228,13 +234,22 @@ def plan_rows(
             "project_id": t.project_id,
             "rule": t.rule,
         }
-        due = [(n.due_at, f"notice {n.kind}") for n in t.pending_notices()]
-        if t.due_at is not None:
-            due.append((t.due_at, t.action))
+        date = action_date(t, floor)
+        if date is None:
+            continue
+        held = held_reason(t)
+        if held and t.lease_until is not None:
+            date = max(date, t.lease_until)
+        due = (
+            []
+            if held
+            else [(max(n.due_at, date - n.before), f"notice {n.kind}") for n in t.pending_notices()]
+        )  # a held timer's notices wait
+        due.append((date, f"{t.action} ({held})" if held else t.action))
         rows.extend(
-            {**base, "when": stamp(at), "what": what, "at": at}
+            {**base, "when": stamp(at), "what": what, "at": at, "held": held}
             for at, what in due
-            if until is None or at <= until
+            if until is None or at <= until or held
         )
     rows.sort(key=lambda r: (r["at"], r["resource_id"], r["what"]))
     return [{k: v for k, v in r.items() if k != "at"} for r in rows]
@@ -280,7 +295,7 @@ def plan(
     if project is not None:
         project = project_or_exit(timer_store, project)
     timers = list(timer_store.pending(end))
-    rows = plan_rows(timers, project, end)
+    rows = plan_rows(timers, project, end, settings.sweep.min_notice_lead)
     title = f"Plan for the next {format_duration(horizon)}, until {stamp(end)}"
     view = view_of(fmt, column, long, json_out)
     emit(rows, PLAN_COLUMNS, title, view)
@@ -339,7 +354,8 @@ def audit(
     if view.fmt is Format.table:
         for t in timers:
             due = f", due {stamp(t.due_at)}" if t.due_at and t.state == "pending" else ""
-            Console().print(Text(f"{t.rule}: {t.state}{due}"))
+            held = held_reason(t) if t.state == "pending" else ""
+            Console().print(Text(f"{t.rule}: {t.state}{due}" + (f", {held}" if held else "")))
 
 
 def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:

@@ -26,6 +26,7 @@ from reclaim.sweeper.cloud import (
 from reclaim.sweeper.notices import ACTION_SKIPPED, NoticeMessage, NoticePort, operator_alert
 from reclaim.sweeper.rules import (
     Decision,
+    allocation_record,
     decide_cleanup,
     decide_delete,
     decide_eol,
@@ -79,6 +80,8 @@ class Context:
     #: how an action waits for the cloud to finish what it started (a shelve)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    #: the Keystone project property holding the allocation's end date
+    end_property: str = "allocation_end"
 
 
 @dataclass(frozen=True)
@@ -149,12 +152,24 @@ def recheck(ctx: Context, timer: Timer) -> tuple[Decision, Any]:
         if timer.resource_type != "project":
             return Decision("skip", f"cleanup of a {timer.resource_type}", report=True), None
         project = cloud.project(rid)
-        return decide_cleanup(timer, project, ctx.policy, mark=s.cleanup_mark), project
+        decision = decide_cleanup(
+            timer,
+            project,
+            ctx.policy,
+            ctx.now,
+            end_property=ctx.end_property,
+            mark=s.cleanup_mark,
+            trust_events=s.trust_allocation_events,
+        )
+        return decision, project
     if a in ("delete_images", "scan_dependents"):
         if timer.resource_type not in ("project", "user"):
             return Decision("skip", f"{a} of a {timer.resource_type}", report=True), None
         if timer.resource_type == "project" and rid in ctx.policy.exempt_projects:
             return Decision("skip", f"exempt: project {rid} is in the configured list"), None
+        held = _owner_still_there(ctx, timer)
+        if held is not None:
+            return held, None
         images = cloud.owner_images(timer.resource_type, rid)
         if not images:
             return Decision("done", "the owner has no shared, community or public image"), images
@@ -166,6 +181,28 @@ def recheck(ctx: Context, timer: Timer) -> tuple[Decision, Any]:
         rule = cloud.security_group_rule(rid)
         return decide_exposed(timer, rule, ctx.policy), rule
     return Decision("wait", f"no re-check for action {a}"), None
+
+
+def _owner_still_there(ctx: Context, timer: Timer) -> Decision | None:
+    """Hold an image-owner rule while Keystone still has its owner: a user or project must
+    really be gone, or (a project's dependents scan after its allocation ended) Keystone
+    must confirm that the allocation ended. None: the owner is gone (or confirmed ended)."""
+    rid = timer.resource_id
+    if timer.resource_type == "user":
+        if not ctx.cloud.user_exists(rid):
+            return None
+        return Decision("hold", f"held: user {rid} still exists in Keystone", report=True)
+    project = ctx.cloud.project(rid)
+    if project is None:
+        return None
+    if timer.action == "scan_dependents":
+        ended, says = allocation_record(
+            project, ctx.now, end_property=ctx.end_property, mark=ctx.settings.cleanup_mark
+        )
+        if ended or (ended is None and ctx.settings.trust_allocation_events):
+            return None
+        return Decision("hold", f"held: allocation not confirmed by Keystone ({says})", report=True)
+    return Decision("hold", f"held: project {rid} still exists in Keystone", report=True)
 
 
 def preview(ctx: Context, timer: Timer, live: Any) -> str:

@@ -56,6 +56,8 @@ class CloudPort(Protocol):
 
     def project(self, project_id: str) -> ProjectSnapshot | None: ...
 
+    def user_exists(self, user_id: str) -> bool: ...
+
     def image(self, image_id: str) -> ImageSnapshot | None: ...
 
     def owner_images(self, owner_type: str, owner_id: str) -> list[ImageSnapshot]: ...
@@ -373,6 +375,15 @@ def with_request_id(conn: Any, request_id: str) -> Any:
     return tagged
 
 
+def _identity_get(conn: Any, path: str, key: str) -> Any:
+    """A Keystone record as JSON; None on 404 (the raw session does not raise on it)."""
+    response = conn.identity.get(path)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()[key]
+
+
 def _read(what: str, call: Callable[[Any], Any], conn: Any) -> Any:
     """Run a read with a fresh request id; None on 404, CloudError on anything else."""
     from keystoneauth1 import exceptions as ksa
@@ -595,7 +606,7 @@ class _OpenStackExtras:
 
     def project(self, project_id: str) -> ProjectSnapshot | None:
         def get(c: Any) -> Any:
-            return c.identity.get(f"/projects/{project_id}").json()["project"]
+            return _identity_get(c, f"/projects/{project_id}", "project")
 
         body = _read(f"GET project {project_id}", get, self.conn)
         if body is None:
@@ -612,6 +623,12 @@ class _OpenStackExtras:
                 if k not in core and not isinstance(v, dict | list)
             },
         )
+
+    def user_exists(self, user_id: str) -> bool:
+        def get(c: Any) -> Any:
+            return _identity_get(c, f"/users/{user_id}", "user")
+
+        return _read(f"GET user {user_id}", get, self.conn) is not None
 
     def image(self, image_id: str) -> ImageSnapshot | None:
         img = _read(f"GET image {image_id}", lambda c: c.image.get_image(image_id), self.conn)

@@ -28,9 +28,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_FAILED",
+    "ACTION_HELD",
     "ACTION_SKIPPED",
     "CAP_REACHED",
+    "CLEANUP_UNCONFIRMED",
     "EVENT_PREFIX",
+    "NOTICES_UNDELIVERED",
     "NOTICE_EXCHANGE",
     "NOTICE_TOPIC",
     "STORE_ITEM_UNREADABLE",
@@ -50,6 +53,12 @@ CAP_REACHED = "sweep_cap_reached"
 ACTION_FAILED = "action_failed"
 ACTION_SKIPPED = "action_skipped"
 STORE_ITEM_UNREADABLE = "store_item_unreadable"
+#: A due action held for a reason that persists (server locked, owner still in Keystone).
+ACTION_HELD = "action_held"
+#: A project cleanup held: Keystone does not confirm that the allocation ended.
+CLEANUP_UNCONFIRMED = "cleanup_unconfirmed"
+#: A due action held: none of its notices reached anyone.
+NOTICES_UNDELIVERED = "notices_undelivered"
 
 
 def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
@@ -58,8 +67,10 @@ def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
     return "|".join((*timer.key, kind, when))
 
 
-def owner_notice(timer: Timer, notice: Notice) -> NoticeMessage:
-    """The owner's warning for a timer's notice."""
+def owner_notice(timer: Timer, notice: Notice, due_at: datetime | None = None) -> NoticeMessage:
+    """The owner's warning for a timer's notice, stating ``due_at`` (default: the timer's
+    due date) as the action's date. Its ``notice_id`` depends on the timer and the notice
+    only, so the sweeper finds the mailer's ledger records of it by that id."""
     return NoticeMessage(
         kind=notice.kind,
         resource_type=timer.resource_type,
@@ -67,7 +78,7 @@ def owner_notice(timer: Timer, notice: Notice) -> NoticeMessage:
         project_id=timer.project_id,
         user_id=timer.user_id,
         action=timer.action,
-        due_at=timer.due_at,
+        due_at=due_at or timer.due_at,
         notice_at=notice.due_at,
         delay=timer.delay,
         clause=timer.clause,

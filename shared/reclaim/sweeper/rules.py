@@ -7,14 +7,14 @@ means no action now. A resource that no longer exists closes the timer as gone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from reclaim.models.glance import ImagePayload
 from reclaim.models.neutron import SecurityGroupRule
 from reclaim.policy.acceptable_use import eol_since, exposed_ports
 from reclaim.settings import PolicySettings
-from reclaim.timers import Timer
+from reclaim.timers import Notice, Timer
 
 if TYPE_CHECKING:
     from reclaim.sweeper.cloud import ImageSnapshot, ProjectSnapshot
@@ -54,10 +54,12 @@ class Decision:
     * ``done``: the action's goal already holds (a retry after a crash), close as done;
     * ``skip``: the rule no longer holds, close the timer as skipped (``report``: tell operators);
     * ``gone``: the resource no longer exists, close as gone;
-    * ``wait``: cannot tell now (busy, incomplete read), leave pending and try later.
+    * ``wait``: cannot tell now (busy, incomplete read), leave pending and try later;
+    * ``hold``: a reason that persists (allocation not confirmed, server locked): leave
+      pending, tell operators once, look again later; the owner is not warned meanwhile.
     """
 
-    kind: Literal["act", "done", "skip", "gone", "wait"]
+    kind: Literal["act", "done", "skip", "gone", "wait", "hold"]
     reason: str = ""
     report: bool = False
 
@@ -102,7 +104,7 @@ def _unchanged_since(timer: Timer, server: ServerSnapshot, allowance: timedelta)
     if server.locked is None:
         return Decision("wait", "live server does not say whether it is locked")
     if server.locked:
-        return Decision("skip", "server is locked", report=True)
+        return Decision("hold", "held: server is locked", report=True)
     if server.updated_at is None or timer.since is None:
         return Decision("wait", "no updated_at or timer start to compare (incomplete read)")
     if server.updated_at > timer.since + allowance:
@@ -166,48 +168,164 @@ def decide_delete(
     return changed or ACT
 
 
-def notice_hold(timer: Timer, now: datetime, lead: timedelta) -> datetime | None:
-    """Until when a due action waits so that a notice goes out ``lead`` before it. Pure.
+#: Notices that announce a rule's start rather than count down to its action (the cleanup's
+#: ``allocation_ended``): they state the date but do not set the warning period.
+ANNOUNCEMENTS = frozenset({"allocation_ended"})
 
-    The first notice of the run went out at its ``sent_at``, or goes out now when none has
-    been sent yet and one is due. None: no hold (no notices in the spec, or the lead is
-    over). A timer created late, whose notices and action fall due together, thus warns
-    first and acts ``lead`` later instead of both at once.
+
+def warning_lead(timer: Timer) -> timedelta:
+    """The rule's longest notice lead: the warning period its first notice starts. Pure."""
+    leads = [b for k, b in timer.notice_spec if k not in ANNOUNCEMENTS]
+    return max(leads or [b for _k, b in timer.notice_spec], default=timedelta(0))
+
+
+def _lead(timer: Timer, notice: Notice, floor: timedelta) -> timedelta:
+    return max(min(notice.before, warning_lead(timer)), floor)
+
+
+def action_date(timer: Timer, floor: timedelta = timedelta(0)) -> datetime | None:
+    """When the action may happen, as the notices sent so far announced it. Pure.
+
+    The timer's due date, moved later when a notice went out late, so that each notice
+    sent keeps its lead (at least ``floor``, the ``sweep.min_notice_lead``) before it.
     """
-    if not timer.notices or lead <= timedelta(0):
+    if timer.due_at is None:
         return None
-    sent = [n.sent_at for n in timer.notices if n.sent_at is not None]
-    if sent:
-        first = min(sent)
-    elif any(n.due_at <= now for n in timer.notices):
-        first = now
-    else:
+    return max(
+        [timer.due_at]
+        + [n.sent_at + _lead(timer, n, floor) for n in timer.notices if n.sent_at is not None]
+    )
+
+
+def notices_due(
+    timer: Timer, now: datetime, floor: timedelta = timedelta(0)
+) -> list[tuple[Notice, datetime]]:
+    """The notices to send at ``now``, each with the action date it states. Pure.
+
+    Each notice goes out ``before`` the current date. A late schedule is moved forward,
+    never collapsed: a notice sent late restates the date as ``now`` plus its lead (an
+    announcement's lead is capped at the warning period), and each later notice keeps its
+    spacing before that date. So no notice states a date already past, and a late run sends
+    its first notice, not all of them at once.
+    """
+    date = action_date(timer, floor)
+    out: list[tuple[Notice, datetime]] = []
+    if date is None:
+        return out
+    for n in sorted(timer.pending_notices(), key=lambda n: -n.before):
+        if date - n.before > now:
+            break
+        date = max(date, now + _lead(timer, n, floor))
+        out.append((n, date))
+    return out
+
+
+def next_work(timer: Timer, floor: timedelta = timedelta(0)) -> datetime | None:
+    """When the timer next has work: its next notice on the moved schedule, or its action.
+    Pure."""
+    date = action_date(timer, floor)
+    pending = timer.pending_notices()
+    if date is None or not pending:
+        return date
+    return date - max(n.before for n in pending)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a due action waits, until when (None: until the next look), and whether to tell
+    operators (once)."""
+
+    reason: str
+    until: datetime | None = None
+    alert: bool = False
+
+
+def delivery_hold(timer: Timer, now: datetime, delivered: datetime | None) -> Hold | None:
+    """Whether a due action waits for its warning to have reached someone. Pure.
+
+    No action before its first notice delivered (a mail accepted, or acknowledged) plus the
+    rule's longest notice lead, however late that delivery came. None: it may act.
+    """
+    if not timer.notices:
         return None
-    until = first + lead
-    return until if until > now else None
+    if delivered is None:
+        return Hold(
+            "held: no notice of this run was delivered (no accepted mail, no acknowledgement)",
+            alert=True,
+        )
+    until = delivered + warning_lead(timer)
+    if until <= now:
+        return None
+    return Hold(
+        f"held: first notice delivered {delivered:%Y-%m-%d %H:%M}, action not before "
+        f"{until:%Y-%m-%d %H:%M}",
+        until,
+    )
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
+def _end_date(value: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def allocation_record(
+    project: ProjectSnapshot, now: datetime, *, end_property: str, mark: str
+) -> tuple[bool | None, str]:
+    """What Keystone says of the project's allocation: (ended?, what it says). Pure.
+
+    True: the project carries the tag or true property ``mark`` (when one is configured, it
+    is required), or else the ``end_property`` date is at or before ``now``. False: the mark
+    is missing, or the date is later (the allocation runs). None: Keystone records nothing.
+    """
+    if mark:
+        flag = project.properties.get(mark, "").strip().lower()
+        if mark in project.tags or flag in _TRUE:
+            return True, f"project carries {mark!r}"
+        return False, f"project does not carry {mark!r}"
+    raw = project.properties.get(end_property, "") if end_property else ""
+    if raw:
+        end = _end_date(raw)
+        if end is None:
+            return None, f"{end_property}={raw!r} is not a date"
+        if end <= now:
+            return True, f"{end_property}={raw}"
+        return False, f"{end_property}={raw}: the allocation runs"
+    return None, f"no {end_property} property" if end_property else "no allocation record read"
+
+
 def decide_cleanup(
-    timer: Timer, project: ProjectSnapshot | None, policy: PolicySettings, *, mark: str = ""
+    timer: Timer,
+    project: ProjectSnapshot | None,
+    policy: PolicySettings,
+    now: datetime,
+    *,
+    end_property: str = "allocation_end",
+    mark: str = "",
+    trust_events: bool = False,
 ) -> Decision:
-    """Clean up only the timer's project, not exempt, and (with ``mark``) only while a tag or
-    a true property of that name still says its allocation ended."""
+    """Clean up only the timer's project, not exempt, and only while Keystone confirms its
+    allocation ended (the ``end_property`` date at or before ``now``, or ``mark``). Fails
+    closed: a record that says the allocation runs, or (unless ``trust_events``) no record
+    at all, holds the cleanup."""
     if project is None:
         return GONE
     if project.id != timer.resource_id:
         return Decision("wait", f"read returned project {project.id}, not {timer.resource_id}")
     if project.id in policy.exempt_projects:
         return Decision("skip", f"exempt: project {project.id} is in the configured list")
-    if mark:
-        flag = project.properties.get(mark, "").strip().lower()
-        if mark not in project.tags and flag not in _TRUE:
-            return Decision(
-                "skip", f"project no longer carries {mark!r}: allocation not ended", report=True
-            )
-    return Decision("act", f"allocation ended; project {project.name or project.id} exists")
+    ended, says = allocation_record(project, now, end_property=end_property, mark=mark)
+    if ended is False or (ended is None and not trust_events):
+        return Decision("hold", f"held: allocation not confirmed by Keystone ({says})", report=True)
+    name = project.name or project.id
+    if ended is None:
+        return Decision("act", f"allocation ended (event trusted, Keystone: {says}); {name}")
+    return Decision("act", f"allocation ended (Keystone: {says}); project {name} exists")
 
 
 def owns_image(image: ImageSnapshot, owner_type: str, owner_id: str) -> bool:

@@ -27,10 +27,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from reclaim.mailer.ledger import MailLedger
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.store.quarantine import Quarantine
@@ -39,15 +40,26 @@ from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.cloud import CloudError, CloudPort
 from reclaim.sweeper.notices import (
     ACTION_FAILED,
+    ACTION_HELD,
     ACTION_SKIPPED,
     CAP_REACHED,
+    CLEANUP_UNCONFIRMED,
+    NOTICES_UNDELIVERED,
     NoticeMessage,
     NoticePort,
     operator_alert,
     owner_notice,
     unreadable_alert,
 )
-from reclaim.sweeper.rules import ACT, Decision, notice_hold
+from reclaim.sweeper.rules import (
+    ACT,
+    Decision,
+    action_date,
+    delivery_hold,
+    next_work,
+    notices_due,
+    warning_lead,
+)
 from reclaim.timers import AuditEntry, Notice, Timer, close, mark_notice_sent
 
 #: Actions that change or remove people's resources (capped, blocked by the breaker).
@@ -56,6 +68,9 @@ DESTRUCTIVE = actions.DESTRUCTIVE
 SUPPORTED = actions.SUPPORTED
 #: The lease owner that marks an action held back for its notice lead time.
 NOTICE_HOLD = "hold:notice-lead"
+#: The lease owner that marks an action held for a reason its audit names (looked at again
+#: when the lease ends).
+HELD = "hold:recheck"
 
 Result = Literal[
     "done",
@@ -72,6 +87,8 @@ Result = Literal[
     "would-act",
     "would-skip",
     "would-notify",
+    "would-hold",
+    "held",
 ]
 
 
@@ -137,6 +154,7 @@ class Sweeper:
         settings: SweepSettings | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        allocation_end_property: str = "allocation_end",
     ) -> None:
         self.store = store
         self.cloud = cloud
@@ -145,6 +163,8 @@ class Sweeper:
         self.owner_id = owner_id
         self.settings = settings or SweepSettings()
         self.breaker = Breaker(store)
+        self.ledger = MailLedger(store)
+        self.allocation_end_property = allocation_end_property
         self._sleep = sleep
         self._lock = threading.Lock()
 
@@ -267,18 +287,17 @@ class Sweeper:
     def _handle(self, timer: Timer, now: datetime, dry: bool, state: _PassState) -> Outcome:
         if timer.lease_until is not None and timer.lease_until > now:
             held = (
-                "notice lead time"
-                if timer.lease_owner == NOTICE_HOLD
+                held_reason(timer) or "notice lead time"
+                if (timer.lease_owner or "").startswith("hold:")
                 else "retry backoff"
                 if timer.attempts
                 else f"claimed by {timer.lease_owner}"
             )
             return _outcome(timer, "leased", f"{held} until {timer.lease_until.isoformat()}")
-        due_notices = [n for n in timer.pending_notices() if n.due_at <= now]
-        action_due = timer.due_at is not None and timer.due_at <= now
-        hold = notice_hold(timer, now, self.settings.min_notice_lead) if action_due else None
-        if hold is not None:
-            action_due = False
+        floor = self.settings.min_notice_lead
+        sending = notices_due(timer, now, floor)
+        date = action_date(timer, floor)
+        action_due = date is not None and date <= now and not timer.pending_notices()
         destructive = timer.action in DESTRUCTIVE
         supported = timer.action in SUPPORTED
         act = action_due and supported and not (destructive and state.blocked)
@@ -289,78 +308,168 @@ class Sweeper:
         )
         idle_result: Result = "unsupported" if action_due and not supported else "blocked"
         if dry:
-            return self._dry(timer, now, due_notices, act, idle, idle_result, state)
-        if hold is not None and not due_notices:
-            why = f"action held until {hold.isoformat()} (notice lead time)"
+            return self._dry(timer, now, sending, act, idle, idle_result, state)
+        if not sending and not act:
+            if action_due:
+                return _outcome(timer, idle_result, idle)
+            after = next_work(timer, floor)
+            if after is None or after <= now:
+                return _outcome(timer, "waiting", "")
+            # stored due times fell behind a schedule moved forward: look again at its next step
+            why = f"next step at {after.isoformat()} (warning period)"
             holding = self.store.replace(
-                timer, timer.model_copy(update={"lease_owner": NOTICE_HOLD, "lease_until": hold})
+                timer, timer.model_copy(update={"lease_owner": NOTICE_HOLD, "lease_until": after})
             )
             return _outcome(timer, "leased" if holding else "contended", why)
-        if not due_notices and not act:
-            return _outcome(timer, idle_result, idle)
         claimed = self.store.replace(
             timer,
             timer.model_copy(
-                update={"lease_owner": self.owner_id, "lease_until": now + self.settings.lease}
+                update={
+                    "lease_owner": self.owner_id,
+                    "lease_until": state.clock(now) + self.settings.lease,
+                }
             ),
         )
         if claimed is None:
             return _outcome(timer, "contended", "changed or claimed by another sweeper")
+        if sending:
+            return self._warn(claimed, now, sending)
+        if claimed.notices:
+            hold = delivery_hold(claimed, now, self._first_delivery(claimed, now))
+            if hold is not None:
+                alert = (
+                    operator_alert(NOTICES_UNDELIVERED, claimed, hold.reason)
+                    if hold.alert
+                    else None
+                )
+                return self._hold(claimed, now, hold.reason, hold.until, alert)
+        return self._act(claimed, now, state, ())
+
+    def _first_delivery(self, timer: Timer, now: datetime) -> datetime | None:
+        """When the run's first notice reached someone (the mail ledger). Reads one notice at
+        a time, in the order they were sent, and stops at a delivery old enough to let the
+        action go: an earlier one could only let it go too."""
+        lead = warning_lead(timer)
+        sent = sorted(
+            (n for n in timer.notices if n.sent_at is not None), key=lambda n: n.sent_at or now
+        )
+        first: datetime | None = None
+        for n in sent:
+            at = self.ledger.first_delivery([owner_notice(timer, n).notice_id])
+            if at is not None:
+                first = at if first is None else min(first, at)
+                if first + lead <= now:
+                    break
+        return first
+
+    def _warn(
+        self, claimed: Timer, now: datetime, sending: list[tuple[Notice, datetime]]
+    ) -> Outcome:
+        """Re-check the resource live, then publish the due notices, each stating its date.
+
+        The same re-check as before the action: a stale or forged event (wrong owner, exempt,
+        state changed, allocation not confirmed) mails nobody.
+        """
+        try:
+            decision, _live = self._recheck(claimed, now)
+        except CloudError as exc:
+            self._unclaim(claimed)
+            return _outcome(claimed, "waiting", f"re-check before notice: {exc}")
+        if decision.kind not in ("act",):
+            return self._settle(claimed, now, decision, (), before_notice=True)
         sent: list[str] = []
-        if due_notices:
-            for n in due_notices:
-                self._publish(owner_notice(claimed, n))
-                sent.append(n.kind)
+        for n, date in sending:
+            self._publish(owner_notice(claimed, n, date))
+            sent.append(n.kind)
 
-            def record(cur: Timer) -> Timer:
-                for n in due_notices:
-                    cur = mark_notice_sent(cur, n, now)
-                return cur if act else _release(cur, self.owner_id)
+        def record(cur: Timer) -> Timer:
+            for n, date in sending:
+                cur = mark_notice_sent(cur, n, now)
+                entry = cur.history[-1]
+                detail = {
+                    **entry.detail,
+                    "announces": date.isoformat(),
+                    "notice_id": owner_notice(cur, n).notice_id,
+                    "why": f"published; action not before {date:%Y-%m-%d %H:%M}",
+                }
+                entry = entry.model_copy(update={"outcome": "published", "detail": detail})
+                cur = cur.model_copy(update={"history": (*cur.history[:-1], entry)})
+            after = next_work(cur, self.settings.min_notice_lead)
+            if after is not None and after > now:
+                return cur.model_copy(update={"lease_owner": NOTICE_HOLD, "lease_until": after})
+            return _release(cur, self.owner_id)
 
-            stored = self._commit(claimed, record)
-            if stored is None:
-                return _outcome(timer, "waiting", "timer changed while notifying", sent)
-            claimed = stored
-        if hold is not None:
-            holding = self._commit(
-                claimed,
-                lambda cur: cur.model_copy(
-                    update={"lease_owner": NOTICE_HOLD, "lease_until": hold}
-                ),
-            )
-            why = f"action held until {hold.isoformat()} (notice lead time)"
-            if holding is None:
-                return _outcome(timer, "waiting", "timer changed while holding", sent)
-            return _outcome(timer, "notified" if sent else "leased", why, sent)
-        if not act:
-            return _outcome(timer, "notified" if sent else idle_result, idle, sent)
-        return self._act(claimed, now, state, tuple(sent))
+        stored = self._commit(claimed, record)
+        if stored is None:
+            return _outcome(claimed, "waiting", "timer changed while notifying", sent)
+        last = sending[-1][1]
+        return _outcome(
+            claimed, "notified", f"action not before {last.isoformat()} (warning period)", sent
+        )
+
+    def _hold(
+        self,
+        claimed: Timer,
+        now: datetime,
+        reason: str,
+        until: datetime | None,
+        alert: NoticeMessage | None,
+    ) -> Outcome:
+        """Keep a due action pending for ``reason``: audited (once per reason), operators
+        alerted once, looked at again at ``until`` (default: after ``sweep.recheck_held``)."""
+        end = until or now + self.settings.recheck_held
+        fresh = held_reason(claimed) != reason
+
+        def change(cur: Timer) -> Timer:
+            update: dict[str, object] = {"lease_owner": HELD, "lease_until": end}
+            if fresh:
+                entry = AuditEntry(
+                    at=now,
+                    what=cur.action,
+                    outcome="held",
+                    detail={"why": reason, "rule": cur.rule, "by": self.owner_id},
+                )
+                update["history"] = (*cur.history, entry)
+            return cur.model_copy(update=update)
+
+        if self._commit(claimed, change) is None:
+            return _outcome(claimed, "waiting", "timer changed while holding")
+        if fresh and alert is not None:
+            with contextlib.suppress(NoticeFailed):
+                self._publish(alert)
+        return _outcome(claimed, "held", f"{reason} (next look {end.isoformat()})")
 
     def _dry(
         self,
         timer: Timer,
         now: datetime,
-        due_notices: list[Notice],
+        sending: list[tuple[Notice, datetime]],
         act: bool,
         idle: str,
         idle_result: Result,
         state: _PassState,
     ) -> Outcome:
-        kinds = tuple(n.kind for n in due_notices)
-        if not act:
-            return _outcome(timer, "would-notify" if kinds else idle_result, idle, kinds)
+        kinds = tuple(n.kind for n, _d in sending)
+        if not act and not kinds:
+            return _outcome(timer, idle_result if idle else "waiting", idle)
         try:
             decision, live = self._recheck(timer, now)
-            if decision.kind == "act":
+            if decision.kind == "act" and act:
                 preview = actions.preview(self._ctx(now), timer, live)
         except CloudError as exc:
             return _outcome(timer, "waiting", str(exc), kinds)
-        if decision.kind == "act":
-            if not state.try_reserve(timer):
-                # the caps count in a dry run too: show where a real sweep would stop
-                return _outcome(timer, "blocked", f"a real sweep stops here: {state.cap_reason}")
-            return _outcome(timer, "would-act", f"{decision.reason}; {preview}", kinds)
-        return _outcome(timer, "would-skip", f"{decision.kind}: {decision.reason}", kinds)
+        if decision.kind != "act":
+            return _outcome(timer, "would-skip", f"{decision.kind}: {decision.reason}")
+        if not act:
+            return _outcome(timer, "would-notify", "", kinds)
+        if timer.notices:
+            hold = delivery_hold(timer, now, self._first_delivery(timer, now))
+            if hold is not None:
+                return _outcome(timer, "would-hold", hold.reason)
+        if not state.try_reserve(timer):
+            # the caps count in a dry run too: show where a real sweep would stop
+            return _outcome(timer, "blocked", f"a real sweep stops here: {state.cap_reason}")
+        return _outcome(timer, "would-act", f"{decision.reason}; {preview}", kinds)
 
     def _ctx(self, now: datetime, state: _PassState | None = None) -> actions.Context:
         return actions.Context(
@@ -370,6 +479,7 @@ class Sweeper:
             settings=self.settings,
             now=now,
             reserve=state.try_reserve if state is not None else (lambda _t: True),
+            end_property=self.allocation_end_property,
         )
 
     def _recheck(self, timer: Timer, now: datetime) -> tuple[Decision, object]:
@@ -383,6 +493,46 @@ class Sweeper:
         Every try re-reads the resource first: a call that timed out may have gone through,
         and then the re-check sees the goal reached instead of calling again.
         """
+        with self._heartbeat(claimed, now, state) as lost:
+            return self._tries(claimed, now, state, sent, lost)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, claimed: Timer, now: datetime, state: _PassState) -> Iterator[Lost]:
+        """Renew the claim every third of ``sweep.lease`` while an action runs (a project
+        cleanup can take minutes); the yielded event is set if the claim was lost, and the
+        action's cloud then refuses further calls."""
+        lost = Lost()
+        stop = threading.Event()
+        period = max(self.settings.lease.total_seconds() / 3, 0.01)
+
+        def beat() -> None:
+            while not stop.wait(period):
+                try:
+                    current = self._reread(claimed)
+                    if current is None or current.lease_owner != self.owner_id:
+                        lost.set()
+                        return
+                    until = state.clock(now) + self.settings.lease
+                    self.store.replace(current, current.model_copy(update={"lease_until": until}))
+                except Exception:  # a store hiccup: the next beat tries again
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"lease-{claimed.resource_id}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            stop.set()
+            thread.join()
+
+    def _tries(
+        self,
+        claimed: Timer,
+        now: datetime,
+        state: _PassState,
+        sent: tuple[str, ...],
+        lost: Lost,
+    ) -> Outcome:
         result: actions.Done | None = None
         rids: list[str] = []
         error: CloudError | None = None
@@ -405,7 +555,8 @@ class Sweeper:
                         raise
                     reserved = True
                 step = "action"
-                result = actions.perform(self._ctx(now, state), claimed, live)
+                ctx = replace(self._ctx(now, state), cloud=_Guarded(self.cloud, lost))
+                result = actions.perform(ctx, claimed, live)
                 break
             except CloudError as exc:
                 error = exc
@@ -414,6 +565,9 @@ class Sweeper:
                 claimed = self._commit(claimed, _count_attempt) or claimed
                 if not exc.transient or claimed.attempts >= self.settings.max_attempts:
                     break
+        if lost.is_set():
+            why = "claim lost to another sweeper while acting; it carries on alone"
+            return _outcome(claimed, "contended", why, sent, tuple(rids))
         if result is None:
             assert error is not None
             return self._failure(claimed, now, error, sent, step, rids=rids)
@@ -464,11 +618,17 @@ class Sweeper:
         decision: Decision,
         sent: tuple[str, ...],
         rids: list[str] | None = None,
+        *,
+        before_notice: bool = False,
     ) -> Outcome:
-        """Close or release a timer the re-check did not let act."""
+        """Close, hold or release a timer the re-check did not let act (or warn about)."""
         if decision.kind == "wait":
             # keep the claim for one lease: the next sweep after it looks again
             return _outcome(claimed, "waiting", decision.reason, sent)
+        if decision.kind == "hold":
+            kind = CLEANUP_UNCONFIRMED if claimed.action == "cleanup" else ACTION_HELD
+            alert = operator_alert(kind, claimed, decision.reason) if decision.report else None
+            return self._hold(claimed, now, decision.reason, None, alert)
         state = {"done": "done", "skip": "skipped", "gone": "gone"}[decision.kind]
         entry = AuditEntry(
             at=now,
@@ -477,7 +637,7 @@ class Sweeper:
             detail={"why": decision.reason, "rule": claimed.rule, "by": self.owner_id}
             | ({"request_ids": ",".join(rids)} if rids else {}),
         )
-        if decision.kind == "done":
+        if decision.kind == "done" and not before_notice:
             for message in actions.completion_notices(claimed, decision.reason):
                 self._publish(message)
         self._close(claimed, state, entry)  # type: ignore[arg-type]
@@ -565,11 +725,37 @@ class Sweeper:
         return None
 
 
+class Lost(threading.Event):
+    """Set when this sweeper no longer holds the claim on the timer it acts on."""
+
+
+class _Guarded:
+    """The cloud as an action sees it: once the claim is lost, every further call fails (a
+    non-transient error), so a second sweeper that took the timer over acts alone."""
+
+    def __init__(self, cloud: CloudPort, lost: Lost) -> None:
+        self._cloud = cloud
+        self._lost = lost
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._cloud, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._lost.is_set():
+                raise CloudError(f"{name}: claim lost to another sweeper", transient=False)
+            return target(*args, **kwargs)
+
+        return call
+
+
 @dataclass
 class _PassState:
     cap: int
     project_cap: int
     blocked: bool
+    started: float = field(default_factory=time.monotonic)
     actions: int = 0
     per_project: Counter[str] = field(default_factory=Counter)
     cap_reason: str = ""
@@ -577,6 +763,10 @@ class _PassState:
     unsent: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clock(self, now: datetime) -> datetime:
+        """The pass's ``now`` moved on by the time the pass has run (leases count from it)."""
+        return now + timedelta(seconds=time.monotonic() - self.started)
 
     def try_reserve(self, timer: Timer) -> bool:
         """:meth:`reserve`, answering False instead of raising when a cap is reached."""
@@ -638,6 +828,13 @@ def _outcome(
         request_ids=request_ids,
         project_id=timer.project_id,
     )
+
+
+def held_reason(timer: Timer) -> str:
+    """The reason of the timer's latest hold, while it is the last thing its audit says."""
+    if timer.history and timer.history[-1].outcome == "held":
+        return timer.history[-1].detail.get("why", "")
+    return ""
 
 
 def lease_expired(timer: Timer, now: datetime) -> bool:
