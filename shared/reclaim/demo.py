@@ -204,6 +204,7 @@ class Demo:
         """The earliest time a sweep has work: a timer's next notice or action on its moved
         schedule, or the end of the lease holding it."""
         from reclaim.sweeper.rules import next_work
+        from reclaim.sweeper.sweep import NOTICE_HOLD
 
         now = self.clock.now()
         floor = self.sweeper.settings.min_notice_lead
@@ -212,7 +213,8 @@ class Demo:
             due = next_work(timer, floor)
             if due is None:
                 continue
-            if timer.lease_until is not None and timer.lease_until > now:
+            waits = timer.lease_owner == NOTICE_HOLD  # for its next step: ``due`` says when
+            if not waits and timer.lease_until is not None and timer.lease_until > now:
                 due = max(due, timer.lease_until)
             times.append(max(due, now))
         return min(times, default=None)

@@ -66,6 +66,7 @@ def run(
     sweeper = Sweeper(
         timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
+        allocation_end_property=settings.reconcile.allocation_end_property,
     )  # fmt: skip
     # Events are received on the run's clock too: the simulation stamps them in its time.
     listener = Listener(bus, timer_store, settings.policy, ingest=settings.ingest, clock=clock)

@@ -177,6 +177,7 @@ def sweep(
         settings.policy,
         owner_id(),
         sweep_settings,
+        allocation_end_property=settings.reconcile.allocation_end_property,
     )
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=json_out) as progress:

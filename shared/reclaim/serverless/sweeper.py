@@ -53,6 +53,8 @@ class SweeperDeps:
     settings: SweepSettings
     #: Where notices go, for the response (a transport URL, its passwords masked).
     notices_to: str = ""
+    #: The Keystone project property holding an allocation's end date.
+    allocation_end_property: str = "allocation_end"
 
 
 def sweep_time(event: Mapping[str, Any], clock: Callable[[], datetime]) -> datetime:
@@ -103,7 +105,10 @@ def handle(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """One sweep pass for a tick; no new timer is claimed after ``stop_at`` (monotonic)."""
-    sweeper = Sweeper(deps.store, deps.cloud, deps.notices, deps.policy, owner_id, deps.settings)
+    sweeper = Sweeper(
+        deps.store, deps.cloud, deps.notices, deps.policy, owner_id, deps.settings,
+        allocation_end_property=deps.allocation_end_property,
+    )  # fmt: skip
     report = sweeper.sweep(sweep_time(event, clock), deadline=stop_at)
     return {**report_json(report), "notices_to": deps.notices_to}
 
@@ -176,5 +181,6 @@ def build_deps(settings: Settings, store: DynamoTimerStore) -> SweeperDeps:
         durable=settings.bus.durable_queues,
     )
     return SweeperDeps(
-        store, OpenStackCloud(conn), notices, settings.policy, settings.sweep, mask_url(url)
-    )
+        store, OpenStackCloud(conn), notices, settings.policy, settings.sweep, mask_url(url),
+        settings.reconcile.allocation_end_property,
+    )  # fmt: skip

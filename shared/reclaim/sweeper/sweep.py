@@ -285,7 +285,12 @@ class Sweeper:
             raise NoticeFailed(message, exc) from exc
 
     def _handle(self, timer: Timer, now: datetime, dry: bool, state: _PassState) -> Outcome:
-        if timer.lease_until is not None and timer.lease_until > now:
+        floor = self.settings.min_notice_lead
+        if (
+            timer.lease_until is not None
+            and timer.lease_until > now
+            and not _stale_wait(timer, now, floor)
+        ):
             held = (
                 held_reason(timer) or "notice lead time"
                 if (timer.lease_owner or "").startswith("hold:")
@@ -294,7 +299,6 @@ class Sweeper:
                 else f"claimed by {timer.lease_owner}"
             )
             return _outcome(timer, "leased", f"{held} until {timer.lease_until.isoformat()}")
-        floor = self.settings.min_notice_lead
         sending = notices_due(timer, now, floor)
         date = action_date(timer, floor)
         action_due = date is not None and date <= now and not timer.pending_notices()
@@ -828,6 +832,15 @@ def _outcome(
         request_ids=request_ids,
         project_id=timer.project_id,
     )
+
+
+def _stale_wait(timer: Timer, now: datetime, floor: timedelta) -> bool:
+    """Whether the timer's wait for its next step no longer holds: its schedule moved (a
+    corrected date) and work is due now."""
+    if timer.lease_owner != NOTICE_HOLD:
+        return False
+    after = next_work(timer, floor)
+    return after is not None and after <= now
 
 
 def held_reason(timer: Timer) -> str:
