@@ -20,6 +20,16 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from reclaim.bus.settings import BusSettings
+from reclaim.mailer import (
+    DirectoryAddresses,
+    KeystoneDirectory,
+    Mailer,
+    MailLedger,
+    Renderer,
+    SmtpSender,
+)
+from reclaim.mailer.listener import MailerService
 from reclaim.settings import MailerSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore, open_store
@@ -65,9 +75,10 @@ class Mailbox:
         return "250 OK"
 
     def received(self) -> list[tuple[str, str]]:
-        """(To address, Subject) of every mail, in arrival order."""
+        """(To address, Subject) of every mail, in arrival order (the subject as a mail
+        client shows it: a header folded before its first word unfolds to a leading blank)."""
         with self._lock:
-            return [(m["To"].addresses[0].addr_spec, str(m["Subject"])) for m in self.mails]
+            return [(m["To"].addresses[0].addr_spec, str(m["Subject"]).strip()) for m in self.mails]
 
     def wait(self, count: int, timeout: float = 30) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
@@ -125,6 +136,7 @@ class People:
     owner_email: str
     member_id: str
     member_email: str
+    project_name: str = ""
 
 
 @pytest.fixture
@@ -137,7 +149,9 @@ def people(keystone: SimServer) -> People:
     member = idn.create_user(f"member-{n}", email=f"member{n}@example.org")
     idn.grant(owner.id, p.id, "member")
     idn.grant(member.id, p.id, "reader")
-    return People(p.id, owner.id, f"owner{n}@example.org", member.id, f"member{n}@example.org")
+    return People(
+        p.id, owner.id, f"owner{n}@example.org", member.id, f"member{n}@example.org", p.name
+    )
 
 
 @pytest.fixture
@@ -174,3 +188,27 @@ def mailer_settings(smtp: Smtp) -> MailerSettings:
         retry_delay=0.2,
         smtp_timeout=5,
     )
+
+
+@pytest.fixture
+def run_mailer(
+    keystone: SimServer, table: DynamoTimerStore, bus_url: str, mailer_settings: MailerSettings
+) -> Iterator[Any]:
+    started: list[MailerService] = []
+
+    def start() -> MailerService:
+        addresses = DirectoryAddresses(
+            KeystoneDirectory(keystone.connect()),
+            fallback=mailer_settings.fallback_contact,
+            operators=mailer_settings.operators,
+        )
+        core = Mailer(
+            mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer()
+        )
+        service = MailerService(mailer_settings, core, BusSettings(transport_url=bus_url)).start()
+        started.append(service)
+        return service
+
+    yield start
+    for s in started:
+        s.stop()

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,30 +38,6 @@ from tests.notices.conftest import START, People, Smtp
 pytestmark = pytest.mark.rabbitmq
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def run_mailer(
-    keystone: SimServer, table: DynamoTimerStore, bus_url: str, mailer_settings: MailerSettings
-) -> Iterator[Any]:
-    started: list[MailerService] = []
-
-    def start() -> MailerService:
-        addresses = DirectoryAddresses(
-            KeystoneDirectory(keystone.connect()),
-            fallback=mailer_settings.fallback_contact,
-            operators=mailer_settings.operators,
-        )
-        core = Mailer(
-            mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer()
-        )
-        service = MailerService(mailer_settings, core, BusSettings(transport_url=bus_url)).start()
-        started.append(service)
-        return service
-
-    yield start
-    for s in started:
-        s.stop()
 
 
 def settle(smtp: Smtp, count: int) -> list[tuple[str, str]]:
@@ -182,7 +157,13 @@ def test_a_project_notice_reaches_every_member_and_an_alert_the_operators(
                                   resource_id="global", detail={"reason": "cap of 1 reached"}))  # fmt: skip
     notices.close()
     got = settle(smtp, 4)
-    subject = f"[reclaim] Project {people.project_id}: all resources will be deleted on 2026-08-28"
+    # the project is named as Keystone names it, in the subject and (with its id) the text
+    subject = (
+        f"[reclaim] Project {people.project_name}: all resources will be deleted on 2026-08-28"
+    )
+    mail = next(m for m in smtp.box.mails if m["To"] == "pi@example.edu")
+    text = " ".join(mail.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+    assert f'project "{people.project_name}" ({people.project_id})' in text
     assert sorted(got) == sorted(
         [
             ("pi@example.edu", subject),

@@ -134,13 +134,16 @@ def test_poison_addresses_are_skipped_and_reported_and_the_others_mailed(
     publish(bus_url, notice)
 
     got = settle(smtp, 3)
-    subject = f"[reclaim] Project {pid}: all resources will be deleted on 2026-03-31"
-    alert = f"[reclaim] ALERT: a cleanup_upcoming mail reached not everyone (project {pid})"
+    name = keystone.cloud.identity.projects[pid].name  # mails name the project
+    subject = f"[reclaim] Project {name}: all resources will be deleted on 2026-03-31"
+    alert = f"[reclaim] ALERT: a cleanup_upcoming mail reached not everyone (project {name})"
     assert sorted(got) == sorted(
         [(good[0], subject), (f"ann{n}@xn--bcher-kva.example", subject), (OPS, alert)]
     )
     (report,) = [m for m in smtp.box.mails if m["To"].addresses[0].addr_spec == OPS]
     text = report.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert max(len(line) for line in text.splitlines()) <= 72
+    text = " ".join(text.split())  # unwrapped
     assert notice.notice_id in text
     for address in poison:
         assert repr(address) in text

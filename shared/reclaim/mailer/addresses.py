@@ -71,9 +71,13 @@ def check_address(address: str) -> Address:
 
 
 class AddressBook(Protocol):
-    """Resolves a notice to the people who should read it."""
+    """Resolves a notice to the people who should read it, and names its project."""
 
     def resolve(self, notice: NoticeMessage) -> list[Person]: ...
+
+    def project_name(self, project_id: str) -> str:
+        """The project's name; empty when unknown."""
+        ...
 
 
 class Directory(Protocol):
@@ -86,6 +90,10 @@ class Directory(Protocol):
     def members(self, project_id: str, roles: tuple[str, ...]) -> list[str] | None:
         """Ids of users holding a role (any of ``roles``; all if empty) on a project; None
         if there is no such project."""
+        ...
+
+    def project(self, project_id: str) -> str | None:
+        """The name of a project; None if there is no such project."""
         ...
 
 
@@ -124,6 +132,17 @@ class KeystoneDirectory:
             raise DirectoryError(f"role assignments of {project_id}: {exc}") from exc
         return sorted(set(out))
 
+    def project(self, project_id: str) -> str | None:
+        from openstack import exceptions
+
+        try:
+            p = self.conn.identity.get_project(project_id)
+        except exceptions.NotFoundException:
+            return None
+        except Exception as exc:
+            raise DirectoryError(f"get_project {project_id}: {exc}") from exc
+        return str(p.name or "") or None
+
 
 class CachedDirectory:
     """A :class:`Directory` that remembers answers for ``ttl`` seconds (a notice storm
@@ -134,6 +153,7 @@ class CachedDirectory:
         self.ttl = ttl
         self._users: dict[str, tuple[float, tuple[str, str] | None]] = {}
         self._members: dict[tuple[str, tuple[str, ...]], tuple[float, list[str] | None]] = {}
+        self._projects: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
     def user(self, user_id: str) -> tuple[str, str] | None:
@@ -157,6 +177,17 @@ class CachedDirectory:
         value = self.inner.members(project_id, roles)
         with self._lock:
             self._members[key] = (now, value)
+        return value
+
+    def project(self, project_id: str) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._projects.get(project_id)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        value = self.inner.project(project_id)
+        with self._lock:
+            self._projects[project_id] = (now, value)
         return value
 
 
@@ -196,6 +227,14 @@ class DirectoryAddresses:
                 if p is not None:
                     people.append(p)
         return _unique(people) or self._fallback("no address found")
+
+    def project_name(self, project_id: str) -> str:
+        """The name Keystone gives ``project_id``; empty if it has none or cannot tell now
+        (the mail then names the project by its id)."""
+        try:
+            return self.directory.project(project_id) or ""
+        except DirectoryError:
+            return ""
 
     def _user(self, user_id: str, why: str) -> Person | None:
         found = self.directory.user(user_id)

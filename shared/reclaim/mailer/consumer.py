@@ -38,6 +38,7 @@ from reclaim.mailer.preflight import DeliveryStamp
 from reclaim.mailer.render import Renderer
 from reclaim.mailer.smtp import MailSender, Refused, build_mail
 from reclaim.notices import MAIL_UNDELIVERABLE, NoticeMessage, parse_notice
+from reclaim.notices.context import with_project_name
 from reclaim.settings import MailerSettings
 from reclaim.store import StoreError
 
@@ -101,6 +102,7 @@ class Mailer:
             people = self.addresses.resolve(notice)
         except DirectoryError as exc:
             raise Retry(f"directory: {exc}") from exc
+        notice = self._named(notice)
         if not people:
             emit("notice_undeliverable", logging.ERROR, notice_id=notice.notice_id,
                  kind=notice.kind, resource=f"{notice.resource_type}/{notice.resource_id}",
@@ -111,6 +113,13 @@ class Mailer:
         if failed and not notice.operator:
             out += self._report(notice, failed)
         return out
+
+    def _named(self, notice: NoticeMessage) -> NoticeMessage:
+        """``notice`` with its project's name from Keystone when it carries none."""
+        pid = notice.project_id or (notice.resource_id if notice.resource_type == "project" else "")
+        if not pid or notice.detail.get("project_name"):
+            return notice
+        return with_project_name(notice, self.addresses.project_name(pid))
 
     def _checked(self, notice: NoticeMessage, person: Person) -> Delivery:
         """The mail of ``notice`` to ``person`` if the address is one addr-spec, else skip it."""
@@ -130,10 +139,12 @@ class Mailer:
             kind=MAIL_UNDELIVERABLE,
             resource_type=notice.resource_type,
             resource_id=notice.resource_id,
+            resource_name=notice.resource_name,
             project_id=notice.project_id,
             action=notice.action,
             due_at=notice.due_at,
             detail={
+                **{k: v for k, v in notice.detail.items() if k == "project_name"},
                 "reason": f"{len(failed)} address(es) of a {notice.kind} notice got no mail",
                 "notice_kind": notice.kind,
                 "notice_id": notice.notice_id,

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reclaim.mailer.addresses import Person
 from reclaim.mailer.render import Renderer
 from reclaim.notices import KINDS, NoticeMessage
+from reclaim.notices.context import with_project_name
 from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_SERVICE
 from reclaim.policy.projects import OWNER_IMAGES, PROJECT_CLEANUP
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings
 
 _SERVER = "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"
+_SERVER2 = "0c4e8a2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c"
 _PROJECT = "b2e1d3c5f7a94d1f8e6a0b1c2d3e4f5a"
 _USER = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a"
 _IMAGE = "5e4d3c2b-1a0f-4e8d-9c7b-6a5f4e3d2c1b"
 _RULE = "7c6b5a4f-3e2d-4c1b-8a9f-8e7d6c5b4a3f"
 _DAY = datetime(2026, 3, 15, 9, 0, tzinfo=UTC)
+#: The project's name, as the mailer reads it from Keystone.
+PROJECT_NAME = "genomics"
 
 #: The person the examples are addressed to.
 READER = Person("ada.lovelace@example.edu", "Ada Lovelace", _USER)
@@ -84,7 +89,8 @@ def examples() -> list[NoticeMessage]:
             detail={
                 "image_name": "genomics-base",
                 "image_id": _IMAGE,
-                "servers": "analysis-vm, pipeline-2",
+                "servers": f"{_SERVER},{_SERVER2}",
+                "server_names": json.dumps({_SERVER: "analysis-vm", _SERVER2: "pipeline-2"}),
                 "images_go_at": "2026-03-15T09:00:00Z",
                 "reason": "no longer has an allocation",
             },
@@ -97,11 +103,12 @@ def examples() -> list[NoticeMessage]:
             user_id=_USER,
             clause=EOL_WARNING.clause,
             detail={
-                "name": "Ubuntu 20.04",
+                "image_name": "Ubuntu 20.04",
                 "os_distro": "ubuntu",
                 "os_version": "20.04",
                 "eol_at": "2025-05-31T00:00:00Z",
-                "servers": "analysis-vm",
+                "servers": f"{_SERVER},{_SERVER2}",
+                "server_names": json.dumps({_SERVER: "analysis-vm", _SERVER2: "pipeline-2"}),
             },
             dedupe_key=f"image|{_IMAGE}|eol_image|example",
         ),
@@ -235,18 +242,21 @@ def examples() -> list[NoticeMessage]:
 
 def example_files(renderer: Renderer | None = None) -> dict[str, str]:
     """File name -> content of the rendered examples: ``<kind>.txt`` (headers and text) and
-    ``<kind>.html``, plus ``<kind>.json`` (the notice payload); ``digest.txt`` and
+    ``<kind>.html``, plus ``<kind>.json`` (the notice payload as published; the mails name
+    its project :data:`PROJECT_NAME`, as the mailer finds it in Keystone); ``digest.txt`` and
     ``digest.html``, a daily digest of several kinds. Pure."""
     renderer = renderer or Renderer()
     files: dict[str, str] = {}
     for notice in examples():
+        named = with_project_name(notice, PROJECT_NAME) if notice.project_id else notice
         to = Person("operators@example.edu", "", None) if notice.operator else READER
-        r = renderer.render(notice, to)
+        r = renderer.render(named, to)
         head = f"To: {to.address}\nSubject: {r.subject}\n\n"
         files[f"{notice.kind}.txt"] = head + r.text
         files[f"{notice.kind}.html"] = r.html
         files[f"{notice.kind}.json"] = notice.model_dump_json(indent=2) + "\n"
-    digest = renderer.render_digest(digest_examples(), READER)
+    named_digest = [with_project_name(n, PROJECT_NAME) for n in digest_examples()]
+    digest = renderer.render_digest(named_digest, READER)
     files["digest.txt"] = f"To: {READER.address}\nSubject: {digest.subject}\n\n" + digest.text
     files["digest.html"] = digest.html
     return files

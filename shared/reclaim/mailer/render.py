@@ -14,6 +14,7 @@ written with the ``duration`` filter (``2 weeks``, ``180 days``).
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 
 BUILTIN = Path(__file__).parent / "templates"
 GENERIC = "_generic.j2"
+#: Text mails are wrapped at this many columns.
+WIDTH = 72
+#: List items that are commands to copy: never wrapped.
+_COMMANDS = ("openstack ", "reclaim ")
 
 
 @dataclass(frozen=True)
@@ -153,13 +158,32 @@ class Renderer:
         return self._render("_digest.j2", {**variables, "recipient": recipient})
 
 
+def wrap(line: str, width: int = WIDTH) -> str:
+    """``line`` wrapped at ``width`` columns: a ``- `` item and an indented line keep their
+    indent on every line; words are never broken (a URL, an address or an id longer than a
+    line stays whole), nor is a list item that is a command to copy. Pure."""
+    if len(line) <= width or line == "-- ":
+        return line
+    body = line.lstrip(" ")
+    indent = line[: len(line) - len(body)]
+    first = rest = indent
+    if body.startswith("- "):
+        if body[2:].startswith(_COMMANDS):
+            return line
+        first, rest, body = indent + "- ", indent + "  ", body[2:]
+    return textwrap.fill(
+        body, width, initial_indent=first, subsequent_indent=rest,
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+
+
 def _tidy(text: str) -> str:
-    """Collapse runs of blank lines left by template tags."""
+    """Collapse runs of blank lines left by template tags; wrap at :data:`WIDTH` columns."""
     lines = [line if line == "-- " else line.rstrip() for line in text.strip().splitlines()]
     out: list[str] = []
     for line in lines:
         if line or (out and out[-1]):
-            out.append(line)
+            out.append(wrap(line))
     return "\n".join(out) + "\n"
 
 
@@ -171,4 +195,5 @@ __all__ = [
     "duration",
     "escape",
     "paragraphs_to_html",
+    "wrap",
 ]

@@ -57,9 +57,16 @@ def build_mail(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Reclaim-Notice-Id"] = mail_id
     msg["X-Reclaim-Kind"] = kind
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
+    # non-ASCII bodies quoted-printable: short lines would otherwise go as 8bit, which a
+    # server without 8BITMIME need not pass on intact
+    msg.set_content(rendered.text, cte=_cte(rendered.text))
+    msg.add_alternative(rendered.html, subtype="html", cte=_cte(rendered.html))
     return msg
+
+
+def _cte(body: str) -> str | None:
+    """The transfer encoding of a body: the library's choice for ASCII, else quoted-printable."""
+    return None if body.isascii() else "quoted-printable"
 
 
 class SmtpSender:

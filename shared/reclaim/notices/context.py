@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,58 @@ def resource_label(notice: NoticeMessage) -> str:
     return f"{label} {notice.resource_id}"
 
 
+def labelled(name: str, ident: str) -> str:
+    """``"genomics" (b2e1...)`` when there is a name, else the id alone. Pure."""
+    return f'"{name}" ({ident})' if name and name != ident else ident
+
+
+def project_label(notice: NoticeMessage) -> str:
+    """The notice's project as a person would name it: its name (``detail.project_name``,
+    or the resource's own name when the notice is about a project) with the id beside it;
+    the id alone when no name is known; empty without a project. Pure."""
+    pid = notice.project_id or (notice.resource_id if notice.resource_type == "project" else "")
+    if not pid:
+        return ""
+    name = notice.detail.get("project_name", "")
+    if not name and notice.resource_type == "project" and notice.resource_id == pid:
+        name = notice.resource_name
+    return labelled(name, pid)
+
+
+def project_name(notice: NoticeMessage) -> str:
+    """The project's name alone for a subject line (its id when no name is known). Pure."""
+    label = project_label(notice)
+    return label.split('" (')[0].lstrip('"') if label.startswith('"') else label
+
+
+def with_project_name(notice: NoticeMessage, name: str) -> NoticeMessage:
+    """``notice`` with its project's ``name`` in ``detail.project_name`` (and as the resource's
+    name when the notice is about that project), unless it carries one already. Pure."""
+    if not name or notice.detail.get("project_name"):
+        return notice
+    update: dict[str, Any] = {"detail": {**notice.detail, "project_name": name}}
+    if notice.resource_type == "project" and not notice.resource_name:
+        update["resource_name"] = name
+    return notice.model_copy(update=update)
+
+
+def server_labels(detail: Mapping[str, str]) -> list[str]:
+    """The servers a notice lists, each as ``"name" (id)``. Pure.
+
+    ``detail["servers"]`` holds their ids, comma-separated; ``detail["server_names"]`` a JSON
+    object of id to name. A name not given leaves the id alone; an entry of ``servers`` that
+    is no id of ``server_names`` (older notices held names there) is listed as it is.
+    """
+    try:
+        names = json.loads(detail.get("server_names") or "{}")
+    except ValueError:
+        names = {}
+    if not isinstance(names, dict):
+        names = {}
+    ids = [s.strip() for s in detail.get("servers", "").split(",") if s.strip()]
+    return [labelled(str(names.get(i, "")), i) for i in ids]
+
+
 def mail_context(
     notice: NoticeMessage,
     site: Site | None = None,
@@ -95,7 +148,9 @@ def mail_context(
     """The variables every mail template gets. Pure.
 
     ``notice`` (the model), ``kind`` (its :class:`~reclaim.notices.kinds.Kind`), ``resource``
-    (label), ``name``, ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
+    (label), ``name``, ``project`` (the project's name and id, :func:`project_label`),
+    ``project_name`` (its name alone, for subjects),
+    ``servers`` (the servers the notice lists, :func:`server_labels`), ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
     ``days_left`` (from the notice's own date to the action), ``delay`` (the period of the
     notice's own rule, see :func:`rule_delay`; write it with the ``duration`` filter),
     ``policy`` (the MAILER's policy settings, for the periods of other rules: its
@@ -117,6 +172,9 @@ def mail_context(
         "kind": kind_of(notice.kind),
         "resource": resource_label(notice),
         "name": notice.resource_name or notice.resource_id,
+        "project": project_label(notice),
+        "project_name": project_name(notice),
+        "servers": server_labels(d),
         "due": long_date(notice.due_at),
         "due_date": short_date(notice.due_at),
         "notice_date": short_date(notice.notice_at),

@@ -76,8 +76,11 @@ class NoticeMessage(BaseModel):
         detail = d.get("detail") or {}
         operator = bool(d.get("operator")) or d.get("kind") in OPERATOR_KINDS
         d["operator"] = operator
-        if not d.get("resource_name") and isinstance(detail, Mapping) and detail.get("name"):
-            d["resource_name"] = str(detail["name"])
+        if not d.get("resource_name") and isinstance(detail, Mapping):
+            # the resource's name: ``name``, else ``<type>_name`` (an image's image_name)
+            named = detail.get("name") or detail.get(f"{d.get('resource_type')}_name")
+            if named:
+                d["resource_name"] = str(named)
         if not d.get("recipients"):
             contacts = str(detail.get("contacts", "")) if isinstance(detail, Mapping) else ""
             d["recipients"] = Recipients(

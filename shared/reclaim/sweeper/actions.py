@@ -7,6 +7,7 @@ acts on what the re-check read and returns the notices to publish once the actio
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -497,6 +498,7 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
                         "why": f"its owner ({owner_type} {owner}) is losing access; you are "
                         f"told as a {why}",
                         "servers": ",".join(server_ids),
+                        "server_names": server_names(servers, server_ids),
                         "keep_a_copy": KEEP_A_COPY.format(image=image.id),
                     },
                 )
@@ -506,6 +508,13 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
         detail={"images": str(len(images)), "dependents_told": str(len(messages))},
         summary=f"{len(messages)} dependent notice(s) for {len(images)} image(s)",
     )
+
+
+def server_names(servers: list[ServerRef], ids: list[str]) -> str:
+    """``detail.server_names`` of a notice listing ``ids``: a JSON object of id to name (the
+    mails name servers, :func:`reclaim.notices.context.server_labels`)."""
+    wanted = set(ids)
+    return json.dumps({s.id: s.name for s in servers if s.id in wanted and s.name}, sort_keys=True)
 
 
 def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
@@ -527,6 +536,7 @@ def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
                 "image_name": image.name,
                 "eol_at": timer.detail.get("eol_at", ""),
                 "servers": ",".join(sorted(ids)),
+                "server_names": server_names(servers, ids),
                 "what_now": MIGRATE,
             },
         )
