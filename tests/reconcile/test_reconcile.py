@@ -14,6 +14,7 @@ from reclaim.reconcile.engine import reconcile
 from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import DynamoTimerStore
 from tests.reconcile.conftest import POLICY, deliver, pending
+from tests.support.poison import poison
 
 GRACE = timedelta(days=14)
 
@@ -177,3 +178,27 @@ def test_cli_prints_the_drift_as_a_table_and_as_json(
 
     bad = reconcile_cli(*args, "--first-install", "--grace", "0d")
     assert bad.exit_code == 2 and "grace must be positive" in bad.output
+
+
+def test_an_unreadable_stored_item_stops_no_reconcile(
+    sim_server: SimServer, admin_conn: Any, project_factory: Any, moto_store: DynamoTimerStore
+) -> None:
+    p = project_factory()
+    now = sim_server.cloud.clock.now()
+    good = p.boot("good", state="stopped", updated_at=now - timedelta(days=3))
+    bad = p.boot("bad", state="stopped", updated_at=now - timedelta(days=3))
+    poison(moto_store, bad)
+    poison(moto_store, "gone-from-the-cloud", "garbage")
+    key = {"pk": {"S": f"server#{bad}"}, "sk": {"S": "timers"}}
+    before = moto_store.client.get_item(TableName=moto_store.table, Key=key)["Item"]
+
+    for dry_run in (True, False):
+        report = reconcile(admin_conn, moto_store, POLICY, now, project=p.project_id,
+                           dry_run=dry_run)  # fmt: skip
+        assert report.count("create", "shelve") >= 1
+    assert [k[1] for k in pending(moto_store, p.project_id)] == [good]
+    assert moto_store.client.get_item(TableName=moto_store.table, Key=key)["Item"] == before
+    assert {u.key for u in moto_store.unreadable()} == {
+        f"server#{bad}",
+        "server#gone-from-the-cloud",
+    }
