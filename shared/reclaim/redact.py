@@ -2,7 +2,8 @@
 module is part of the Lambda layer).
 
 * :func:`mask_url` hides the passwords of a URL (transport URLs name several hosts, each
-  with its own credentials);
+  with its own credentials), :func:`mask_text` those of every URL in a text, and
+  :func:`check_url` refuses a URL whose password holds a reserved character left raw;
 * :func:`scrub` removes request context and tokens from a message before it is kept or
   logged (oslo copies the caller's context, Keystone token included, into every
   notification as ``_context_*`` fields);
