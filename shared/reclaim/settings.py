@@ -466,8 +466,9 @@ def describe_error(exc: BaseException) -> str:
     """A settings error in one line: ``section.name: what is wrong (got value)`` per problem.
 
     A value is shown only when it is no secret: never for a field whose name says password,
-    secret, token or key, never for a name that is no setting (a misspelt
-    ``RECLAIM_MAILER__PASWORD``), and a URL's credentials are masked. Pure.
+    secret, token or key, nor for a name that is no setting unless the setting it is nearest
+    to is no secret (a misspelt ``RECLAIM_MAILER__PASWORD`` is named, its value is not), and
+    a URL's credentials are masked. Pure.
     """
     if isinstance(exc, ValidationError):
         return "; ".join(_problem(e) for e in exc.errors())
@@ -481,11 +482,13 @@ def _problem(error: Any) -> str:
     hidden = (
         isinstance(got, dict | list)
         or got is None
-        or error.get("type") == "extra_forbidden"
         or any(secret_name(str(part)) for part in error.get("loc", ()))
     )
-    shown = "" if hidden else f" (got {mask_text(repr(got))})"
+    near = None
     if error.get("type") == "extra_forbidden":
-        near = nearest_setting(error.get("loc", ()))
-        message, shown = "no such setting", f", did you mean {near}?" if near else ""
-    return f"{where or 'settings'}: {message}{shown}"
+        # A misspelt name may be a misspelt secret's: its value is shown only when the
+        # setting it is nearest to is no secret either.
+        message, near = "no such setting", nearest_setting(error.get("loc", ()))
+        hidden = hidden or near is None or secret_name(near)
+    shown = "" if hidden else f" (got {mask_text(repr(got))})"
+    return f"{where or 'settings'}: {message}{shown}" + (f", did you mean {near}?" if near else "")
