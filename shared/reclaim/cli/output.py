@@ -8,14 +8,14 @@ once (:class:`Column`) and calls :func:`emit`::
 
     def listing(fmt: FormatOpt = Format.table, column: ColumnOpt = None,
                 long: LongOpt = False) -> None:
-        emit(rows, COLUMNS, "Pending timers", View(fmt, column, long))
+        emit(rows, COLUMNS, "Pending timers", view_of(fmt, column, long))
 
-The table fits the terminal (``COLUMNS``; 80 when not a terminal): text wraps, times and
-ids never do; when the table would not fit with ids in full, an id is shortened to the
-shortest prefix unique among the rows shown (8 characters at least), which every command
-taking that id accepts. ``-f value``, ``csv``,
-``json`` and ``yaml`` always carry ids in full. Times are strings already (see
-:func:`reclaim.views.stamp`).
+A command without those options prints its table with ``emit(rows, COLUMNS, title,
+View(), console)``. The table fits the terminal (``COLUMNS``; 80 when not a terminal):
+text wraps, times and ids never do; when the table would not fit with ids in full, an id
+is shortened to the shortest prefix unique among the rows shown (8 characters at least),
+which every command taking that id accepts. ``-f value``, ``csv``, ``json`` and ``yaml``
+always carry ids in full. Times are strings already (see :func:`reclaim.views.stamp`).
 """
 
 from __future__ import annotations
