@@ -920,14 +920,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.openstack.harness", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("command", choices=["up", "down", "install"])
+    parser.add_argument("command", choices=["up", "down", "install", "check"])
     parser.add_argument(
         "--dir", type=Path, default=DEFAULT_DIR, help=f"where the run lives (default {DEFAULT_DIR})"
     )
     args = parser.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        if args.command == "install":
+        if args.command == "check":  # what the machine must already have
+            check_mariadb()
+            if shutil.which("rabbitmqctl") is None:
+                raise HarnessError("RabbitMQ is absent: rabbitmqctl is not installed")
+        elif args.command == "install":
             print(ensure_venv(log))
         elif args.command == "up":
             run = up(args.dir, log)
