@@ -1,8 +1,9 @@
 """The fuzzing harness: hostile inputs through the whole ingestion path, then the checks.
 
 CI runs a bounded slice (:data:`FUZZ`: 25 examples per test, derandomized). A long run:
-``FUZZ_EXAMPLES=3000 .venv/bin/python -m pytest tests/fuzz -p no:cacheprovider`` (random
-each run); either prints at the end how many inputs went through and what became of them.
+``FUZZ_EXAMPLES=3000 .venv/bin/python -m pytest tests/fuzz -p no:cacheprovider --timeout=0``
+(random each run); either prints at the end how many inputs went through and what became of
+them.
 """
 
 from __future__ import annotations
