@@ -225,7 +225,10 @@ def _seed_exempt(cloud: Cloud, tag: str) -> tuple[str, dict[str, str]]:
     ids = load_scenario(
         cloud,
         {
-            "projects": [{"name": p, "tags": ["allocation-ended"]}],
+            "projects": [
+                {"name": p, "tags": ["allocation-ended"],
+                 "properties": {"allocation_end": iso_z(ENDED)}},
+            ],
             "images": [{"name": f"{p}-img", "owner": p}],
             "networks": [
                 {"name": f"{p}-keep-net", "project": p, "cidr": "10.21.0.0/24"},
