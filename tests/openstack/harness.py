@@ -237,6 +237,7 @@ def _common(run: Run, service: str) -> dict[str, dict[str, Any]]:
             "transport_url": run.transport_url,
             "log_file": str(run.path / "logs" / f"{service}.log"),
             "debug": "false",
+            "graceful_shutdown_timeout": 5,  # oslo.service waits 60 s on SIGTERM
         },
         "oslo_messaging_notifications": {
             "driver": "messagingv2",
@@ -484,15 +485,15 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, timeout: float = 30) -> None:
-    """SIGTERM the process's own session (it and its workers), SIGKILL after ``timeout``."""
+def stop_pids(pids: list[int], timeout: float = 30) -> None:
+    """SIGTERM each process's own session (it and its workers) at once, SIGKILL those
+    still running after ``timeout``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                return
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
             time.sleep(0.1)
 
 
@@ -888,10 +889,8 @@ def down(directory: Path, log: Callable[[str], None] = print) -> None:
     """Stop every process of the run by its pid, drop its databases, delete its vhost."""
     run = Run.load(directory)
     problems: list[str] = []
-    for name, pid in run.pids.items():
-        stop_pid(pid)
-        if alive(pid):
-            problems.append(f"{name} (pid {pid}) did not stop")
+    stop_pids(list(run.pids.values()))
+    problems.extend(f"{n} (pid {pid}) did not stop" for n, pid in run.pids.items() if alive(pid))
     try:
         mysql("; ".join(f"DROP DATABASE IF EXISTS `{d}`" for d in run.databases))
     except HarnessError as exc:
