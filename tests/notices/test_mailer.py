@@ -34,6 +34,7 @@ from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
 from reclaim.sweeper.notices import owner_notice
 from tests.notices.conftest import START, People, Smtp
+from tests.support.logs import log_records
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -273,3 +274,44 @@ def test_the_mailer_has_no_durability_of_its_own(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RECLAIM_MAILER__DURABLE_QUEUES", "true")
     with pytest.raises(ValueError, match=r"mailer\.durable_queues is gone.*bus\.durable_queues"):
         load_settings()
+
+
+def mailer_env(
+    keystone: SimServer, table: DynamoTimerStore, bus_url: str, smtp: Smtp,
+    mailer_settings: MailerSettings, tmp_path: Path,
+) -> dict[str, str]:  # fmt: skip
+    """The environment of ``python -m reclaim.mailer`` against the test's cloud and bus."""
+    clouds = keystone.write_clouds_yaml(tmp_path / "clouds.yaml")
+    env = {
+        **os.environ,
+        "OS_CLIENT_CONFIG_FILE": str(clouds),
+        "OS_CLOUD": "sim-admin",
+        "RECLAIM_STORE_URL": f"{table.client.meta.endpoint_url}/{table.table}",
+        "RECLAIM_MAILER__TRANSPORT_URL": bus_url,
+        "RECLAIM_MAILER__SMTP_PORT": str(smtp.port),
+        "RECLAIM_MAILER__POOL": mailer_settings.pool,
+        "RECLAIM_MAILER__RETRY_DELAY": "0.2",
+    }
+    env.pop("RECLAIM_CONFIG", None)
+    return env
+
+
+def test_the_mailer_stops_promptly_on_sigterm_after_mailing(
+    keystone: SimServer, people: People, smtp: Smtp, bus_url: str, table: DynamoTimerStore,
+    mailer_settings: MailerSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    mailer = Process(mailer_env(keystone, table, bus_url, smtp, mailer_settings, tmp_path))
+    notices = OsloNotices(BusSettings(transport_url=bus_url))
+    notices.publish(notice_for(people, 1))
+    notices.close()
+    smtp.box.wait(1)
+    started = time.monotonic()
+    mailer.proc.send_signal(signal.SIGTERM)
+    code = mailer.proc.wait(30)
+    took = time.monotonic() - started
+    print(f"mailer stopped {took:.2f}s after SIGTERM")
+    assert code == 0
+    events = [r["event"] for r in log_records(mailer.lines)]  # one JSON schema
+    assert events[-1] == "mailer_stopped" and {"mailer_listening", "mail", "signal"} <= set(events)
+    # a sanity bound only (the machine may be loaded): it stopped within a second, not ~7 s
+    assert took < 4, f"the mailer took {took:.1f}s to stop"

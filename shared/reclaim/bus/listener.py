@@ -169,7 +169,7 @@ class Listener:
             self._metrics_server.server_close()
         self._server = None
         emit("stopped", seconds=round(time.monotonic() - started, 2),
-             applied=self.metrics.value("reclaim_bus_applied_total"))  # fmt: skip
+             applied=int(self.metrics.value("reclaim_bus_applied_total")))  # fmt: skip
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to stop."""

@@ -20,31 +20,35 @@ def emit(event: str, level: int = logging.INFO, **fields: Any) -> None:
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Format records as JSON lines; reclaim's own lines are merged in, others wrapped;
-    secrets scrubbed from both (another library's message may hold a URL or a token)."""
+    """Format records as JSON lines of one schema: ``ts``, ``level``, ``event``, then the
+    fields, then ``logger``. reclaim's own lines (:func:`emit`) give their event and fields;
+    another library's line is the event ``log`` with its ``message``. Secrets are scrubbed
+    from both (another library's message may hold a URL or a token)."""
 
     def format(self, record: logging.LogRecord) -> str:
         base: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "logger": record.name,
+            "event": "log",
         }
         message = record.getMessage()
         try:
             parsed = json.loads(message) if message.startswith("{") else None
         except ValueError:
             parsed = None
-        if isinstance(parsed, dict):
+        if isinstance(parsed, dict) and isinstance(parsed.get("event"), str):
             base.update(scrub(parsed))
         else:
             base["message"] = scrub_text(message)
+        base["logger"] = record.name
         if record.exc_info:
             base["exc"] = scrub_text(self.formatException(record.exc_info))
         return mask_text(json.dumps(base, default=str))
 
 
 def configure(level: str = "INFO") -> None:
-    """Send every log record to stderr as a JSON line (``reclaim listen``)."""
+    """Send every log record to stderr as a JSON line (``reclaim listen``, ``run``,
+    ``mailer``)."""
     import time
 
     handler = logging.StreamHandler()

@@ -59,6 +59,7 @@ def mailer(
 
     import openstack
 
+    from reclaim.bus import log
     from reclaim.bus.transport import BusError
     from reclaim.mailer import (
         CachedDirectory,
@@ -71,7 +72,7 @@ def mailer(
     from reclaim.mailer.listener import MailerService
     from reclaim.mailer.preflight import warn_at_start
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    log.configure("INFO")
     warn_at_start("mailer", m, None)
     timer_store = store_or_exit(store, settings, create=True)
     try:
@@ -91,6 +92,12 @@ def mailer(
         MailerService(m, core, bus_settings).run()
     except (OSError, BusError) as exc:
         fail(f"mailer: {exc}", 1)
+    # Stopped cleanly (nothing in hand, disconnected): exit now. The interpreter's own
+    # teardown of the cloud, bus and store libraries took over a second more.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,8 @@ pass) and runs :meth:`Mailer.send_digests`.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 from reclaim.bus.log import emit
@@ -28,12 +26,23 @@ from reclaim.mailer.digest import slot
 from reclaim.notices import EVENT_PREFIX, NOTICE_EXCHANGE, NOTICE_TOPIC
 from reclaim.oslo import messaging
 from reclaim.settings import MailerSettings
+from reclaim.signals import stop_on_signals
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
 
+#: How long the consumer waits for a notice before it looks again whether it must stop:
+#: the bound on how long a stop waits for an idle consumer.
+POLL_SECONDS = 0.25
+
+
 class NoticeEndpoint:
-    """oslo endpoint: every priority goes to :meth:`Mailer.handle`."""
+    """oslo batch endpoint (batches of one): every priority goes to :meth:`Mailer.handle`.
+
+    A batch listener, because its poll waits at most its ``batch_timeout``
+    (:data:`POLL_SECONDS`); the plain listener's poll blocks in the broker connection up to
+    5 s, and a stop waited for it.
+    """
 
     def __init__(self, mailer: Mailer, retry_delay: float) -> None:
         om = messaging()
@@ -42,7 +51,17 @@ class NoticeEndpoint:
         self.filter_rule = om.NotificationFilter(event_type="^" + EVENT_PREFIX.replace(".", r"\."))
         self._failures = 0
         for priority in PRIORITIES:
-            setattr(self, priority, self.handle)
+            setattr(self, priority, self.handle_batch)
+
+    def handle_batch(self, messages: list[dict[str, Any]]) -> str:
+        """Each message in turn (one, at ``batch_size`` 1); ``REQUEUE`` if one failed."""
+        om = messaging()
+        results = [
+            self.handle(m["ctxt"], m["publisher_id"], m["event_type"], m["payload"], m["metadata"])
+            for m in messages
+        ]
+        requeue = str(om.NotificationResult.REQUEUE)
+        return requeue if requeue in results else str(om.NotificationResult.HANDLED)
 
     def handle(
         self,
@@ -65,6 +84,16 @@ class NoticeEndpoint:
             return str(om.NotificationResult.REQUEUE)
         self._failures = 0
         return str(om.NotificationResult.HANDLED)
+
+
+def _idle_workers_look_up_often() -> None:
+    """oslo's threading executor is a futurist pool whose idle workers wait for work 1 s at
+    a time before they look whether to stop; a stop, and the exit (futurist joins them at
+    exit), waited for each. Make that :data:`POLL_SECONDS` (one idle worker: a few wake-ups
+    a second)."""
+    from futurist import _thread
+
+    _thread.ThreadWorker.MAX_IDLE_FOR = POLL_SECONDS  # type: ignore[assignment]
 
 
 class MailerService:
@@ -105,14 +134,16 @@ class MailerService:
     def start(self) -> MailerService:
         """Wait for the broker (until :meth:`request_stop`), check durability, consume."""
         om = messaging()
+        _idle_workers_look_up_often()
         s = self.settings
         if not prepare(self.bus, self._stop, [NOTICE_EXCHANGE], [s.pool] if s.pool else []):
             return self
         self._transport = notification_transport(self.bus, control_exchange=NOTICE_EXCHANGE)
         target = om.Target(exchange=NOTICE_EXCHANGE, topic=NOTICE_TOPIC)
-        self._server = om.get_notification_listener(
+        self._server = om.get_batch_notification_listener(
             self._transport, [target], [NoticeEndpoint(self.mailer, s.retry_delay)],
             executor="threading", allow_requeue=True, pool=s.pool or None,
+            batch_size=1, batch_timeout=POLL_SECONDS,
         )  # fmt: skip
         # one notice at a time: the ledger check and the send must not race a duplicate
         self._server.start(override_pool_size=1)
@@ -127,8 +158,10 @@ class MailerService:
         return self
 
     def stop(self) -> None:
+        """Stop consuming, finish the notice in hand, disconnect."""
         if self._server is None:
             return
+        started = time.monotonic()
         if self._digest_thread is not None:
             self._digest_stop.set()
             self._digest_thread.join()
@@ -137,21 +170,17 @@ class MailerService:
         self._server.wait()
         self._transport.cleanup()
         self._server = None
-        emit("mailer_stopped")
+        emit("mailer_stopped", seconds=round(time.monotonic() - started, 2))
 
-    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop."""
         self._stop.set()
 
     def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT, then stop cleanly."""
-        previous = {
-            sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            self.start()
-            while not self._stop.wait(1.0):
-                pass
-        finally:
-            self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with stop_on_signals(self._stop):
+            try:
+                self.start()
+                self._stop.wait()
+            finally:
+                self.stop()
