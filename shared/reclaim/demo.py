@@ -99,9 +99,9 @@ class Demo:
             self.notices,
             self.settings.policy,
             "demo-sweeper",
-            # a held action is looked at again every 10 simulated days (1 h in production),
+            # a held action is looked at again every 60 simulated days (1 h in production),
             # so the story does not sweep every hour for months
-            SweepSettings(retry_sleep=0.01, parallelism=4, recheck_held=timedelta(days=10)),
+            SweepSettings(retry_sleep=0.01, parallelism=4, recheck_held=timedelta(days=60)),
             allocation_end_property=self.settings.reconcile.allocation_end_property,
         )
         self.story = Story()
