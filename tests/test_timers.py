@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -123,9 +124,6 @@ def test_any_reordering_and_duplication_leaves_the_same_pending_timers(
     assert pending(fold(commands(delivered))) == pending(fold(commands(in_order)))
 
 
-_n = iter(range(10**9))
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries())
 def test_the_store_agrees_under_reordering(
@@ -134,7 +132,7 @@ def test_the_store_agrees_under_reordering(
     in_order, delivered = case
     results = []
     for stream in (in_order, delivered):
-        store = open_store(f"memory://prop-{next(_n)}")
+        store = open_store(f"memory://prop-{uuid.uuid4().hex[:12]}")
         for cmds in commands(stream):
             store.apply(cmds)
         results.append(pending_rows(store.pending()))
@@ -172,7 +170,7 @@ def test_the_store_agrees_under_reordering_of_image_events_with_a_delete(
     """A delete cancels every rule of the image whatever order the batches are stored in."""
     results = []
     for stream in case:
-        store = open_store(f"memory://prop-img-{next(_n)}")
+        store = open_store(f"memory://prop-img-{uuid.uuid4().hex[:12]}")
         for cmds in image_commands(stream):
             store.apply(cmds)
         results.append(

@@ -4,7 +4,7 @@ reached someone plus the rule's longest notice lead, and none fires on an exempt
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,6 @@ from tests.support.builders import SERVER, T0, server_event
 POLICY = PolicySettings()
 LEAD = {"shelve": max(POLICY.shelve_notices), "delete": max(POLICY.delete_notices)}
 DAY = timedelta(days=1)
-_tables = itertools.count()
 #: How many actions each example saw (the property must not hold only vacuously).
 ACTED: list[int] = []
 
@@ -135,7 +134,7 @@ def test_no_action_before_its_warning_period_or_on_an_exempt_server(
     fates: list[float | None],
     exempt_after: float | None,
 ) -> None:
-    store = open_store(f"memory://prop-{next(_tables)}")
+    store = open_store(f"memory://sweep-prop-{uuid.uuid4().hex[:12]}")
     project = next(
         c.project_id for c in routes.decide(server_event("stopped", T0), POLICY) if c.project_id
     )
