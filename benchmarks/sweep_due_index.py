@@ -6,10 +6,11 @@ disk, 127.0.0.1): one holds the 1,000 due timers alone (the baseline), the other
 1,000 among N - 1,000 timers due 7 to 14 days later. Items are the store's own encoding
 (``DynamoTimerStore._item`` of timers merged from the shelve rule's commands), written with
 BatchWriteItem. The sweep uses a cloud port that answers at once, so the time measured is
-the store side: breaker read, due-index queries, claims and completions (2 conditional
-writes per timer). Samples alternate between the two stores; before each, the due timers
+the store side: breaker read, due-index queries, the mail ledger read of each timer's
+delivered notice (one query: the sweeper acts only on a delivered warning), claims and
+completions (2 conditional writes per timer). Samples alternate between the two stores; before each, the due timers
 are written back as they were (a sweep closes them). Also printed: the ``query`` calls
-each sweep made.
+each sweep made and the shelves the cloud port served (every due timer acted on).
 
 N defaults to 100,000 because dynalite takes 1,200 to 1,700 items/s here (a 1,000,000-item
 fill takes well over 10 minutes): ``SWEEP_BENCH_PENDING=1000000`` measures the full figure.
@@ -30,6 +31,7 @@ from benchmarks.sweep_support import (
     InstantCloud,
     QueryCounter,
     batch_write,
+    deliver,
     env_int,
     fake_id,
     since_days,
@@ -71,11 +73,12 @@ def _templates(store: DynamoTimerStore) -> tuple[list[dict[str, Any]], list[dict
 
 def _sweep(
     store: DynamoTimerStore, counter: QueryCounter, due_items: list[dict[str, Any]]
-) -> tuple[float, int]:
+) -> tuple[float, int, int]:
     batch_write(store.client, store.table, due_items)  # re-arm the due timers
+    cloud = InstantCloud(PROJECT, since_days(200))
     sweeper = Sweeper(
         store,
-        InstantCloud(PROJECT, since_days(200)),
+        cloud,
         RecordingNotices(),
         PolicySettings(),
         "bench",
@@ -86,8 +89,8 @@ def _sweep(
         report = sweeper.sweep(NOW)
         elapsed = time.perf_counter() - start
     done = report.counts()["done"]
-    assert done == DUE, report.counts()
-    return elapsed, queries[0]
+    assert done == DUE == cloud.shelves, (report.counts(), cloud.shelves)
+    return elapsed, queries[0], cloud.shelves
 
 
 def main() -> None:
@@ -111,22 +114,28 @@ def main() -> None:
             f"({(pending + DUE) / fill:,.0f} items/s, BatchWriteItem, 2 threads)",
             flush=True,
         )
+        records = deliver(small, due_items) + deliver(large, due_items)
+        print(f"   recorded {records:,} delivered notices of the due timers (mail ledger)")
         samples: dict[str, list[float]] = {"small": [], "large": []}
         queries: dict[str, list[int]] = {"small": [], "large": []}
+        shelves: dict[str, list[int]] = {"small": [], "large": []}
         for r in range(repeats):
             order = [("small", small), ("large", large)]
             for name, store in order if r % 2 == 0 else order[::-1]:
-                elapsed, q = _sweep(store, counters[id(store)], due_items)
+                elapsed, q, acted = _sweep(store, counters[id(store)], due_items)
+                shelves[name].append(acted)
                 samples[name].append(elapsed)
                 queries[name].append(q)
         s, lg = statistics.median(samples["small"]), statistics.median(samples["large"])
     print(
         f"   sweep {DUE:,} due among {DUE:>9,} pending: median {s:.3f} s "
-        f"({DUE / s:,.0f} timers/s), queries/sweep {sorted(set(queries['small']))}"
+        f"({DUE / s:,.0f} timers/s), queries/sweep {sorted(set(queries['small']))}, "
+        f"shelves/sweep {sorted(set(shelves['small']))}"
     )
     print(
         f"   sweep {DUE:,} due among {pending:>9,} pending: median {lg:.3f} s "
-        f"({DUE / lg:,.0f} timers/s), queries/sweep {sorted(set(queries['large']))}"
+        f"({DUE / lg:,.0f} timers/s), queries/sweep {sorted(set(queries['large']))}, "
+        f"shelves/sweep {sorted(set(shelves['large']))}"
     )
     print(f"   samples: small {_fmt(samples['small'])}; large {_fmt(samples['large'])}")
     print(f"   ratio {lg / s:.2f} (target <= 1.2)")

@@ -3,8 +3,10 @@
 Model (steady state, seeded RNG): 10,000 servers in 50 projects; 1,000 stopped, their
 stops spread over the last 14 days (shelve timers fall due over the next 14: about 71 in
 the day); 1,800 shelved, spread over the last 180 days (about 10 deletions due); the rest
-active. Notices due before the day were sent by earlier sweeps. During the day 2% of the
-servers change state (200 owner actions at random times: 100 stops, 60 starts, 20
+active. Notices due before the day were sent by earlier sweeps and delivered (the mail
+ledger records them, as the mailer would; the day's notices are recorded as delivered when
+published: the sweeper acts only on a delivered warning). During the day 2% of the servers
+change state (200 owner actions at random times: 100 stops, 60 starts, 20
 unshelves, 10 deletes of stopped and 10 of shelved servers), made in-process, so they are
 not API requests; the cloud's notifications of them (and of reclaim's own actions) go
 through the real parse, policy and store (dynalite, in memory). reclaim sweeps every 5
@@ -30,13 +32,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.sweep_support import DynaliteServer, batch_write, env_int, timer_for
+from benchmarks.sweep_support import DynaliteServer, batch_write, deliver, env_int, timer_for
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
-from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
+from reclaim.sweeper import OpenStackCloud, Sweeper
+from tests.support.delivery import DeliveredNotices
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -95,6 +98,7 @@ def _seed(cloud: Cloud, store: DynamoTimerStore, rng: random.Random) -> None:
                 )
                 items.append(store.item_of("server", server.id, [timer], 1))
     batch_write(store.client, store.table, items)
+    deliver(store, items)
 
 
 def _day_events(rng: random.Random) -> list[tuple[datetime, str]]:
@@ -162,7 +166,7 @@ def main() -> None:
         sweeper = Sweeper(
             store,
             OpenStackCloud(conn),
-            RecordingNotices(),
+            DeliveredNotices(store, cloud.clock.now),
             policy,
             "bench",
             SweepSettings(),

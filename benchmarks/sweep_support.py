@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,7 @@ from reclaim.sweeper.cloud import (
     Spared,
 )
 from reclaim.timers import Timer, mark_notice_sent, merge
+from tests.support.delivery import record_delivered
 from tests.support.dynalite import Dynalite
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -99,7 +101,8 @@ def timer_for(
 ) -> Timer:
     """The timer the policy keeps for ``rule`` on a server that entered its state at ``since``
     (merged from the rule's schedule commands, as the store does). Notices due before
-    ``sent_before`` are marked sent at their due time: earlier sweeps sent them."""
+    ``sent_before`` are marked sent at their due time: earlier sweeps sent them (record
+    their delivery with :func:`deliver`, or the sweeper holds the action)."""
     policy = policy or PolicySettings()
     shelve = rule.id == SHELVE.id
     delay = policy.shelve_after if shelve else policy.delete_shelved_after
@@ -137,6 +140,18 @@ def with_id(template: dict[str, Any], resource_id: str) -> dict[str, Any]:
     if "due_shard" in template:
         item["due_shard"] = {"S": shard_of(pk)}
     return item
+
+
+def deliver(store: DynamoTimerStore, items: Sequence[dict[str, Any]], threads: int = 4) -> int:
+    """Record in the mail ledger every notice the items' timers mark sent as accepted by the
+    SMTP server when it was sent (as the mailer does; the sweeper acts only on a delivered
+    warning), from a few threads. Returns the records written."""
+    from reclaim.store.dynamodb import decode_item
+
+    timers = [t for item in items for t in decode_item(item).timers.values()]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda t: record_delivered(store, t), timers))
+    return sum(1 for t in timers for n in t.notices if n.sent_at is not None)
 
 
 def batch_write(client: Any, table: str, items: Sequence[dict[str, Any]], threads: int = 2) -> None:
@@ -204,23 +219,36 @@ class QueryCounter:
 
 class InstantCloud:
     """A :class:`~reclaim.sweeper.cloud.CloudPort` that answers at once: every server has been
-    stopped since long ago in project ``project_id``; every action succeeds."""
+    stopped since long ago in project ``project_id``; every action succeeds. A shelve is
+    finished at once: the next read of that server shows it shelved (the sweeper's check of
+    its action), later reads stopped again (as if its owner had unshelved and stopped it, so
+    a benchmark can re-arm the same timers)."""
 
     def __init__(self, project_id: str, stopped_at: datetime) -> None:
         self.project_id = project_id
         self.stopped_at = stopped_at
+        self._shelved: set[str] = set()
+        self._lock = threading.Lock()
+        #: Shelve requests served.
+        self.shelves = 0
 
     def server(self, server_id: str) -> ServerSnapshot | None:
+        with self._lock:
+            shelved = server_id in self._shelved
+            self._shelved.discard(server_id)
         return ServerSnapshot(
             id=server_id,
-            status="SHUTOFF",
+            status="SHELVED_OFFLOADED" if shelved else "SHUTOFF",
             project_id=self.project_id,
             updated_at=self.stopped_at,
             locked=False,
-            vm_state="stopped",
+            vm_state="shelved_offloaded" if shelved else "stopped",
         )
 
     def shelve_server(self, server_id: str) -> ActionResult:
+        with self._lock:
+            self._shelved.add(server_id)
+            self.shelves += 1
         return ActionResult(("req-bench",))
 
     def delete_server(self, server_id: str) -> ActionResult:

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from reclaim.mailer.ledger import MailLedger
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import NoticePort, OpenStackCloud, RecordingNotices, Sweeper
-from reclaim.sweeper.notices import owner_notice
 from reclaim.timers import mark_notice_sent
+from tests.support.delivery import ADDRESS, record_delivered
 
 #: The sweep runs at the simulated cloud's (frozen) clock.
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -128,20 +127,23 @@ def deliver_on_time(
     rule: str,
     cloud: Cloud | None = None,
     before: datetime = NOW,
-    address: str = "u@example.org",
+    address: str = ADDRESS,
 ) -> None:
     """Record the timer's notices due before ``before`` as sent on time and accepted by the
     SMTP server (the mail ledger records the mailer writes)."""
     (timer,) = [t for t in store.timers_for(resource_type, resource_id) if t.rule == rule]
-    ledger = MailLedger(store)
     done = timer
     for n in timer.notices:
         if n.due_at <= before and n.sent_at is None:
             done = mark_notice_sent(done, n, n.due_at)
-            nid = owner_notice(timer, n).notice_id
-            ledger.record(nid, address, n.due_at, kind=n.kind, outcome="sent")
     if done is not timer:
         assert store.replace(timer, done) is not None
+        newly = [
+            n
+            for old, n in zip(timer.notices, done.notices, strict=True)
+            if old.sent_at != n.sent_at
+        ]
+        record_delivered(store, done, newly, address)
 
 
 FAST = SweepSettings(retry_sleep=0.01, parallelism=4, min_notice_lead=timedelta(0))
