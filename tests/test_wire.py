@@ -14,7 +14,8 @@ from reclaim.models.glance import ImageMemberPayload, ImagePayload
 from reclaim.models.keystone import IdentityPayload
 from reclaim.models.neutron import SecurityGroupRulePayload
 from reclaim.models.nova import InstancePayload
-from reclaim.wire import ParseError, read_envelope
+from reclaim.redact import scrub_text
+from reclaim.wire import ParseError, check_depth, nesting_depth, read_envelope
 from tests.conftest import EVENTS, load_event
 from tests.support.samples import CONFORMANCE, nova_sample, on_the_wire, sample_names, v2
 
@@ -190,3 +191,27 @@ def test_envelope_context_and_priority() -> None:
     env = read_envelope(load_event("nova/instance.power_off.end"))
     assert env.priority == "INFO"
     assert env.context["user_id"] == "0d5c3b1a9f7e4d2c8b6a4f2e0d9c7b5a"
+
+
+def test_nesting_depth_counts_arrays_and_objects_outside_strings() -> None:
+    assert nesting_depth('{"a": [1, {"b": []}], "c": "[[[[", "d": "\\"[["}') == 4
+    assert nesting_depth(b"[" * 5000 + b"]" * 5000) == 5000
+    check_depth("[" * 100 + "]" * 100)
+    check_depth('"' + "[" * 5000 + '"')  # inside a string: no nesting at all
+    samples = [*EVENTS.rglob("*.json"), *CONFORMANCE.glob("*.json")]
+    assert len(samples) > 10
+    for path in samples:
+        check_depth(path.read_bytes())  # real notifications pass
+    with pytest.raises(ParseError, match="nested too deeply"):
+        check_depth("[" * 101 + "]" * 101)
+
+
+def test_a_deep_body_is_masked_as_text_without_a_recursive_decode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def loads(text: str) -> object:
+        raise AssertionError("json.loads walked a body nested too deeply")
+
+    monkeypatch.setattr(json, "loads", loads)
+    deep = "[" * 50_000 + '{"a": 1}' + "]" * 50_000
+    assert scrub_text(deep) == deep

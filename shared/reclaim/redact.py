@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from reclaim.wire import check_depth
+
 MASK = "***"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.DOTALL)
@@ -153,6 +155,7 @@ def scrub_text(text: str) -> str:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
+            check_depth(text)  # json.loads and scrub recurse: never to the interpreter's limit
             data = json.loads(text)
             if isinstance(data, dict | list):
                 return json.dumps(scrub(data))

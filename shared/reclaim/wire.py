@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -42,9 +44,40 @@ NOT_BEFORE = datetime(2010, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(hours=1)
 #: The largest notification body read by default, in bytes (Nova's biggest are ~20 KB).
 MAX_BODY = 1024 * 1024
+#: The deepest nesting of arrays and objects a JSON body may have (Nova's nest a few levels).
+#: A deeper body is refused before a recursive decoder (Python's json, which kombu and oslo
+#: use) sees it: they recurse to the interpreter's limit, and a garbage collection or
+#: finalizer that runs at that depth fails where nothing can catch it.
+MAX_DEPTH = 100
 #: How far ahead of its receipt a date that names a time to come (a renewed allocation's new
 #: end) may lie: the longest duration a setting may hold.
 MAX_SCHEDULED = MAX_DURATION
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_OPENING = frozenset(b"[{")
+
+
+def _raw(text: bytes | str) -> bytes:
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+
+
+def nesting_depth(text: bytes | str) -> int:
+    """How deep arrays and objects nest in JSON ``text`` (brackets inside strings not
+    counted; text that is not JSON is measured all the same). Pure, without recursion."""
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", _raw(text)))
+    return max(accumulate(1 if c in _OPENING else -1 for c in brackets), default=0)
+
+
+def check_depth(text: bytes | str, max_depth: int = MAX_DEPTH) -> None:
+    """Raise :class:`ParseError` if JSON ``text`` nests deeper than ``max_depth``. Pure; a
+    body with fewer brackets than that (the common case) costs two counts."""
+    raw = _raw(text)
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return
+    if nesting_depth(raw) > max_depth:
+        raise ParseError(f"nested too deeply (over {max_depth} levels of arrays and objects)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from reclaim.bus.metrics import Metrics
 from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.oslo import messaging
 from reclaim.store import StoreError
-from reclaim.wire import MAX_BODY, Bounds, ParseError
+from reclaim.wire import MAX_BODY, Bounds, ParseError, check_depth
 
 _PRIORITIES = frozenset({"audit", "debug", "info", "warn", "error", "critical", "sample"})
 
@@ -160,9 +160,19 @@ def _guarded_callback(self: Any, message: Any) -> None:
         sink.submit(self.callback, message, str(exc))
         return
     try:
+        # No recursive decoder (kombu's, oslo's) sees a body nested too deeply: the outer
+        # body before kombu decodes it, a v2 envelope's message before oslo does.
+        if isinstance(raw, bytes | str):
+            check_depth(raw)
+        payload = message.payload
+        inner = payload.get("oslo.message") if isinstance(payload, dict) else None
+        if isinstance(inner, str):
+            check_depth(inner)
         # What RabbitMessage does, in two steps, so each failure gets its own reason.
-        body = impl_rabbit.rpc_common.deserialize_msg(message.payload)
+        body = impl_rabbit.rpc_common.deserialize_msg(payload)
         problem = problem_of(body)
+    except ParseError as exc:
+        problem = f"undecodable body: {exc.problem}"
     except RecursionError:
         problem = "undecodable body: nested too deeply"
     except Exception as exc:
