@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from reclaim.settings import PolicySettings
 from reclaim.store import DynamoTimerStore, open_store
 from tests.conftest import CONFORMANCE
 from tests.support.dynalite import Dynalite
+from tests.support.waiting import wait_for as wait_for  # the bus tests import it from here
 
 RABBIT = "127.0.0.1:5672"
 
@@ -33,18 +33,6 @@ def rabbitmqctl(*args: str, check: bool = True, timeout: float = 60) -> str:
     if check and out.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {out.stderr.strip()}")
     return out.stdout
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, every: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="session")

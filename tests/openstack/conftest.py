@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.openstack import harness
+from tests.support import waiting
 from tests.support.dynalite import Dynalite
 
 RECLAIM = str(Path(sys.executable).parent / "reclaim")
@@ -35,16 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 180, every: float = 0.5) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s (the
-    real services are slow on a loaded machine: deadlines are generous, never sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        time.sleep(every)
+    """:func:`tests.support.waiting.wait_for` with the real services' deadlines: they are
+    slow on a loaded machine."""
+    return waiting.wait_for(predicate, timeout, every)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,19 @@ def world(sim_cloud: Cloud, moto_store: DynamoTimerStore) -> World:
     sim_cloud.requests.clear()
     sim_cloud.faults.clear()
     return World(sim_cloud, moto_store, p.id, u.id, image.id)
+
+
+@pytest.fixture
+def cli_store(
+    world: World, sim_server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The sweeper commands' environment: the simulated cloud as ``OS_CLOUD``, notices on an
+    in-memory bus; the world's store URL, for ``--store``."""
+    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    monkeypatch.setenv("OS_CLOUD", "sim-admin")
+    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "kombu+memory:////")
+    return f"memory://{world.store.table}"
 
 
 def deliver_on_time(

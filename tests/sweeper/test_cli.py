@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
@@ -19,13 +17,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "kombu+memory:////")
+def env(cli_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("RECLAIM_SWEEP__MIN_NOTICE_LEAD", "0s")
-    return f"memory://{world.store.table}"
+    return cli_store
 
 
 def test_sweep_dry_run_then_for_real_then_audit(world: World, env: str) -> None:

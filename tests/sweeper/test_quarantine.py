@@ -4,7 +4,6 @@ are alerted once, and the sweep's report and the read commands count it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,13 +67,9 @@ def test_an_alert_the_bus_refuses_goes_out_on_the_next_sweep(
 
 
 @pytest.fixture
-def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "kombu+memory:////")
+def env(cli_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("RECLAIM_SWEEP__MIN_NOTICE_LEAD", "0s")
-    return f"memory://{world.store.table}"
+    return cli_store
 
 
 def test_every_read_command_works_and_says_how_many_were_skipped(world: World, env: str) -> None:

@@ -4,8 +4,6 @@ or as a prefix that ``audit`` takes."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
@@ -20,13 +18,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", "kombu+memory:////")
+def env(cli_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("COLUMNS", "80")
-    return f"memory://{world.store.table}"
+    return cli_store
 
 
 def test_the_sweep_table_fits_80_columns_and_its_ids_reach_audit(world: World, env: str) -> None:

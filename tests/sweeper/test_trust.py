@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +26,8 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def env(world: World, sim_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    sim_server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
-    monkeypatch.setenv("OS_CLOUD", "sim-admin")
-    return f"memory://{world.store.table}"
+def env(cli_store: str) -> str:
+    return cli_store
 
 
 def _ended(world: World, project_id: str, days_ago: int = 200) -> None:
