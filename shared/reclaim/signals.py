@@ -24,9 +24,15 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def stop_now(signum: int) -> None:
         emit("signal", signal=signal.Signals(signum).name)
         stop.set()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # A handler runs in the main thread between two bytecodes, possibly while that
+        # thread is inside ``stop.wait()`` holding the event's lock: setting the event here
+        # would wait for that lock for ever. Another thread sets it once the lock is free.
+        threading.Thread(target=stop_now, args=(signum,), name="reclaim-stop").start()
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
