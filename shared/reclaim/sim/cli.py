@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reclaim.redact import mask_url
+from reclaim.signals import stop_on_signals
 from reclaim.sim.scenario import build_cloud, demo_scenario_path
 from reclaim.sim.server import ADMIN_CLOUD, SimServer
 
@@ -67,9 +67,7 @@ def serve(
         **overrides,
     )
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with SimServer(cloud, port=port) as server:
+    with stop_on_signals(stop), SimServer(cloud, port=port) as server:
         path = server.write_clouds_yaml(clouds_yaml).resolve()
         others = [name for name in server.clouds() if name != ADMIN_CLOUD]
         console.print(f"[bold]reclaim sim[/] serving {source} at {server.url}")
