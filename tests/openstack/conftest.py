@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from reclaim.store import open_store
 from tests.openstack import harness
 from tests.support import waiting
+from tests.support.delivery import record_delivered
 from tests.support.dynalite import Dynalite
 
 RECLAIM = str(Path(sys.executable).parent / "reclaim")
@@ -142,6 +144,17 @@ def listener(cloud: harness.Run, store_url: str) -> Iterator[Listener]:
 def iso(delta: timedelta) -> str:
     """Now plus ``delta``, as ``--now`` takes it."""
     return (datetime.now(UTC) + delta).isoformat()
+
+
+def sweep_delivered(cloud: harness.Run, store_url: str, after: timedelta, **extra: str) -> Any:
+    """``reclaim sweep --now`` at ``after`` from now, then every notice it sent recorded as
+    delivered, as the mailer records an accepted mail (the sweeper acts only one full lead
+    after the first warning that reached someone); the sweep's JSON report."""
+    report = reclaim_json(cloud, store_url, "sweep", "--now", iso(after), **extra)
+    store = open_store(store_url)
+    for timer in store.pending():
+        record_delivered(store, timer)
+    return report
 
 
 def timers(cloud: harness.Run, store_url: str) -> list[dict[str, Any]]:

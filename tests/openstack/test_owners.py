@@ -15,7 +15,14 @@ import openstack.connection
 from reclaim.mailer.addresses import DirectoryAddresses, KeystoneDirectory
 from reclaim.notices import NoticeMessage
 from tests.openstack import harness
-from tests.openstack.conftest import Listener, iso, reclaim_json, timers, wait_for
+from tests.openstack.conftest import (
+    Listener,
+    iso,
+    reclaim_json,
+    sweep_delivered,
+    timers,
+    wait_for,
+)
 
 PASSWORD = "owner-test-pw"
 
@@ -85,7 +92,8 @@ def test_deleted_project_community_image_warned_then_deleted(
     assert scan["result"] == "done", scan["reason"]
     assert "1 dependent notice(s) for 1 image(s)" in scan["reason"], json.dumps(report)
 
-    reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=29, hours=12)))
+    for days in (23, 29):  # the notices 7 and 1 d before, delivered
+        sweep_delivered(cloud, store_url, timedelta(days=days, hours=12))
     report = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=30, hours=14)))
     (gone,) = outcomes(report, leaving.id, "delete_images")
     assert gone["result"] == "done", gone["reason"]

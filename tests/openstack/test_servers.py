@@ -22,6 +22,7 @@ from tests.openstack.conftest import (
     reclaim,
     reclaim_json,
     server_status,
+    sweep_delivered,
     timers,
     wait_for,
 )
@@ -60,9 +61,11 @@ def test_stopped_server_is_shelved_then_deleted_exempt_and_restarted_left_alone(
     assert not actions_of(rows, exempt.id)
     assert not actions_of(rows, restarted.id)
 
-    # the notices go out first; the action a day later at the earliest
-    notices = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=13, hours=12)))
-    assert outcome(notices, stopped.id, "shelve")["result"] == "notified"
+    # the notices go out first (7 d and 1 d before) and reach their people; the action
+    # comes one full lead (7 d) after the first delivered one
+    for after in (timedelta(days=7, hours=12), timedelta(days=13, hours=12)):
+        notices = sweep_delivered(cloud, store_url, after)
+        assert outcome(notices, stopped.id, "shelve")["result"] == "notified"
     report = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=14, hours=14)))
     shelve = outcome(report, stopped.id, "shelve")
     assert shelve["result"] == "done", shelve
@@ -75,7 +78,8 @@ def test_stopped_server_is_shelved_then_deleted_exempt_and_restarted_left_alone(
 
     # Nova's shelve and offload notifications make the delete timer
     wait_for(lambda: actions_of(timers(cloud, store_url), stopped.id) == {"delete"})
-    reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=179, hours=12)))
+    for days in (150, 173, 179):  # the notices 30, 7 and 1 d before
+        sweep_delivered(cloud, store_url, timedelta(days=days, hours=12))
     report = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=180, hours=14)))
     assert outcome(report, stopped.id, "delete")["result"] == "done"
     wait_for(lambda: server_status(admin, stopped.id) is None, timeout=300)
@@ -149,8 +153,9 @@ def test_dry_run_sends_no_mutating_request(
     admin.compute.stop_server(server)
     admin.compute.wait_for_server(server, status="SHUTOFF", wait=300, interval=1)
     wait_for(lambda: actions_of(timers(cloud, store_url), server.id) == {"shelve"})
-    notices = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=13, hours=12)))
-    assert outcome(notices, server.id, "shelve")["result"] == "notified"
+    for after in (timedelta(days=7, hours=12), timedelta(days=13, hours=12)):
+        notices = sweep_delivered(cloud, store_url, after)
+        assert outcome(notices, server.id, "shelve")["result"] == "notified"
     before = {k: len(v) for k, v in access_log(cloud).items()}
     report = reclaim_json(cloud, store_url, "sweep", "--dry-run", "--now", iso(timedelta(days=15)))
     assert outcome(report, server.id, "shelve")["result"] == "would-act"
