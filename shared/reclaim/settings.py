@@ -350,6 +350,62 @@ class IngestSettings(BaseModel):
         return Bounds(received_at, self.not_before, self.max_ahead, self.max_body)
 
 
+class WebSettings(BaseModel):
+    """``reclaim web``: the self-service pages, the signed links in mails, what people may do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret_key: str = Field(
+        "",
+        description="key that signs mail links and sessions (a secret: set it with "
+        "RECLAIM_WEB__SECRET_KEY; empty: mails carry no link and reclaim web does not start)",
+        repr=False,
+    )
+    base_url: str = Field(
+        "",
+        description="the address people open, as the mails write it "
+        "(e.g. https://reclaim.example.org; empty: mails carry no link)",
+    )
+    host: str = Field("127.0.0.1", description="address reclaim web listens on")
+    port: int = Field(8080, ge=1, le=65535, description="port reclaim web listens on")
+    link_grace: Duration = Field(
+        parse_duration("7d"),
+        description="a mail's link works until the action's due date plus this",
+    )
+    session_lifetime: Duration = Field(
+        parse_duration("1h"), description="how long a page stays open after a link is used"
+    )
+    extensions: dict[str, Duration] = Field(
+        default_factory=lambda: {
+            "shelve": parse_duration("14d"),
+            "delete-shelved": parse_duration("30d"),
+        },
+        description='rule id -> how much later "keep it" moves the action (once per '
+        "condition); a rule not named here cannot be extended",
+    )
+    max_extensions_per_resource: int = Field(
+        2,
+        ge=0,
+        description="extensions one resource may get, over all its rules, within extension_window",
+    )
+    max_extensions_per_project: int = Field(
+        20, ge=0, description="extensions one project's resources may get within extension_window"
+    )
+    extension_window: Duration = Field(
+        parse_duration("365d"), description="the period the extension limits count over"
+    )
+    exemption_requests: bool = Field(
+        True, description="people may ask operators to exempt a server"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything reclaim reads from its environment."""
 
@@ -364,6 +420,7 @@ class Settings(BaseSettings):
     run: RunSettings = Field(default_factory=RunSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     store_url: str = Field(
         "memory://", description="timer store: memory://, http://HOST:PORT/TABLE, dynamodb:///TABLE"
     )

@@ -6,7 +6,18 @@ import contextlib
 
 import typer
 
-from reclaim.cli import bus, core, mailer, notices, reconcile, run, serverless, store, sweep
+from reclaim.cli import (
+    bus,
+    core,
+    mailer,
+    notices,
+    reconcile,
+    run,
+    serverless,
+    store,
+    sweep,
+    web,
+)
 
 app = typer.Typer(
     name="reclaim",
@@ -24,6 +35,7 @@ reconcile.register(app)
 mailer.register(app)
 store.register(app)
 notices.register(app)
+web.register(app)
 
 
 def _mount_sim() -> None:

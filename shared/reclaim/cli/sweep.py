@@ -41,8 +41,7 @@ from reclaim.sweeper import (
 )
 from reclaim.sweeper.cloud import cleanup_connector
 from reclaim.sweeper.notices import NoticePort
-from reclaim.sweeper.rules import action_date
-from reclaim.sweeper.sweep import held_reason
+from reclaim.sweeper.sweep import held_reason, planned_date
 from reclaim.timers import Timer
 from reclaim.views import stamp
 
@@ -235,12 +234,9 @@ def plan_rows(
             "project_id": t.project_id,
             "rule": t.rule,
         }
-        date = action_date(t, floor)
+        date, held = planned_date(t, floor)
         if date is None:
             continue
-        held = held_reason(t)
-        if held and t.lease_until is not None:
-            date = max(date, t.lease_until)
         due = (
             []
             if held

@@ -918,3 +918,11 @@ class OpenStackCloud(_OpenStackExtras):
             "delete",
             lambda c: c.compute.delete_server(server_id, ignore_missing=False),
         )
+
+    def set_server_metadata(self, server_id: str, key: str, value: str) -> ActionResult:
+        """Set one metadata item of the server (an approved exemption's key)."""
+        return self._act(
+            server_id,
+            "set metadata of",
+            lambda c: c.compute.set_server_metadata(server_id, **{key: value}),
+        )

@@ -850,6 +850,17 @@ def held_reason(timer: Timer) -> str:
     return ""
 
 
+def planned_date(timer: Timer, floor: timedelta = timedelta(0)) -> tuple[datetime | None, str]:
+    """When the timer's action will happen as things stand, and why it waits if held: the
+    date its notices announced (:func:`action_date`), or the end of its hold when later.
+    What ``reclaim plan`` and the web pages show. Pure."""
+    date = action_date(timer, floor)
+    held = held_reason(timer)
+    if date is not None and held and timer.lease_until is not None:
+        date = max(date, timer.lease_until)
+    return date, held
+
+
 def lease_expired(timer: Timer, now: datetime) -> bool:
     """Whether a claim on ``timer`` no longer holds at ``now``."""
     return timer.lease_until is None or timer.lease_until <= now

@@ -1,0 +1,147 @@
+"""The resource page: what will happen to one resource and when, why, and what its people
+may do about it (keep it for longer, ask for an exemption).
+
+``GET /l/{token}`` opens a mail's link (:mod:`reclaim.web.links`): the grant goes into the
+session and the browser is sent on to ``GET /resource/{type}/{id}``, which shows the page to
+a visitor whom some access check lets see it (:meth:`reclaim.web.app.Web.viewer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from reclaim.durations import human_duration
+from reclaim.notices.kinds import kind_of
+from reclaim.sweeper.sweep import planned_date
+from reclaim.timers import Timer
+from reclaim.web.app import Viewer, Web, web_of
+from reclaim.web.links import BadLink, link_access, remember, verify
+
+#: What a person reads for an action that will be done ("will be shelved on ...").
+DONE_AS = {
+    "shelve": "shelved",
+    "delete": "deleted",
+    "cleanup": "deleted, with everything the project holds",
+    "delete_images": "deleted",
+    "remove_rule": "removed",
+}
+#: What a state in a timer's detail reads as in a sentence ("stopped since ...").
+STATE_AS = {"stopped": "stopped", "suspended": "suspended", "shelved": "shelved",
+            "shelved_offloaded": "shelved"}  # fmt: skip
+_LABELS = {"server": "Server", "project": "Project", "image": "Image",
+           "security_group_rule": "Security group rule", "user": "User"}  # fmt: skip
+
+#: The access checks this module adds: mail links.
+access = link_access
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """One pending action on the page, with what explains it."""
+
+    timer: Timer
+    when: datetime | None
+    held: str
+    done_as: str
+    period: str
+    evidence: str
+    notices: list[tuple[str, datetime]]
+
+
+def scheduled(timer: Timer, floor: timedelta) -> Scheduled:
+    """A pending timer as the page tells it. Pure."""
+    when, held = planned_date(timer, floor)
+    state = timer.detail.get("state", "")
+    evidence = ""
+    if timer.since is not None:
+        what = STATE_AS.get(state, state.replace("_", " "))
+        evidence = f"{what} since {timer.since:%Y-%m-%d}" if what else ""
+    sent = sorted(
+        ((kind_of(n.kind).summary, n.sent_at) for n in timer.notices if n.sent_at is not None),
+        key=lambda x: x[1],
+    )
+    return Scheduled(
+        timer=timer,
+        when=when,
+        held=held,
+        done_as=DONE_AS.get(timer.action, timer.action),
+        period=human_duration(timer.delay) if timer.delay else "",
+        evidence=evidence,
+        notices=sent,
+    )
+
+
+def _resource(request: Request) -> tuple[str, str]:
+    return request.path_params["resource_type"], request.path_params["resource_id"]
+
+
+def lookup(web: Web, request: Request) -> tuple[list[Timer], Viewer]:
+    """The resource's timers and who is looking; 403 when no check lets them see it (the
+    same answer whether or not the resource exists, so ids cannot be probed)."""
+    resource_type, resource_id = _resource(request)
+    timers = web.store.timers_for(resource_type, resource_id)
+    project_id = next((t.project_id for t in timers if t.project_id), None)
+    viewer = web.viewer(request, resource_type, resource_id, project_id)
+    if viewer is None:
+        raise HTTPException(
+            403,
+            "This page is not one your link opens: a link shows only the resource its mail "
+            "was about. Open the link from that mail again.",
+        )
+    return timers, viewer
+
+
+async def open_link(request: Request) -> Response:
+    """A mail's link: remember its grant in the session, then show the resource's page."""
+    web = web_of(request)
+    now = web.now()
+    try:
+        grant = verify(request.path_params["token"], web.settings.web.secret_key, now)
+    except BadLink as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    remember(request.session, grant, now)
+    target = (
+        f"{request.scope.get('root_path', '')}/resource/{grant.resource_type}/{grant.resource_id}"
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+def page_context(web: Web, request: Request, timers: list[Timer], viewer: Viewer) -> dict[str, Any]:
+    """What ``resource.html`` shows."""
+    resource_type, resource_id = _resource(request)
+    floor = web.settings.sweep.min_notice_lead
+    pending = [scheduled(t, floor) for t in timers if t.state == "pending" and t.due_at]
+    pending.sort(key=lambda s: (s.when is None, s.when))
+    named = next((t.detail.get("name", "") for t in timers if t.detail.get("name")), "")
+    project = next((t.project_id for t in timers if t.project_id), None)
+    closed = [t for t in timers if t.state not in ("pending", "cancelled")]
+    return {
+        "label": _LABELS.get(resource_type, resource_type.replace("_", " ").capitalize()),
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "name": named,
+        "project_id": project,
+        "pending": pending,
+        "closed": closed,
+        "viewer": viewer,
+    }
+
+
+async def resource_page(request: Request) -> Response:
+    """What will happen to the resource, when and why, and what the visitor may do."""
+    web = web_of(request)
+    timers, viewer = lookup(web, request)
+    return web.render(request, "resource.html", page_context(web, request, timers, viewer))
+
+
+routes: list[BaseRoute] = [
+    Route("/l/{token}", open_link, methods=["GET"]),
+    Route("/resource/{resource_type}/{resource_id}", resource_page, methods=["GET"]),
+]
