@@ -79,6 +79,38 @@ def test_a_backdated_allocation_event_against_an_active_allocation_deletes_nothi
     ]
 
 
+def test_a_project_held_for_one_cause_alerts_operators_once(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    """The cleanup and both dependents' scans of a project wait on the same unconfirmed
+    allocation: one alert names the project and the cause, whichever rule is looked at
+    first, in one sweep or across several (each rule's hold is still in its audit)."""
+    cloud = world.cloud
+    live = cloud.identity.create_project(
+        f"runs-{id(world)}", properties={"allocation_end": "2027-12-31"}
+    )
+    later = cloud.identity.create_project(
+        f"later-{id(world)}", properties={"allocation_end": "2027-12-31"}
+    )
+    _ended(world, live.id)  # every rule due at once
+    _ended(world, later.id, days_ago=150)  # the second scan falls due 23 days on
+    notices = RecordingNotices()
+    sweeper = make_sweeper(world, cloud_port, notices)
+    for day in (0, 10, 25, 40, 60):
+        sweeper.sweep(NOW + day * DAY)
+
+    alerts = [(m.kind, m.resource_id) for m in notices.messages if m.operator]
+    assert sorted(alerts) == sorted(
+        [("cleanup_unconfirmed", live.id), ("cleanup_unconfirmed", later.id)]
+    )
+    for project in (live.id, later.id):
+        timers = world.store.timers_for("project", project)
+        assert len(timers) == 3
+        assert all(t.state == "pending" and t.history[-1].outcome == "held" for t in timers)
+    held_at = {t.history[-1].at for t in world.store.timers_for("project", later.id)}
+    assert held_at == {NOW, NOW + 25 * DAY}  # the second scan was held by a later sweep
+
+
 def test_an_allocation_keystone_confirms_ended_is_warned_then_cleaned(
     world: World, cloud_port: OpenStackCloud
 ) -> None:

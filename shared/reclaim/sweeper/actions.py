@@ -35,6 +35,7 @@ from reclaim.sweeper.rules import (
     decide_image_delete,
     decide_shelve,
     is_exempt_server,
+    unconfirmed,
 )
 from reclaim.timers import Timer
 
@@ -202,7 +203,7 @@ def _owner_still_there(ctx: Context, timer: Timer) -> Decision | None:
         )
         if ended or (ended is None and ctx.settings.trust_allocation_events):
             return None
-        return Decision("hold", f"held: allocation not confirmed by Keystone ({says})", report=True)
+        return unconfirmed(says)
     return Decision("hold", f"held: project {rid} still exists in Keystone", report=True)
 
 
@@ -535,6 +536,7 @@ def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
             detail={
                 "image_name": image.name,
                 "eol_at": timer.detail.get("eol_at", ""),
+                **{k: timer.detail[k] for k in ("os_distro", "os_version") if k in timer.detail},
                 "servers": ",".join(sorted(ids)),
                 "server_names": server_names(servers, ids),
                 "what_now": MIGRATE,

@@ -66,6 +66,14 @@ class Decision:
 
 ACT = Decision("act", "rule still holds")
 GONE = Decision("gone", "resource no longer exists")
+#: Why a project's cleanup and its dependents' scans wait: one cause, one operator alert.
+UNCONFIRMED = "held: allocation not confirmed by Keystone"
+
+
+def unconfirmed(says: str) -> Decision:
+    """The hold of a project rule whose allocation end Keystone does not confirm
+    (``says``: what Keystone's record says)."""
+    return Decision("hold", f"{UNCONFIRMED} ({says})", report=True)
 
 
 def is_exempt_server(server: ServerSnapshot, policy: PolicySettings) -> str | None:
@@ -321,7 +329,7 @@ def decide_cleanup(
         return Decision("skip", f"exempt: project {project.id} is in the configured list")
     ended, says = allocation_record(project, now, end_property=end_property, mark=mark)
     if ended is False or (ended is None and not trust_events):
-        return Decision("hold", f"held: allocation not confirmed by Keystone ({says})", report=True)
+        return unconfirmed(says)
     name = project.name or project.id
     if ended is None:
         return Decision("act", f"allocation ended (event trusted, Keystone: {says}); {name}")

@@ -53,6 +53,7 @@ from reclaim.sweeper.notices import (
 )
 from reclaim.sweeper.rules import (
     ACT,
+    UNCONFIRMED,
     Decision,
     action_date,
     delivery_hold,
@@ -167,6 +168,8 @@ class Sweeper:
         self.allocation_end_property = allocation_end_property
         self._sleep = sleep
         self._lock = threading.Lock()
+        #: One hold at a time, so that a resource's rules held for one cause alert once.
+        self._holding = threading.Lock()
 
     # -- the pass ---------------------------------------------------------------------
     def sweep(
@@ -420,9 +423,24 @@ class Sweeper:
         alert: NoticeMessage | None,
     ) -> Outcome:
         """Keep a due action pending for ``reason``: audited (once per reason), operators
-        alerted once, looked at again at ``until`` (default: after ``sweep.recheck_held``)."""
+        alerted once per resource and reason (a project's cleanup and its dependents' scans
+        waiting on one unconfirmed allocation make one alert), looked at again at ``until``
+        (default: after ``sweep.recheck_held``)."""
+        with self._holding:  # a sibling held meanwhile is seen by the check below
+            return self._hold_one(claimed, now, reason, until, alert)
+
+    def _hold_one(
+        self,
+        claimed: Timer,
+        now: datetime,
+        reason: str,
+        until: datetime | None,
+        alert: NoticeMessage | None,
+    ) -> Outcome:
         end = until or now + self.settings.recheck_held
         fresh = held_reason(claimed) != reason
+        if fresh and alert is not None and self._sibling_held(claimed, reason):
+            alert = None  # operators heard of this resource and reason already
 
         def change(cur: Timer) -> Timer:
             update: dict[str, object] = {"lease_owner": HELD, "lease_until": end}
@@ -442,6 +460,13 @@ class Sweeper:
             with contextlib.suppress(NoticeFailed):
                 self._publish(alert)
         return _outcome(claimed, "held", f"{reason} (next look {end.isoformat()})")
+
+    def _sibling_held(self, timer: Timer, reason: str) -> bool:
+        """Whether another pending rule of the timer's resource is held for ``reason``."""
+        return any(
+            t.rule != timer.rule and t.state == "pending" and held_reason(t) == reason
+            for t in self.store.timers_for(timer.resource_type, timer.resource_id)
+        )
 
     def _dry(
         self,
@@ -630,7 +655,8 @@ class Sweeper:
             # keep the claim for one lease: the next sweep after it looks again
             return _outcome(claimed, "waiting", decision.reason, sent)
         if decision.kind == "hold":
-            kind = CLEANUP_UNCONFIRMED if claimed.action == "cleanup" else ACTION_HELD
+            unsure = claimed.action == "cleanup" or decision.reason.startswith(UNCONFIRMED)
+            kind = CLEANUP_UNCONFIRMED if unsure else ACTION_HELD
             alert = operator_alert(kind, claimed, decision.reason) if decision.report else None
             return self._hold(claimed, now, decision.reason, None, alert)
         state = {"done": "done", "skip": "skipped", "gone": "gone"}[decision.kind]
