@@ -139,6 +139,43 @@ def server_labels(detail: Mapping[str, str]) -> list[str]:
     return [labelled(str(names.get(i, "")), i) for i in ids]
 
 
+#: How people write the operating systems Glance's ``os_distro`` names in lower case.
+_DISTROS = {
+    "almalinux": "AlmaLinux",
+    "arch": "Arch Linux",
+    "centos": "CentOS",
+    "debian": "Debian",
+    "fedora": "Fedora",
+    "freebsd": "FreeBSD",
+    "netbsd": "NetBSD",
+    "openbsd": "OpenBSD",
+    "opensuse": "openSUSE",
+    "rhel": "RHEL",
+    "rocky": "Rocky Linux",
+    "sled": "SLED",
+    "sles": "SLES",
+    "ubuntu": "Ubuntu",
+    "windows": "Windows",
+}
+
+
+def os_label(detail: Mapping[str, str], name: str = "") -> str:
+    """``Ubuntu 20.04``: the image's operating system (``os_distro``, ``os_version``) as
+    people write it; empty when the notice does not say, or when ``name`` (the image's)
+    says it already ("ubuntu-20.04" is not followed by "Ubuntu 20.04"). Pure."""
+    distro = detail.get("os_distro", "").strip()
+    version = detail.get("os_version", "").strip()
+    if not distro:
+        return ""
+    written = _DISTROS.get(distro.lower()) or (
+        distro[:1].upper() + distro[1:] if distro.islower() else distro
+    )
+    said = name.lower()
+    if any(d.lower() in said for d in (distro, written)) and version.lower() in said:
+        return ""
+    return f"{written} {version}".strip()
+
+
 def mail_context(
     notice: NoticeMessage,
     site: Site | None = None,
@@ -150,7 +187,8 @@ def mail_context(
     ``notice`` (the model), ``kind`` (its :class:`~reclaim.notices.kinds.Kind`), ``resource``
     (label), ``name``, ``project`` (the project's name and id, :func:`project_label`),
     ``project_name`` (its name alone, for subjects),
-    ``servers`` (the servers the notice lists, :func:`server_labels`), ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
+    ``servers`` (the servers the notice lists, :func:`server_labels`), ``os`` (an image's
+    operating system, :func:`os_label`), ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
     ``days_left`` (from the notice's own date to the action), ``delay`` (the period of the
     notice's own rule, see :func:`rule_delay`; write it with the ``duration`` filter),
     ``policy`` (the MAILER's policy settings, for the periods of other rules: its
@@ -175,6 +213,7 @@ def mail_context(
         "project": project_label(notice),
         "project_name": project_name(notice),
         "servers": server_labels(d),
+        "os": os_label(d, notice.resource_name or d.get("image_name", "")),
         "due": long_date(notice.due_at),
         "due_date": short_date(notice.due_at),
         "notice_date": short_date(notice.notice_at),
