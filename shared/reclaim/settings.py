@@ -397,6 +397,30 @@ class WebSettings(BaseModel):
     exemption_requests: bool = Field(
         True, description="people may ask operators to exempt a server"
     )
+    keystone_url: str = Field(
+        "",
+        description="Keystone address people sign in against (empty: the auth_url of the "
+        "clouds.yaml entry OS_CLOUD names)",
+    )
+    user_domain: str = Field("Default", description="Keystone domain of the user names signed in")
+    member_roles: tuple[str, ...] = Field(
+        (), description="roles that show a project to its members (empty: any role)"
+    )
+    operator_role: str = Field("admin", description="the role that makes an operator")
+    signin_per_address: str = Field(
+        "10/minute", description="sign-in attempts one remote address may make (limits syntax)"
+    )
+    signin_per_user: str = Field(
+        "5/minute", description="refused sign-ins one user name may have (limits syntax)"
+    )
+
+    @field_validator("signin_per_address", "signin_per_user")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on a rate it cannot read
+        return value
 
     @field_validator("base_url")
     @classmethod

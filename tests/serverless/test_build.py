@@ -73,7 +73,7 @@ def test_each_function_imports_with_only_its_folder_and_the_layer(
     env_build: tuple[Path, BuildReport],
 ) -> None:
     out, report = env_build
-    assert set(report.functions) == {"notifications", "sweeper", "reconcile", "mailer"}
+    assert set(report.functions) == {"notifications", "sweeper", "reconcile", "mailer", "web"}
     for name in report.functions:
         folder = build.function_folders()[name]
         assert check_imports(out / "layer", folder) is None, name

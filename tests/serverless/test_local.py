@@ -111,6 +111,7 @@ def test_cli_build_writes_the_artefacts(tmp_path: Path) -> None:
         "notifications",
         "reconcile",
         "sweeper",
+        "web",
     ]
     assert (tmp_path / "layer.zip").is_file() and (
         tmp_path / "functions" / "notifications.zip"

@@ -190,11 +190,56 @@ def test_function_policies_name_their_resources_and_actions(cloudformation: dict
                                   "dynamodb:PutItem", "dynamodb:Query"},
         "MailerFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                "dynamodb:DeleteItem", "dynamodb:Query"},
+        "WebFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                            "dynamodb:Query"},
     }  # fmt: skip
     index = {"Fn::Sub": "${TimerTable.Arn}/index/due"}
     assert {r for r, s in statements if s["Resource"] == index} == {
-        "SweeperFunctionRole", "ReconcileFunctionRole"
+        "SweeperFunctionRole", "ReconcileFunctionRole", "WebFunctionRole"
     }  # fmt: skip
+    # secrets: each function reads the ones it names, the web pages their key and the cloud's
+    secrets = {
+        role: s["Resource"]
+        for role, s in statements
+        if s["Action"] == ["secretsmanager:GetSecretValue"]
+    }
+    assert secrets["WebFunctionRole"] == [
+        {"Ref": "WebSecretArn"}, {"Ref": "CloudsSecretArn"}, {"Ref": "NoticeBrokerSecretArn"}
+    ]  # fmt: skip
+
+
+def test_web_pages_are_public_over_a_function_url_only_with_their_secret(
+    cloudformation: dict[str, Any],
+) -> None:
+    resources = cloudformation["Resources"]
+    fn = resources["WebFunction"]
+    # no key, no cloud, no broker: no web pages (the template's rules say why)
+    assert cloudformation["Conditions"]["HasWeb"] == {
+        "Fn::And": [{"Condition": "HasWebSecret"}, {"Condition": "HasSweeper"}]
+    }
+    assert fn["Condition"] == "HasWeb"
+    url = resources["WebFunctionUrl"]
+    assert url["Condition"] == "HasWeb"
+    assert url["Properties"] == {"TargetFunctionArn": {"Ref": "WebFunction"}, "AuthType": "NONE"}
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["WEB_SECRET"] == {"Ref": "WebSecretArn"}
+    assert env["CLOUDS_YAML_SECRET"] == {"Ref": "CloudsSecretArn"}
+    assert env["RECLAIM_WEB__KEYSTONE_URL"] == {"Ref": "KeystoneUrl"}
+    assert fn["Properties"]["Handler"] == "app.lambda_handler"
+    # the one public entry of the stack is this URL: every public permission is the web
+    # function's, and only through its URL
+    public = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"].get("Principal") == "*"
+    ]
+    assert len(public) == 2
+    for permission in public:
+        assert permission["FunctionName"] == {"Ref": "WebFunction"}
+        assert (
+            permission.get("FunctionUrlAuthType") == "NONE"
+            or permission.get("InvokedViaFunctionUrl") is True
+        )
 
 
 def test_only_functions_with_code_are_in_the_template() -> None:

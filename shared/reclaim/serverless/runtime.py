@@ -38,6 +38,7 @@ _current: Runtime | None = None
 _sweeper: SweeperDeps | None = None
 _conn: Any = None
 _mailer: Mailer | None = None
+_web: Any = None
 
 
 def runtime() -> Runtime:
@@ -91,10 +92,21 @@ def mailer() -> Mailer:
     return _mailer
 
 
+def web_app() -> Any:
+    """The web application (``reclaim web``) on this runtime, built once."""
+    global _web
+    if _web is None:
+        from reclaim.serverless.web import build_app
+
+        _web = build_app(runtime())
+    return _web
+
+
 def reset() -> None:
     """Forget the runtime, so the next call reads the environment again."""
-    global _current, _sweeper, _conn, _mailer
+    global _current, _sweeper, _conn, _mailer, _web
     _current = None
     _sweeper = None
     _conn = None
     _mailer = None
+    _web = None

@@ -63,7 +63,11 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 #: The page modules, each exposing ``routes`` (and optionally ``access``).
-PAGES: tuple[str, ...] = ("reclaim.web.resource",)
+PAGES: tuple[str, ...] = (
+    "reclaim.web.resource",
+    "reclaim.web.session",
+    "reclaim.web.projects",
+)
 
 #: The session cookie's name.
 SESSION_COOKIE = "reclaim_session"
