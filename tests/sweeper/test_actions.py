@@ -14,8 +14,19 @@ import yaml
 
 from reclaim.commands import iso_z
 from reclaim.mailer import Renderer
-from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_REMEDIATION, EXPOSED_SERVICE
-from reclaim.policy.projects import DEPENDENTS_WARNING, OWNER_IMAGES, PROJECT_CLEANUP
+from reclaim.notices import NoticeMessage
+from reclaim.policy.acceptable_use import (
+    EOL_REMINDER,
+    EOL_WARNING,
+    EXPOSED_REMEDIATION,
+    EXPOSED_SERVICE,
+)
+from reclaim.policy.projects import (
+    DEPENDENTS_REMINDER,
+    DEPENDENTS_WARNING,
+    OWNER_IMAGES,
+    PROJECT_CLEANUP,
+)
 from reclaim.settings import PolicySettings
 from reclaim.sim import Cloud, SimServer
 from reclaim.sim.scenario import load_scenario
@@ -549,6 +560,41 @@ def test_users_of_an_end_of_life_image_are_warned(world: World, cloud_port: Open
         world.user_id,
     )
     assert warning.detail["servers"] == ",".join(sorted([s1, s2]))
+
+
+def test_the_reminders_of_an_image_are_mails_of_their_own(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    """A warning's reminder is another notice (another id), so the mailer, which sends each
+    notice id once per address, mails it; the same timer's notice keeps its id."""
+    cloud = world.cloud
+    owner = cloud.identity.create_project(f"owner-{id(world)}").id
+    image = cloud.image.create_image(owner=owner, name="c7", visibility="community", os_hidden=True)
+    world.server("active", image_id=image.id, project_id=world.project_id)
+    for rule in (EOL_WARNING, EOL_REMINDER):
+        world.store.apply(
+            rule.schedule(
+                image.id, since=NOW, delay=timedelta(days=30 if rule is EOL_REMINDER else 0),
+                event_time=NOW, project_id=owner, detail={"eol_at": iso_z(NOW)},
+            )
+        )  # fmt: skip
+    for rule in (DEPENDENTS_WARNING, DEPENDENTS_REMINDER):
+        world.store.apply(
+            rule.schedule(
+                owner, since=NOW, delay=timedelta(days=23 if rule is DEPENDENTS_REMINDER else 0),
+                event_time=NOW, project_id=owner,
+                detail={"images_go_at": iso_z(NOW + timedelta(days=30))},
+            )
+        )  # fmt: skip
+    notices = RecordingNotices()
+    sweeper = make_sweeper(world, cloud_port, notices, trust_allocation_events=True)
+    for day in (0, 23, 30):
+        sweeper.sweep(NOW + timedelta(days=day))
+    sent = [(m.kind, m.notice_id) for m in notices.messages if not m.operator]
+    assert sorted(k for k, _ in sent) == ["eol_image"] * 2 + ["image_going_away"] * 2
+    assert len({i for _, i in sent}) == 4
+    (warning,) = [m for m in notices.messages if m.kind == "eol_image"][:1]
+    assert NoticeMessage.model_validate(warning.payload()).notice_id == warning.notice_id
 
 
 def test_an_image_no_longer_end_of_life_warns_nobody(

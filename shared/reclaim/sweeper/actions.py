@@ -24,7 +24,13 @@ from reclaim.sweeper.cloud import (
     ServerRef,
     split_spared,
 )
-from reclaim.sweeper.notices import ACTION_SKIPPED, NoticeMessage, NoticePort, operator_alert
+from reclaim.sweeper.notices import (
+    ACTION_SKIPPED,
+    NoticeMessage,
+    NoticePort,
+    dedupe_key,
+    operator_alert,
+)
 from reclaim.sweeper.rules import (
     Decision,
     allocation_record,
@@ -502,6 +508,7 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
                         "server_names": server_names(servers, server_ids),
                         "keep_a_copy": KEEP_A_COPY.format(image=image.id),
                     },
+                    dedupe_key=_each(timer, IMAGE_GOING_AWAY, image.id, project_id, user_id),
                 )
             )
     return Done(
@@ -509,6 +516,13 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
         detail={"images": str(len(images)), "dependents_told": str(len(messages))},
         summary=f"{len(messages)} dependent notice(s) for {len(images)} image(s)",
     )
+
+
+def _each(timer: Timer, kind: str, *whom: str | None) -> str:
+    """The dedupe key of one of the notices a warning timer sends (one per image and
+    dependent): the same on a republication, another for its reminder (a timer of its own),
+    which the mailer would otherwise take for the warning already mailed."""
+    return "|".join((dedupe_key(timer, kind, timer.due_at), *(w or "-" for w in whom)))
 
 
 def server_names(servers: list[ServerRef], ids: list[str]) -> str:
@@ -541,6 +555,7 @@ def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
                 "server_names": server_names(servers, ids),
                 "what_now": MIGRATE,
             },
+            dedupe_key=_each(timer, EOL_IMAGE, image.id, project_id, user_id),
         )
         for (project_id, user_id), ids in sorted(
             by_owner.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")
