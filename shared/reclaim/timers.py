@@ -86,6 +86,9 @@ class Timer(BaseModel):
     clause: str = ""
     detail: SafeDetail = Field(default_factory=dict)
     delay: Duration = timedelta(0)
+    #: How much later than ``since + delay`` this run's action was moved at its people's
+    #: request (see :func:`extend`); a new run starts without.
+    extension: Duration = timedelta(0)
     notice_spec: tuple[tuple[str, Duration], ...] = ()
     spec_at: Instant | None = None
     spec_key: str = ""
@@ -251,8 +254,9 @@ def fold_resource(
     return out, latest, changed, len(groups)
 
 
-def _derive(t: Timer, before: Timer) -> Timer:
-    """Recompute state, start, due date and notices from the evidence."""
+def _derive(t: Timer, before: Timer, moved_at: datetime | None = None) -> Timer:
+    """Recompute state, start, due date and notices from the evidence; a due date that
+    moves is told once, at ``moved_at`` (default: the event that moved it)."""
     if not t.observations:
         if before.state not in ("pending", "cancelled"):
             return t  # done, failed...: the closed run stays as it was, for the audit
@@ -262,20 +266,22 @@ def _derive(t: Timer, before: Timer) -> Timer:
             update={"state": "cancelled", "since": None, "due_at": None, "notices": ()}
         )
     start = min(t.observations, key=lambda o: (o.at, o.since)).since
-    due = start + t.delay
+    fresh_run = before.state != "pending"
+    extension = timedelta(0) if fresh_run else t.extension
+    due = start + t.delay + extension
     sent = {(n.kind, n.before, n.due_at): n.sent_at for n in before.notices}
     notices = tuple(
         Notice(kind=k, before=b, due_at=due - b, sent_at=sent.get((k, b, due - b)))
         for k, b in t.notice_spec
     )
-    fresh_run = before.state != "pending"
     if not fresh_run:
-        notices = _date_changed(before, notices, due, t.spec_at or start)
+        notices = _date_changed(before, notices, due, moved_at or t.spec_at or start)
     return t.model_copy(
         update={
             "state": "pending",
             "since": start,
             "due_at": due,
+            "extension": extension,
             "notices": notices,
             "attempts": 0 if fresh_run else t.attempts,
         }
@@ -323,6 +329,23 @@ def close(timer: Timer, state: TimerState, entry: AuditEntry) -> Timer:
             "history": (*timer.history, entry),
         }
     )
+
+
+def extend(timer: Timer, by: timedelta, at: datetime, entry: AuditEntry) -> Timer:
+    """The pending ``timer`` with its action moved ``by`` later at its people's request
+    (``at``), audited with ``entry``. Pure.
+
+    The due date moves as any restated date does (:func:`_date_changed`): the notices
+    already given count as given, one ``date_changed`` notice goes out at ``at``, and the
+    notices still to come state the new date. The extension lasts for this run of the
+    condition only.
+    """
+    if timer.state != "pending":
+        raise ValueError(f"only a pending timer can be extended, not a {timer.state} one")
+    moved = timer.model_copy(
+        update={"extension": timer.extension + by, "history": (*timer.history, entry)}
+    )
+    return _derive(moved, timer, moved_at=at)
 
 
 def mark_notice_sent(timer: Timer, notice: Notice, at: datetime) -> Timer:

@@ -42,6 +42,7 @@ def mailer(
     """Mail the notices published on the bus (Keystone addresses, Jinja2 templates, SMTP)."""
     from reclaim.mailer.render import Renderer
     from reclaim.notices.context import Site
+    from reclaim.web.links import mail_links
 
     settings = settings_or_exit()
     given = {"smtp_host": smtp_host, "smtp_port": smtp_port, "pool": pool, "cloud": cloud}
@@ -49,9 +50,12 @@ def mailer(
         {**settings.mailer.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
     site = Site(cloud_name=m.cloud_name, support=m.support, policy_url=m.policy_url)
-    renderer = Renderer(m.templates or None, site)
+    renderer = Renderer(m.templates or None, site, links=mail_links(settings.web))
     if examples is not None:
-        from reclaim.mailer.examples import write_examples
+        from reclaim.mailer.examples import example_links, write_examples
+
+        if renderer.links is None:  # no web pages configured: show made-up links
+            renderer.links = example_links()
 
         for path in write_examples(examples, renderer):
             typer.echo(path)

@@ -14,6 +14,7 @@ from reclaim.policy.acceptable_use import EOL_WARNING, EXPOSED_SERVICE
 from reclaim.policy.projects import OWNER_IMAGES, PROJECT_CLEANUP
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings
+from reclaim.web.links import LinkMaker, mail_links
 
 _SERVER = "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"
 _SERVER2 = "0c4e8a2b-6d1f-4a3e-9b5c-7d8e9f0a1b2c"
@@ -240,12 +241,28 @@ def examples() -> list[NoticeMessage]:
     return out
 
 
+#: Where the examples' links point (a made-up address; signed with a made-up key).
+EXAMPLE_WEB = "https://reclaim.example.edu"
+
+
+def example_links() -> LinkMaker:
+    """The link maker of the examples: links to :data:`EXAMPLE_WEB`, signed with a key that
+    signs nothing else."""
+    from reclaim.settings import WebSettings
+
+    links = mail_links(
+        WebSettings(secret_key="example-only-key", base_url=EXAMPLE_WEB), clock=lambda: _DAY
+    )
+    assert links is not None
+    return links
+
+
 def example_files(renderer: Renderer | None = None) -> dict[str, str]:
     """File name -> content of the rendered examples: ``<kind>.txt`` (headers and text) and
     ``<kind>.html``, plus ``<kind>.json`` (the notice payload as published; the mails name
     its project :data:`PROJECT_NAME`, as the mailer finds it in Keystone); ``digest.txt`` and
     ``digest.html``, a daily digest of several kinds. Pure."""
-    renderer = renderer or Renderer()
+    renderer = renderer or Renderer(links=example_links())
     files: dict[str, str] = {}
     for notice in examples():
         named = with_project_name(notice, PROJECT_NAME) if notice.project_id else notice

@@ -7,6 +7,10 @@ in an autoescaping environment through ``_layout.html.j2``, which turns the para
 HTML. A kind without a template gets ``_generic.j2``. Templates in the operator's directory
 win over the built-in ones of the same name.
 
+Mails about a resource carry ``link``, the signed link to its page for that recipient
+(``reclaim web``; "" when ``web.secret_key`` or ``web.base_url`` is not set): the layouts
+show it; the ``linked`` filter writes a URL as a link in HTML and as itself in text.
+
 Periods are never written into a template: a notice's own period is ``delay`` (carried by
 the notice), another rule's comes from ``policy`` (the mailer's configuration), and both are
 written with the ``duration`` filter (``2 weeks``, ``180 days``).
@@ -30,6 +34,7 @@ from reclaim.notices.context import Site, long_date, mail_context, or_list
 
 if TYPE_CHECKING:
     from reclaim.settings import PolicySettings
+    from reclaim.web.links import LinkMaker
 
 BUILTIN = Path(__file__).parent / "templates"
 GENERIC = "_generic.j2"
@@ -75,6 +80,11 @@ def paragraphs_to_html(body: str) -> Markup:
     return Markup("\n".join(out))
 
 
+def _anchor(url: Any, label: str = "") -> Markup:
+    """The ``linked`` filter of HTML mails: ``<a href="url">label</a>`` (escaped). Pure."""
+    return Markup('<a href="{}">{}</a>').format(str(url), label or str(url))
+
+
 def duration(value: Any) -> str:
     """The ``duration`` filter: a timedelta (or ``14d``) as :func:`human_duration` writes it;
     empty for None or undefined, a string that is no duration as it is."""
@@ -102,6 +112,7 @@ class Renderer:
         override: str | Path | None = None,
         site: Site | None = None,
         policy: PolicySettings | None = None,
+        links: LinkMaker | None = None,
     ) -> None:
         if policy is None:
             from reclaim.settings import load_settings
@@ -109,6 +120,7 @@ class Renderer:
             policy = load_settings().policy
         self.site = site or Site()
         self.policy = policy
+        self.links = links
         dirs = [str(override)] if override else []
         loader = jinja2.FileSystemLoader([*dirs, str(BUILTIN)])
         common: dict[str, Any] = {
@@ -120,6 +132,8 @@ class Renderer:
         }
         self.text_env = jinja2.Environment(autoescape=False, **common)
         self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env.filters["linked"] = lambda url, label="": str(url)
+        self.html_env.filters["linked"] = _anchor
         for env in (self.text_env, self.html_env):
             env.filters["paragraphs"] = paragraphs_to_html
             env.filters["long_date"] = long_date
@@ -147,13 +161,24 @@ class Renderer:
 
     def render(self, notice: NoticeMessage, recipient: Person | None = None) -> Rendered:
         """Subject, text and HTML of ``notice`` for ``recipient``."""
-        variables = mail_context(notice, self.site, self.policy, recipient=recipient)
+        variables = mail_context(
+            notice, self.site, self.policy, recipient=recipient, link=self._link(notice, recipient)
+        )
         return self._render(self.template_for(notice.kind), variables)
+
+    def _link(self, notice: NoticeMessage, recipient: Person | None) -> str:
+        """The signed link to the notice's page for ``recipient`` ("" for none)."""
+        return self.links(notice, recipient) if self.links is not None else ""
 
     def render_digest(self, notices: list[NoticeMessage], recipient: Person | None) -> Rendered:
         """One mail gathering ``notices`` (in due order) for ``recipient``."""
         ordered = sorted(notices, key=lambda n: (n.due_at is None, n.due_at, n.notice_id))
-        items = [mail_context(n, self.site, self.policy, recipient=recipient) for n in ordered]
+        items = [
+            mail_context(
+                n, self.site, self.policy, recipient=recipient, link=self._link(n, recipient)
+            )
+            for n in ordered
+        ]
         variables = {"items": items, "site": self.site, "policy": self.policy}
         return self._render("_digest.j2", {**variables, "recipient": recipient})
 

@@ -42,6 +42,7 @@ from reclaim.serverless.events import mq_records
 from reclaim.serverless.sweeper import _secret, sweep_time
 from reclaim.settings import MailerSettings, Settings
 from reclaim.store import DynamoTimerStore
+from reclaim.web.links import mail_links
 from reclaim.wire import ParseError, read_envelope
 
 log = logging.getLogger("reclaim.serverless")
@@ -89,7 +90,7 @@ def build_mailer(settings: Settings, store: DynamoTimerStore, conn: Any) -> Mail
         member_roles=m.member_roles,
     )
     site = Site(cloud_name=m.cloud_name, support=m.support, policy_url=m.policy_url)
-    renderer = Renderer(m.templates or None, site)
+    renderer = Renderer(m.templates or None, site, links=mail_links(settings.web))
     return Mailer(m, addresses, SmtpSender(m), MailLedger(store), renderer)
 
 

@@ -53,6 +53,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reclaim.durations import human_duration
 from reclaim.notices.context import long_date, short_date
 from reclaim.settings import Settings
 from reclaim.store import DynamoTimerStore
@@ -194,6 +195,7 @@ def templates_env() -> jinja2.Environment:
     )
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
+    env.filters["duration"] = human_duration
     return env
 
 

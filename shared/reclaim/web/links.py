@@ -118,10 +118,11 @@ def verify(token: str, key: str, now: datetime) -> LinkGrant:
     return grant
 
 
-def grant_for(notice: NoticeMessage, recipient: str, web: WebSettings) -> LinkGrant:
+def grant_for(notice: NoticeMessage, recipient: str, web: WebSettings, now: datetime) -> LinkGrant:
     """The grant a mail of ``notice`` to ``recipient`` carries: valid until the action's due
-    date (the notice's time when it names none) plus ``web.link_grace``. Pure."""
-    base = notice.due_at or notice.notice_at or datetime.now(UTC)
+    date (else the notice's own date, else ``now``, when it is mailed) plus
+    ``web.link_grace``. Pure."""
+    base = notice.due_at or notice.notice_at or now
     return LinkGrant(
         resource_type=notice.resource_type,
         resource_id=notice.resource_id,
@@ -131,7 +132,9 @@ def grant_for(notice: NoticeMessage, recipient: str, web: WebSettings) -> LinkGr
     )
 
 
-def mail_links(web: WebSettings) -> LinkMaker | None:
+def mail_links(
+    web: WebSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> LinkMaker | None:
     """The link maker of the mail renderer, or None when ``web.secret_key`` or
     ``web.base_url`` is not set (mails then carry no link). Operator alerts get none: the
     operators' page shows them."""
@@ -141,7 +144,8 @@ def mail_links(web: WebSettings) -> LinkMaker | None:
     def link(notice: NoticeMessage, recipient: Person | None) -> str:
         if notice.operator or recipient is None or not notice.resource_id:
             return ""
-        return f"{web.base_url}/l/{sign(grant_for(notice, recipient.address, web), web.secret_key)}"
+        grant = grant_for(notice, recipient.address, web, clock())
+        return f"{web.base_url}/l/{sign(grant, web.secret_key)}"
 
     return link
 

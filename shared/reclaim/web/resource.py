@@ -18,11 +18,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reclaim.durations import human_duration
+from reclaim.notices.context import long_date
 from reclaim.notices.kinds import kind_of
 from reclaim.sweeper.sweep import planned_date
 from reclaim.timers import Timer
-from reclaim.web.app import Viewer, Web, web_of
+from reclaim.web.app import Viewer, Web, flash, web_of
 from reclaim.web.links import BadLink, link_access, remember, verify
+from reclaim.web.requests import (
+    ExemptionRequests,
+    Extensions,
+    Offer,
+    ask_exemption,
+    keep,
+    offer,
+    request_id,
+)
 
 #: What a person reads for an action that will be done ("will be shelved on ...").
 DONE_AS = {
@@ -53,9 +63,10 @@ class Scheduled:
     period: str
     evidence: str
     notices: list[tuple[str, datetime]]
+    offer: Offer | None = None
 
 
-def scheduled(timer: Timer, floor: timedelta) -> Scheduled:
+def scheduled(timer: Timer, floor: timedelta, can: Offer | None = None) -> Scheduled:
     """A pending timer as the page tells it. Pure."""
     when, held = planned_date(timer, floor)
     state = timer.detail.get("state", "")
@@ -75,6 +86,7 @@ def scheduled(timer: Timer, floor: timedelta) -> Scheduled:
         period=human_duration(timer.delay) if timer.delay else "",
         evidence=evidence,
         notices=sent,
+        offer=can,
     )
 
 
@@ -116,12 +128,20 @@ async def open_link(request: Request) -> Response:
 def page_context(web: Web, request: Request, timers: list[Timer], viewer: Viewer) -> dict[str, Any]:
     """What ``resource.html`` shows."""
     resource_type, resource_id = _resource(request)
-    floor = web.settings.sweep.min_notice_lead
-    pending = [scheduled(t, floor) for t in timers if t.state == "pending" and t.due_at]
+    settings = web.settings
+    now = web.now()
+    floor = settings.sweep.min_notice_lead
+    project = next((t.project_id for t in timers if t.project_id), None)
+    live = [t for t in timers if t.state == "pending" and t.due_at]
+    grants = (
+        Extensions(web.store).count(project, now - settings.web.extension_window)
+        if project and live
+        else 0
+    )
+    pending = [scheduled(t, floor, offer(t, settings, now, timers, grants)) for t in live]
     pending.sort(key=lambda s: (s.when is None, s.when))
     named = next((t.detail.get("name", "") for t in timers if t.detail.get("name")), "")
-    project = next((t.project_id for t in timers if t.project_id), None)
-    closed = [t for t in timers if t.state not in ("pending", "cancelled")]
+    asked = ExemptionRequests(web.store).get(request_id(resource_type, resource_id, viewer.who))
     return {
         "label": _LABELS.get(resource_type, resource_type.replace("_", " ").capitalize()),
         "resource_type": resource_type,
@@ -129,8 +149,12 @@ def page_context(web: Web, request: Request, timers: list[Timer], viewer: Viewer
         "name": named,
         "project_id": project,
         "pending": pending,
-        "closed": closed,
         "viewer": viewer,
+        "asked": asked,
+        "may_ask": bool(
+            settings.web.exemption_requests and resource_type == "server" and live and not asked
+        ),
+        "base": f"{request.scope.get('root_path', '')}/resource/{resource_type}/{resource_id}",
     }
 
 
@@ -141,7 +165,52 @@ async def resource_page(request: Request) -> Response:
     return web.render(request, "resource.html", page_context(web, request, timers, viewer))
 
 
+def _back(request: Request) -> Response:
+    resource_type, resource_id = _resource(request)
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/resource/{resource_type}/{resource_id}", status_code=303)
+
+
+async def keep_it(request: Request) -> Response:
+    """ "Keep it": postpone one scheduled action once, for a reason (see
+    :func:`reclaim.web.requests.keep`); back to the page, which says what happened."""
+    web = web_of(request)
+    timers, viewer = lookup(web, request)
+    form = await request.form()
+    rule = str(form.get("rule", ""))
+    timer = next((t for t in timers if t.rule == rule and t.state == "pending"), None)
+    if timer is None:
+        flash(request, "Nothing is scheduled for that any more.")
+        return _back(request)
+    kept = keep(web.store, web.settings, web.notices, timer, viewer.who,
+                str(form.get("reason", "")), web.now())  # fmt: skip
+    if kept.granted and kept.timer is not None:
+        done_as = DONE_AS.get(kept.timer.action, kept.timer.action)
+        flash(request, f"{kept.message} It will now be {done_as} on "
+                       f"{long_date(kept.new_date)}.")  # fmt: skip
+    else:
+        flash(request, kept.message)
+    return _back(request)
+
+
+async def ask_exempt(request: Request) -> Response:
+    """Ask the operators to exempt the server (see :func:`reclaim.web.requests.ask_exemption`)."""
+    web = web_of(request)
+    timers, viewer = lookup(web, request)
+    live = [t for t in timers if t.state == "pending"]
+    resource_type, _rid = _resource(request)
+    if not (web.settings.web.exemption_requests and resource_type == "server" and live):
+        raise HTTPException(403, "Exemptions cannot be asked for this resource here.")
+    form = await request.form()
+    _ok, message = ask_exemption(web.store, web.notices, live[0], viewer.who,
+                                 str(form.get("reason", "")), web.now())  # fmt: skip
+    flash(request, message)
+    return _back(request)
+
+
 routes: list[BaseRoute] = [
     Route("/l/{token}", open_link, methods=["GET"]),
     Route("/resource/{resource_type}/{resource_id}", resource_page, methods=["GET"]),
+    Route("/resource/{resource_type}/{resource_id}/keep", keep_it, methods=["POST"]),
+    Route("/resource/{resource_type}/{resource_id}/exempt", ask_exempt, methods=["POST"]),
 ]
