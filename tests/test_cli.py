@@ -132,28 +132,6 @@ def test_timers_list_rejects_a_bad_time() -> None:
     assert result.exit_code == 2 and "--due-before" in result.output
 
 
-def test_demo_plays_the_whole_policy() -> None:
-    out = run("demo")
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
-    for line in (
-        "shelve_upcoming -> ana (analysis)",
-        "action shelve server analysis: done",
-        "action shelve server viz: done",
-        "action delete server pipeline: done",
-        "image_going_away -> ana (genomics-toolkit)",
-        "action cleanup project genomics: done",
-    ):
-        assert line in text, line
-    assert "shelve server notebook" not in text  # restarted in time
-    assert "server course" not in text  # exempt
-    story = json.loads(run("demo", "--json").stdout)
-    status = {s["name"]: s["status"] for s in story["servers"]}
-    assert status == {"notebook": "ACTIVE", "course": "SHUTOFF"}
-    kinds = [line["kind"] for line in story["timeline"]]
-    assert kinds.index("notice") < kinds.index("action")  # warned before anything happens
-
-
 def test_allocation_events_need_a_project_id_not_a_name() -> None:
     """A name would make timers for a project that does not exist (and warn none of the
     real one's users); refused before anything is published."""

@@ -1,18 +1,22 @@
 """The whole policy, played on embedded parts: simulated cloud, in-memory bus, store, clock.
 
 Everything is the real code path: the simulated cloud serves openstacksdk over HTTP on
-127.0.0.1 and emits Nova, Keystone and Glance notifications on an in-memory oslo.messaging
-bus; reclaim's bus listener turns them into timers in an in-process store; the sweeper fires
-what is due through openstacksdk, with the simulated clock jumping from one due time to the
-next. Each notice is mailed by the real mailer code (Keystone addresses, templates, the
-mail ledger) to an SMTP server on 127.0.0.1, so the sweeper counts it as given only once
-that server accepted it, as in production.
+127.0.0.1 and emits Nova, Keystone, Glance and Neutron notifications on an in-memory
+oslo.messaging bus; reclaim's bus listener turns them into timers in an in-process store;
+the sweeper fires what is due through openstacksdk, with the simulated clock jumping from
+one due time to the next. Each notice is mailed by the real mailer code (Keystone
+addresses, templates, the mail ledger) to an SMTP server on 127.0.0.1, so the sweeper counts
+it as given only once that server accepted it, as in production.
+
+The demo tells the policy's six stories (:data:`STORIES`), interleaved on one timeline in
+time order; within one sweep, an action comes before the notice that reports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,27 +27,40 @@ from typing import Any
 from reclaim.bus.settings import BusSettings
 from reclaim.settings import Settings, SweepSettings, load_settings
 from reclaim.store import DynamoTimerStore, open_store
+from reclaim.sweeper import Sweeper
+from reclaim.sweeper.sweep import Outcome
+from reclaim.views import stamp
 
 BUS = "kombu+memory:////"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 #: How far the story runs: past the last deletion it sets in motion.
 HORIZON = timedelta(days=400)
+OPERATORS = "ops@cloud.example"
+FALLBACK = "help@cloud.example"
+
+#: The policy's stories (seed: resource-recovery-policies.txt), numbered as the timeline
+#: tags its lines.
+STORIES = {
+    1: "a stopped or suspended server is shelved after 14 days",
+    2: "a shelved server is deleted after 180 days",
+    3: "a project is cleaned up 180 days after its allocation ends (Keystone must agree)",
+    4: "an image's owner is removed: its dependents are warned, then the image goes",
+    5: "an end-of-life image: the owners of servers booted from it are warned",
+    6: "a database port open to the world: the project is warned",
+}
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line of the timeline."""
+    """One line of the timeline: when (simulated), which story, what kind, what."""
 
     at: datetime
-    kind: str  # event | notice | action | skip | hold | note
+    story: int
+    kind: str  # event | notice | action | skip | hold
     text: str
 
-    def as_json(self) -> dict[str, str]:
-        return {
-            "at": self.at.isoformat().replace("+00:00", "Z"),
-            "kind": self.kind,
-            "text": self.text,
-        }
+    def as_json(self) -> dict[str, Any]:
+        return {"at": stamp(self.at), "story": self.story, "kind": self.kind, "text": self.text}
 
 
 @dataclass
@@ -54,7 +71,46 @@ class Story:
     servers: list[dict[str, str]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    projects: list[dict[str, str]] = field(default_factory=list)
+    #: mails the SMTP server accepted, and how many of them went to the operators
+    mails: int = 0
+    alerts: int = 0
+
+
+def story_of(rule: str, resource_type: str) -> int:
+    """The story a timer's rule belongs to (the dependents of a project's images are warned
+    because its allocation ended; of a user's, because the user was removed)."""
+    if rule.startswith(("image-dependents", "owner-images")):
+        return 3 if resource_type == "project" else 4
+    return {
+        "shelve": 1,
+        "delete-shelved": 2,
+        "project-cleanup": 3,
+        "eol-image": 5,
+        "eol-image-reminder": 5,
+    }.get(rule, 6 if rule.startswith("exposed-service") else 0)
+
+
+class _Narrated(Sweeper):
+    """The sweeper as it is, telling the demo which timer each notice it publishes is for
+    (each timer is handled whole on one of the sweep's threads)."""
+
+    current = threading.local()
+
+    def _one(self, timer: Any, now: datetime, dry: bool, state: Any) -> Outcome:
+        _Narrated.current.key = (timer.resource_type, timer.resource_id, timer.rule)
+        try:
+            return super()._one(timer, now, dry, state)
+        finally:
+            _Narrated.current.key = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A notice the sweeper published, the timer it came from, and who got its mail."""
+
+    message: Any
+    timer: tuple[str, str, str] | None
+    to: tuple[str, ...]
 
 
 class Demo:
@@ -63,7 +119,7 @@ class Demo:
     def __init__(self, settings: Settings | None = None) -> None:
         from reclaim.bus.listener import Listener
         from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
-        from reclaim.sweeper import OpenStackCloud, Sweeper
+        from reclaim.sweeper import OpenStackCloud
 
         # oslo.messaging warns that the in-memory transport has no heartbeat: expected here.
         logging.getLogger("oslo.messaging").setLevel(logging.ERROR)
@@ -89,7 +145,7 @@ class Demo:
         self.smtp = _Smtp()
         self.notices = _Mailed(self._mailer(admin, self.smtp.port))
         cleaner = self.cloud.identity.create_user("reclaim-cleaner", password="demo-cleaner")
-        self.sweeper = Sweeper(
+        self.sweeper = _Narrated(
             self.store,
             OpenStackCloud(
                 admin,
@@ -99,13 +155,15 @@ class Demo:
             self.notices,
             self.settings.policy,
             "demo-sweeper",
-            # a held action is looked at again every 60 simulated days (1 h in production),
-            # so the story does not sweep every hour for months
-            SweepSettings(retry_sleep=0.01, parallelism=4, recheck_held=timedelta(days=60)),
+            # a held action is not looked at again within the story (every hour in
+            # production): each look is a sweep of its own, and the cleanup stays held
+            SweepSettings(retry_sleep=0.01, parallelism=4, recheck_held=HORIZON),
             allocation_end_property=self.settings.reconcile.allocation_end_property,
         )
         self.story = Story()
-        self._holds: set[tuple[str, str, str]] = set()
+        self._names: dict[str, str] = {}
+        self._people: dict[str, str] = {OPERATORS: "operators", FALLBACK: "help desk"}
+        self._holds: set[tuple[str, str]] = set()
         self._published = 0
         self.cloud.notifier.add_sink(_Counter(self._count))
 
@@ -120,8 +178,8 @@ class Demo:
         from reclaim.settings import MailerSettings
 
         m = MailerSettings(
-            smtp_host="127.0.0.1", smtp_port=port, operators=("ops@cloud.example",),
-            fallback_contact="help@cloud.example", smtp_timeout=10,
+            smtp_host="127.0.0.1", smtp_port=port, operators=(OPERATORS,),
+            fallback_contact=FALLBACK, smtp_timeout=10,
         )  # fmt: skip
         addresses = DirectoryAddresses(
             KeystoneDirectory(admin), fallback=m.fallback_contact, operators=m.operators,
@@ -160,25 +218,39 @@ class Demo:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def say(self, kind: str, text: str) -> None:
-        self.story.lines.append(Line(self.clock.now(), kind, text))
+    def say(self, story: int, kind: str, text: str) -> None:
+        self.story.lines.append(Line(self.clock.now(), story, kind, text))
+
+    def name(self, resource_id: str | None) -> str:
+        """The resource's name as the demo made it (a short id for what it did not name)."""
+        return self._names.get(resource_id or "", (resource_id or "-")[:8])
 
     def settle(self, timeout: float = 30.0) -> None:
-        """Wait until the listener has taken every notification the cloud published."""
+        """Wait until the listener has stored (or set aside) every notification the cloud
+        published."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.listener.metrics.value("reclaim_bus_received_total") >= self._published:
-                time.sleep(0.05)  # the batch that counted them is being stored
-                return
-            time.sleep(0.02)
-        raise TimeoutError(
-            f"the listener took {self.listener.metrics.value('reclaim_bus_received_total')} of {self._published} notifications"
-        )
+        while self._processed() < self._published:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the listener took {self._processed():.0f} of {self._published} notifications"
+                )
+            time.sleep(0.005)
 
-    def at(self, when: datetime, text: str, act: Callable[[], Any]) -> Any:
+    def _processed(self) -> float:
+        """Notifications the listener is done with: stored, ignored or dead-lettered."""
+        m = self.listener.metrics
+        dead = sum(
+            sample.value
+            for metric in m.dead_lettered.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        return m.value("reclaim_bus_applied_total") + m.value("reclaim_bus_ignored_total") + dead
+
+    def at(self, when: datetime, story: int, text: str, act: Callable[[], Any]) -> Any:
         """Sweep everything due before ``when``, then move the clock there and do ``act``."""
         self.run_until(when)
-        self.say("event", text)
+        self.say(story, "event", text)
         result = act()
         self.settle()
         return result
@@ -220,59 +292,93 @@ class Demo:
         return min(times, default=None)
 
     def _sweep(self) -> None:
-        before = len(self.notices.messages)
+        """One sweep, told timer by timer, story by story: warnings first, then each action
+        before the notices it sent, a hold once per resource and reason before its alert;
+        notices of no timer last."""
         report = self.sweeper.sweep(self.clock.now())
-        for message in self.notices.messages[before:]:
-            who = message.user_id or message.project_id
-            to = "operators" if message.operator or not who else _name(self, who)
-            self.say("notice", f"{message.kind} -> {to} ({_name(self, message.resource_id)})")
-        for o in report.outcomes:
+        sent = self.notices.take()
+        outcomes = sorted(
+            report.outcomes,
+            key=lambda o: (
+                story_of(o.rule, o.resource_type),
+                o.result != "notified",  # a story's warnings, then what it did
+                self.name(o.resource_id),
+                o.rule,
+            ),
+        )
+        held: dict[tuple[str, str], list[Outcome]] = {}
+        for o in outcomes:
             if o.result == "held":
-                why = o.reason.split(" (next look", 1)[0]
-                if (o.resource_id, o.rule, why) not in self._holds:  # once per reason
-                    self._holds.add((o.resource_id, o.rule, why))
-                    self.say(
-                        "hold", f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {why}"
-                    )
+                held.setdefault((o.resource_id, _why(o)), []).append(o)
+        for o in outcomes:
+            story = story_of(o.rule, o.resource_type)
+            mine = [s for s in sent if s.timer == (o.resource_type, o.resource_id, o.rule)]
+            what = f"{o.resource_type} {self.name(o.resource_id)}"
+            if o.result == "held":
+                key = (o.resource_id, _why(o))
+                group = held.pop(key, [])
+                if group and key not in self._holds:  # once per resource and reason
+                    self._holds.add(key)
+                    acts = ", ".join(sorted({g.action for g in group}))
+                    self.say(story, "hold", f"{acts} {what}: {key[1]}")
             elif o.result in ("done", "gone"):
-                self.say(
-                    "action",
-                    f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {o.result}",
-                )
+                self.say(story, "action", f"{o.action} {what}: {o.result}")
             elif o.result not in ("notified", "leased"):
-                self.say(
-                    "skip",
-                    f"{o.action} {o.resource_type} {_name(self, o.resource_id)}: {o.result} {o.reason}".rstrip(),
-                )
+                self.say(story, "skip", f"{o.action} {what}: {o.result} {o.reason}".rstrip())
+            for s in mine:
+                self._notice(story, s)
+        for s in sent:
+            if s.timer is None:
+                self._notice(0, s)
         self.settle()
+
+    def _notice(self, story: int, sent: _Sent) -> None:
+        m = sent.message
+        to = ", ".join(sorted({self._people.get(a, a) for a in sent.to})) or "nobody (no mail)"
+        self.say(story, "notice", f"{m.kind} -> {to} ({self.name(m.resource_id)})")
+        if m.operator:
+            self.story.alerts += 1
 
     # -- the story ------------------------------------------------------------------
     def play(self) -> Story:
+        """The six stories on one cloud, over a year of simulated time."""
         from reclaim.bus.publisher import Publisher, allocation_event
 
         c = self.cloud
+        day = timedelta(days=1)
         astro = c.identity.create_project(
             "astro", description="radio astronomy", properties={"allocation_end": "2027-12-31"}
         )
         genomics = c.identity.create_project("genomics", description="sequencing lab")
         teaching = c.identity.create_project("teaching", description="course sandbox")
-        ana = c.identity.create_user("ana", email="ana@uni.example", default_project_id=astro.id)
-        gus = c.identity.create_user("gus", email="gus@uni.example", default_project_id=genomics.id)
-        tess = c.identity.create_user(
-            "tess", email="tess@uni.example", default_project_id=teaching.id
-        )
-        for user, project in ((ana, astro), (gus, genomics), (tess, teaching)):
-            c.identity.grant(user.id, project.id, "member")
+        users: dict[str, Any] = {}
+        for name, project in (
+            ("ana", astro), ("olga", astro), ("gus", genomics), ("tess", teaching),
+        ):  # fmt: skip
+            address = f"{name}@uni.example"
+            users[name] = c.identity.create_user(name, email=address, default_project_id=project.id)
+            c.identity.grant(users[name].id, project.id, "member")
+            self._people[address] = name
+        ana, olga, gus, tess = (users[n] for n in ("ana", "olga", "gus", "tess"))
         ubuntu = c.image.create_image(
-            owner=None, name="ubuntu-24.04", visibility="public", status="active"
-        )
+            owner=None, name="ubuntu-24.04", visibility="public", status="active",
+            properties={"os_distro": "ubuntu", "os_version": "24.04"},
+        )  # fmt: skip
+        focal = c.image.create_image(
+            owner=None, name="ubuntu-20.04", visibility="public", status="active",
+            properties={"os_distro": "ubuntu", "os_version": "20.04"},
+        )  # fmt: skip
         toolkit = c.image.create_image(
             owner=genomics.id, name="genomics-toolkit", visibility="community", status="active",
             properties={"user_id": gus.id},
         )  # fmt: skip
-        self._names: dict[str, str] = {p.id: p.name for p in (astro, genomics, teaching)}
-        self._names |= {u.id: u.name for u in (ana, gus, tess)}
-        self._names |= {ubuntu.id: "ubuntu-24.04", toolkit.id: "genomics-toolkit"}
+        stellar = c.image.create_image(
+            owner=astro.id, name="stellar-tools", visibility="community", status="active",
+            properties={"user_id": olga.id},
+        )  # fmt: skip
+        self._names |= {p.id: p.name for p in (astro, genomics, teaching)}
+        self._names |= {u.id: u.name for u in users.values()}
+        self._names |= {i.id: i.name or i.id for i in (ubuntu, focal, toolkit, stellar)}
 
         def boot(name: str, project: Any, user: Any, image: Any, **kw: Any) -> str:
             s = c.compute.create_server(
@@ -286,77 +392,112 @@ class Demo:
 
         analysis = boot("analysis", astro, ana, ubuntu)
         viz = boot("viz", astro, ana, ubuntu)
-        notebook = boot("notebook", astro, ana, ubuntu)
+        notebook = boot("notebook", astro, ana, focal)
         pipeline = boot("pipeline", astro, ana, toolkit)
         course = boot("course", teaching, tess, ubuntu, metadata={"reclaim:exempt": "true"})
+        lab = boot("lab", teaching, tess, stellar)
         gus_vm = boot("assembler", genomics, gus, toolkit)
+        booted = {analysis, viz, notebook, pipeline, course, lab, gus_vm}
         self.settle()
-        day = timedelta(days=1)
-        self.at(START + day, "ana stops analysis", act(analysis, "os-stop", ana, astro))
-        self.at(START + 2 * day, "ana suspends viz", act(viz, "suspend", ana, astro))
-        self.at(START + 3 * day, "ana stops notebook", act(notebook, "os-stop", ana, astro))
+
+        # 1, 2: servers stopped, suspended, restarted in time, shelved, deleted
+        self.at(START + day, 1, "ana stops analysis", act(analysis, "os-stop", ana, astro))
+        self.at(START + 2 * day, 1, "ana suspends viz", act(viz, "suspend", ana, astro))
+        self.at(START + 3 * day, 1, "ana stops notebook", act(notebook, "os-stop", ana, astro))
         self.at(
-            START + 3 * day,
-            "tess stops course (exempt by metadata)",
+            START + 3 * day, 1, "tess stops course (exempt by its metadata)",
             act(course, "os-stop", tess, teaching),
-        )
-        self.at(START + 4 * day, "ana shelves pipeline", act(pipeline, "shelve", ana, astro))
+        )  # fmt: skip
+        self.at(START + 4 * day, 2, "ana shelves pipeline", act(pipeline, "shelve", ana, astro))
         self.at(
-            START + 10 * day,
-            "ana starts notebook again, in time",
+            START + 10 * day, 1, "ana starts notebook again, in time",
             act(notebook, "os-start", ana, astro),
-        )
-        self.at(START + 12 * day, "gus stops assembler", act(gus_vm, "os-stop", gus, genomics))
+        )  # fmt: skip
+        self.at(START + 12 * day, 1, "gus stops assembler", act(gus_vm, "os-stop", gus, genomics))
+
+        # 3: an allocation ends; a forged end for a running one is held
         publisher = Publisher(BusSettings(transport_url=BUS, durable_queues=False))
         try:
             ended = START + 25 * day
-            body = allocation_event(
-                "ended", genomics.id, end_date=ended.isoformat().replace("+00:00", "Z"),
-                now=ended.strftime("%Y-%m-%d %H:%M:%S.%f"),
-            )  # fmt: skip
 
             def announce() -> None:
                 # the allocation system records the end in Keystone, then announces it
                 c.identity.update_project(genomics.id, allocation_end=iso(ended))
                 self._published += 2  # identity.project.updated, allocation.ended
-                publisher.publish(body)
+                publisher.publish(
+                    allocation_event(
+                        "ended", genomics.id, end_date=iso(ended), now=_oslo_time(ended)
+                    )
+                )
 
-            self.at(ended, "genomics' allocation ends (allocation.ended on the bus)", announce)
+            self.at(ended, 3, "genomics' allocation ends (Keystone, then the bus)", announce)
             forged = START + 30 * day
-            rogue = allocation_event(
-                "ended", astro.id, end_date=iso(forged - 200 * day),
-                now=forged.strftime("%Y-%m-%d %H:%M:%S.%f"),
-            )  # fmt: skip
 
             def backdated() -> None:
                 self._published += 1
-                publisher.publish(rogue)
+                publisher.publish(
+                    allocation_event(
+                        "ended", astro.id, end_date=iso(forged - 200 * day), now=_oslo_time(forged)
+                    )
+                )
 
-            self.at(
-                forged,
-                "a backdated allocation.ended for astro, whose Keystone record says it runs",
-                backdated,
-            )
+            self.at(forged, 3, "an allocation.ended for astro dated 200 days ago", backdated)
         finally:
             publisher.close()
+
+        # 4: an image's owner leaves; 5: an image reaches its end of life; 6: a port opened
+        self.at(
+            START + 35 * day, 4, "olga, owner of stellar-tools, is removed from Keystone",
+            lambda: c.identity.delete_user(olga.id),
+        )  # fmt: skip
+        self.at(
+            START + 40 * day, 5, "operators mark ubuntu-20.04 end of life",
+            lambda: c.image.update(None, focal.id, {"end_of_life": "true"}),
+        )  # fmt: skip
+        rule_ids: list[str] = []
+
+        def expose() -> None:
+            group = c.network.create_security_group(c.ctx(tess.id, teaching.id), "lab-db")
+            rule = c.network.create_security_group_rule(
+                c.ctx(tess.id, teaching.id), group["id"], protocol="tcp",
+                port_range_min=27017, port_range_max=27017, remote_ip_prefix="0.0.0.0/0",
+            )  # fmt: skip
+            self._names[rule["id"]] = "tcp 27017 from 0.0.0.0/0"
+            rule_ids.append(rule["id"])
+
+        self.at(START + 42 * day, 6, "tess opens MongoDB (27017) to the world", expose)
+        self.at(
+            START + 51 * day, 6, "tess deletes the rule",
+            lambda: c.network.delete_security_group_rule(c.ctx(tess.id, teaching.id), rule_ids[0]),
+        )  # fmt: skip
         self.run_until(START + HORIZON)
+
         self.story.servers = [
-            {"name": self._names.get(s.id, s.id), "project": self._names.get(s.project_id, s.project_id),
-             "status": s.status}
+            {"name": self.name(s.id), "project": self.name(s.project_id), "status": s.status}
             for s in c.compute.servers.values()
-        ]  # fmt: skip
-        booted = {analysis, viz, notebook, pipeline, course, gus_vm}
+        ]
         self.story.deleted = sorted(self._names[i] for i in booted - set(c.compute.servers))
         self.story.images = [
-            {"name": i.name or i.id, "owner": self._names.get(i.owner or "", i.owner or "-"), "visibility": i.visibility}
+            {"name": i.name or i.id, "owner": self.name(i.owner) if i.owner else "-",
+             "visibility": i.visibility}
             for i in c.image.images.values()
-            if i.name in ("ubuntu-24.04", "genomics-toolkit")
+            if i.id in self._names
         ]  # fmt: skip
+        self.story.mails = self.smtp.outbox.accepted
         return self.story
 
 
+def _why(outcome: Outcome) -> str:
+    """A hold's reason without its prefix and its next look."""
+    return outcome.reason.split(" (next look", 1)[0].removeprefix("held: ")
+
+
 def iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
+    return stamp(when) or ""
+
+
+def _oslo_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class _Outbox:
@@ -391,15 +532,25 @@ class _Smtp:
 
 class _Mailed:
     """The sweeper's notice port in the demo: each notice is handed to the mailer at once
-    (in production the bus sits in between), and kept for the timeline."""
+    (in production the bus sits in between) and kept for the timeline, with the timer it
+    came from and the addresses whose mail the SMTP server accepted."""
 
     def __init__(self, mailer: Any) -> None:
         self.mailer = mailer
-        self.messages: list[Any] = []
+        self._sent: list[_Sent] = []
+        self._lock = threading.Lock()
 
     def publish(self, message: Any) -> None:
-        self.messages.append(message)
-        self.mailer.handle(message.payload())
+        deliveries = self.mailer.handle(message.payload())
+        to = tuple(d.address for d in deliveries if d.result == "sent")
+        with self._lock:
+            self._sent.append(_Sent(message, getattr(_Narrated.current, "key", None), to))
+
+    def take(self) -> list[_Sent]:
+        """The notices published since the last call, in the order they were."""
+        with self._lock:
+            sent, self._sent = self._sent, []
+        return sent
 
 
 class _Counter:
@@ -413,11 +564,6 @@ class _Counter:
 
     def close(self) -> None:
         pass
-
-
-def _name(demo: Demo, resource_id: str) -> str:
-    names: dict[str, str] = getattr(demo, "_names", {})
-    return names.get(resource_id, resource_id[:8])
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reclaim import routes
@@ -28,7 +29,7 @@ from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, em
 from reclaim.commands import TimerCommand
 from reclaim.settings import Settings
 from reclaim.store import StoreError
-from reclaim.views import pending_rows
+from reclaim.views import pending_rows, stamp
 from reclaim.wire import ParseError
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Notification files (JSON object or array).")]
@@ -178,11 +179,12 @@ def demo(json_out: JsonOpt = False) -> None:
     """Play the whole policy on embedded parts and print the timeline and the final state.
 
     A simulated cloud (served over HTTP on 127.0.0.1), an in-memory bus, an in-process
-    store and a simulated clock: servers stopped, suspended, restarted in time, shelved and
-    deleted; an allocation that ends, its project cleaned up, its community image's users
-    warned; an exempt server left alone.
+    store, the real mailer and an SMTP server on 127.0.0.1, and a simulated clock: the
+    policy's six stories (servers shelved, then deleted; an allocation's end and a forged
+    one; an image owner removed; an end-of-life image; a database port open to the world),
+    one timeline in time order, each line tagged with its story.
     """
-    from reclaim.demo import running
+    from reclaim.demo import STORIES, running
 
     started = time.monotonic()
     with running(settings_or_exit()) as game:
@@ -190,10 +192,13 @@ def demo(json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(
             {
+                "stories": {str(n): text for n, text in STORIES.items()},
                 "timeline": [line.as_json() for line in story.lines],
                 "servers": story.servers,
                 "deleted": story.deleted,
                 "images": story.images,
+                "mails": story.mails,
+                "alerts": story.alerts,
             }
         )
         return
@@ -201,9 +206,15 @@ def demo(json_out: JsonOpt = False) -> None:
     styles = {
         "event": "bold", "notice": "cyan", "action": "green", "skip": "yellow", "hold": "magenta",
     }  # fmt: skip
+    console.print("The policy's six stories on one timeline (simulated time; each line's story):")
+    for n, text in STORIES.items():
+        console.print(f"  {n} {text}", soft_wrap=True)
     for line in story.lines:
-        style = styles.get(line.kind, "")
-        console.print(f"[dim]{line.at:%Y-%m-%d}[/] [{style}]{line.kind:6}[/] {line.text}")
+        console.print(
+            f"[dim]{stamp(line.at)}[/] {line.story} [{styles.get(line.kind, '')}]{line.kind:6}[/] "
+            f"{escape(line.text)}",
+            soft_wrap=True,
+        )
     table = Table(title="The cloud afterwards", title_justify="left")
     for col in ("server", "project", "status"):
         table.add_column(col)
@@ -214,6 +225,9 @@ def demo(json_out: JsonOpt = False) -> None:
         console.print(f"servers deleted: {', '.join(story.deleted)}")
     images = ", ".join(f"{i['name']} ({i['visibility']})" for i in story.images) or "none"
     console.print(f"images left: {images}")
+    console.print(
+        f"mails accepted by the SMTP server: {story.mails} (operator alerts: {story.alerts})"
+    )
     console.print(f"[dim]played in {time.monotonic() - started:.1f} s of wall time[/]")
 
 
