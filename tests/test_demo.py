@@ -61,7 +61,8 @@ def test_every_line_is_in_time_order_with_one_time_format(
     assert len(timeline) > 40 and times == sorted(times)
     stamps = re.findall(r"\d{4}-\d\d-\d\d[T ][\d:.]+\S*", text)
     assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s) for s in stamps)
-    assert not re.search(r"\b[0-9a-f]{8}(-?[0-9a-f]{4}){3}", text)  # names, not ids
+    told = "\n".join(line[3] for line in timeline)
+    assert not re.search(r"\b[0-9a-f]{8}(-?[0-9a-f]{4}){3}", told)  # people read names
 
 
 def test_a_stopped_server_is_warned_then_shelved_then_told(
@@ -144,7 +145,9 @@ def test_a_port_open_to_the_world_is_warned_until_the_rule_goes(
 
 
 def test_the_saved_output_is_the_demo_s_output(text: str) -> None:
-    """docs/demo-output.txt is what ``reclaim demo`` prints today (but its wall time)."""
+    """docs/demo-output.txt is what ``reclaim demo`` prints today (but its wall time), and
+    the servers left are named beside their ids."""
+    assert re.search(r"│ notebook │ [0-9a-f-]{36} │ astro +│ ACTIVE", text)
 
     def steady(out: str) -> list[str]:
         return [line for line in out.splitlines() if not WALL.match(line)]
@@ -161,6 +164,7 @@ def test_json_tells_the_same_timeline_and_the_cloud_left() -> None:
     times = [line["at"] for line in story["timeline"]]
     assert times == sorted(times)
     status = {s["name"]: s["status"] for s in story["servers"]}
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", s["id"]) for s in story["servers"])
     assert status == {"notebook": "ACTIVE", "course": "SHUTOFF", "lab": "ACTIVE"}
     assert story["deleted"] == ["analysis", "assembler", "pipeline", "viz"]
     assert {i["name"] for i in story["images"]} == {"ubuntu-24.04", "ubuntu-20.04"}

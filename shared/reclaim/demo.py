@@ -35,6 +35,8 @@ BUS = "kombu+memory:////"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 #: How far the story runs: past the last deletion it sets in motion.
 HORIZON = timedelta(days=400)
+#: The namespace of the demo's ids (:func:`_id`).
+_IDS = uuid.UUID("0e4f7c1a-9b2d-5e3f-8a6b-1c2d3e4f5a6b")
 OPERATORS = "ops@cloud.example"
 FALLBACK = "help@cloud.example"
 
@@ -347,33 +349,40 @@ class Demo:
         c = self.cloud
         day = timedelta(days=1)
         astro = c.identity.create_project(
-            "astro", description="radio astronomy", properties={"allocation_end": "2027-12-31"}
+            "astro", id=_id("project", "astro").hex, description="radio astronomy",
+            properties={"allocation_end": "2027-12-31"},
+        )  # fmt: skip
+        genomics = c.identity.create_project(
+            "genomics", id=_id("project", "genomics").hex, description="sequencing lab"
         )
-        genomics = c.identity.create_project("genomics", description="sequencing lab")
-        teaching = c.identity.create_project("teaching", description="course sandbox")
+        teaching = c.identity.create_project(
+            "teaching", id=_id("project", "teaching").hex, description="course sandbox"
+        )
         users: dict[str, Any] = {}
         for name, project in (
             ("ana", astro), ("olga", astro), ("gus", genomics), ("tess", teaching),
         ):  # fmt: skip
             address = f"{name}@uni.example"
-            users[name] = c.identity.create_user(name, email=address, default_project_id=project.id)
+            users[name] = c.identity.create_user(
+                name, id=_id("user", name).hex, email=address, default_project_id=project.id
+            )
             c.identity.grant(users[name].id, project.id, "member")
             self._people[address] = name
         ana, olga, gus, tess = (users[n] for n in ("ana", "olga", "gus", "tess"))
         ubuntu = c.image.create_image(
-            owner=None, name="ubuntu-24.04", visibility="public", status="active",
+            id=str(_id("image", "ubuntu-24.04")), owner=None, name="ubuntu-24.04", visibility="public", status="active",
             properties={"os_distro": "ubuntu", "os_version": "24.04"},
         )  # fmt: skip
         focal = c.image.create_image(
-            owner=None, name="ubuntu-20.04", visibility="public", status="active",
+            id=str(_id("image", "ubuntu-20.04")), owner=None, name="ubuntu-20.04", visibility="public", status="active",
             properties={"os_distro": "ubuntu", "os_version": "20.04"},
         )  # fmt: skip
         toolkit = c.image.create_image(
-            owner=genomics.id, name="genomics-toolkit", visibility="community", status="active",
+            id=str(_id("image", "genomics-toolkit")), owner=genomics.id, name="genomics-toolkit", visibility="community", status="active",
             properties={"user_id": gus.id},
         )  # fmt: skip
         stellar = c.image.create_image(
-            owner=astro.id, name="stellar-tools", visibility="community", status="active",
+            id=str(_id("image", "stellar-tools")), owner=astro.id, name="stellar-tools", visibility="community", status="active",
             properties={"user_id": olga.id},
         )  # fmt: skip
         self._names |= {p.id: p.name for p in (astro, genomics, teaching)}
@@ -382,8 +391,9 @@ class Demo:
 
         def boot(name: str, project: Any, user: Any, image: Any, **kw: Any) -> str:
             s = c.compute.create_server(
-                project_id=project.id, user_id=user.id, name=name, image_id=image.id, **kw
-            )
+                project_id=project.id, user_id=user.id, name=name, image_id=image.id,
+                id=str(_id("server", name)), **kw,
+            )  # fmt: skip
             self._names[s.id] = name
             return s.id
 
@@ -473,7 +483,12 @@ class Demo:
         self.run_until(START + HORIZON)
 
         self.story.servers = [
-            {"name": self.name(s.id), "project": self.name(s.project_id), "status": s.status}
+            {
+                "name": self.name(s.id),
+                "id": s.id,
+                "project": self.name(s.project_id),
+                "status": s.status,
+            }
             for s in c.compute.servers.values()
         ]
         self.story.deleted = sorted(self._names[i] for i in booted - set(c.compute.servers))
@@ -485,6 +500,12 @@ class Demo:
         ]  # fmt: skip
         self.story.mails = self.smtp.outbox.accepted
         return self.story
+
+
+def _id(kind: str, name: str) -> uuid.UUID:
+    """The id of the demo's ``kind`` named ``name``: the same in every run, so that its
+    output is too (docs/demo-output.txt)."""
+    return uuid.uuid5(_IDS, f"{kind}:{name}")
 
 
 def _why(outcome: Outcome) -> str:

@@ -216,10 +216,10 @@ def demo(json_out: JsonOpt = False) -> None:
             soft_wrap=True,
         )
     table = Table(title="The cloud afterwards", title_justify="left")
-    for col in ("server", "project", "status"):
-        table.add_column(col)
+    for col in ("server", "id", "project", "status"):
+        table.add_column(col, no_wrap=col == "id")
     for row in sorted(story.servers, key=lambda r: (r["project"], r["name"])):
-        table.add_row(row["name"], row["project"], row["status"])
+        table.add_row(row["name"], row["id"], row["project"], row["status"])
     console.print(table)
     if story.deleted:
         console.print(f"servers deleted: {', '.join(story.deleted)}")
