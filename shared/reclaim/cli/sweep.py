@@ -365,7 +365,14 @@ def breaker_status(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
         typer.echo(f"open since {state.opened_at}: {state.reason}")
     else:
         typer.echo(
-            "closed" + (f" (reset {state.reset_at} by {state.reset_by})" if state.reset_at else "")
+            "closed"
+            + (
+                f" (reset {state.reset_at} by {state.reset_by}"
+                + (f": {state.reset_reason}" if state.reset_reason else "")
+                + ")"
+                if state.reset_at
+                else ""
+            )
         )
 
 

@@ -24,6 +24,7 @@ class BreakerState:
     reason: str = ""
     reset_at: str = ""
     reset_by: str = ""
+    reset_reason: str = ""
 
 
 class Breaker(TableItems):
@@ -49,6 +50,7 @@ class Breaker(TableItems):
             reason=s("reason"),
             reset_at=s("reset_at"),
             reset_by=s("reset_by"),
+            reset_reason=s("reset_reason"),
         )
 
     def open(self, at: datetime, reason: str) -> bool:
@@ -65,18 +67,19 @@ class Breaker(TableItems):
             ExpressionAttributeValues={":open": {"S": "open"}},
         )
 
-    def reset(self, at: datetime, by: str) -> BreakerState:
-        """Close the breaker (an operator's decision); returns the state it had."""
+    def reset(self, at: datetime, by: str, why: str = "") -> BreakerState:
+        """Close the breaker (an operator's decision, ``why`` kept with it); returns the
+        state it had."""
         before = self.status()
-        self._call(
-            "put_item",
-            Item={
-                **KEY,
-                "breaker_state": {"S": "closed"},
-                "opened_at": {"S": before.opened_at},
-                "reason": {"S": before.reason},
-                "reset_at": {"S": at.isoformat()},
-                "reset_by": {"S": by},
-            },
-        )
+        item = {
+            **KEY,
+            "breaker_state": {"S": "closed"},
+            "opened_at": {"S": before.opened_at},
+            "reason": {"S": before.reason},
+            "reset_at": {"S": at.isoformat()},
+            "reset_by": {"S": by},
+        }
+        if why:
+            item["reset_reason"] = {"S": why}
+        self._call("put_item", Item=item)
         return before

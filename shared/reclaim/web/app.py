@@ -68,6 +68,7 @@ PAGES: tuple[str, ...] = (
     "reclaim.web.resource",
     "reclaim.web.session",
     "reclaim.web.projects",
+    "reclaim.web.operators",
 )
 
 #: The session cookie's name.

@@ -4,8 +4,9 @@
 assignments, :mod:`reclaim.web.session`) with how many actions are scheduled on each;
 ``GET /projects/{project_id}`` shows one project's scheduled actions, sorted on the server
 by ``?sort=due|resource|action`` and ``&order=asc|desc``. Each row opens the resource's
-page, where "keep it" and "ask for an exemption" are (the resource page's own handlers:
-the sign-in's access check lets members use them). A project the person holds no role on
+page; each row also carries the resource page's "keep it" and "ask for an exemption" forms,
+posted to that page's own handlers (the sign-in's access check lets members use them), so
+the answer shows on the resource's page. A project the person holds no role on
 is refused with the same answer whether or not it exists; operators may see any.
 
 The pending timers come from the store's due index (one pass, filtered by project): no
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from reclaim.timers import Timer
 from reclaim.web.app import Web, web_of
+from reclaim.web.requests import ExemptionRequests, Extensions, offer
 from reclaim.web.resource import _LABELS, Scheduled, scheduled
 from reclaim.web.session import SignedIn, require
 
@@ -40,6 +42,9 @@ class Row:
     item: Scheduled
     label: str
     name: str
+    #: the viewer's exemption request on this resource: "" (none), pending, approved, refused
+    asked: str = ""
+    may_ask: bool = False
 
     @property
     def timer(self) -> Timer:
@@ -92,6 +97,45 @@ def _nav(me: SignedIn) -> dict[str, object]:
     return {"me": me}
 
 
+def with_actions(rows: list[Row], timers: list[Timer], web: Web, who: str) -> list[Row]:
+    """The rows with what the resource page would offer on each: "keep it" (its limits
+    counted as there) and whether ``who`` may still ask for an exemption."""
+    if not rows:
+        return rows
+    settings = web.settings
+    now = web.now()
+    project = rows[0].timer.project_id
+    grants = (
+        Extensions(web.store).count(project, now - settings.web.extension_window) if project else 0
+    )
+    by_resource: dict[tuple[str, str], list[Timer]] = {}
+    for t in timers:
+        by_resource.setdefault((t.resource_type, t.resource_id), []).append(t)
+    asked = {
+        (r.resource_type, r.resource_id): r.state
+        for r in ExemptionRequests(web.store).all()
+        if r.requested_by == who
+    }
+    floor = settings.sweep.min_notice_lead
+    out = []
+    for row in rows:
+        t = row.timer
+        key = (t.resource_type, t.resource_id)
+        can = offer(t, settings, now, by_resource[key], grants)
+        out.append(
+            Row(
+                scheduled(t, floor, can),
+                row.label,
+                row.name,
+                asked=asked.get(key, ""),
+                may_ask=settings.web.exemption_requests
+                and t.resource_type == "server"
+                and key not in asked,
+            )
+        )
+    return out
+
+
 async def projects_page(request: Request) -> Response:
     """The projects the signed-in person may see, and what is scheduled on each."""
     me = require(request)
@@ -130,7 +174,7 @@ async def project_page(request: Request) -> Response:
     key: SortKey = sort if sort in SORTS else "due"
     descending = request.query_params.get("order") == "desc"
     timers = project_timers(web, frozenset({project_id}))[project_id]
-    rows = sort_rows(rows_of(timers, web), key, descending)
+    rows = with_actions(sort_rows(rows_of(timers, web), key, descending), timers, web, me.who)
     name = me.projects.get(project_id, "")
     return web.render(
         request,
