@@ -25,8 +25,8 @@ from typing import Any
 from benchmarks.sweep_support import count_requests
 from reclaim.reconcile.engine import reconcile
 from reclaim.settings import PolicySettings
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore, open_store
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.support.dynalite import Dynalite
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -46,7 +46,7 @@ STOPPED_AT = NOW - timedelta(days=100)
 
 def _serve(pipe: Connection, servers: int) -> None:
     """Child process: a simulated cloud with ``servers`` stopped servers, served until told."""
-    from reclaim.sim import Cloud, SimClock, SimServer
+    from reclaim_sim import Cloud, SimClock, SimServer
 
     cloud = Cloud(clock=SimClock(NOW))
     project = cloud.identity.create_project("bench")

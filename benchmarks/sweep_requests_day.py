@@ -36,9 +36,9 @@ from benchmarks.sweep_support import DynaliteServer, batch_write, deliver, env_i
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings, SweepSettings
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, Sweeper
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.support.delivery import DeliveredNotices
 
 START = datetime(2026, 3, 1, tzinfo=UTC)

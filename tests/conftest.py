@@ -14,7 +14,7 @@ from reclaim.store import DynamoTimerStore, open_store
 from tests.support.dynalite import Dynalite
 
 if TYPE_CHECKING:
-    from reclaim.sim import Cloud, RecordingSink, SimServer
+    from reclaim_sim import Cloud, RecordingSink, SimServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

@@ -182,7 +182,7 @@ def _decided(recorder: Any, event_type: str, driver_v2: bool) -> list[TimerComma
 
 @pytest.mark.parametrize("driver_v2", [False, True], ids=["messaging", "messagingv2"])
 def test_the_simulated_cloud_hiding_an_image_drives_the_eol_rule(driver_v2: bool) -> None:
-    from reclaim.sim import Cloud, SimClock
+    from reclaim_sim import Cloud, SimClock
 
     cloud = Cloud(clock=SimClock(T0))
     image = cloud.image.create_image(
@@ -203,7 +203,7 @@ def test_the_simulated_cloud_hiding_an_image_drives_the_eol_rule(driver_v2: bool
 
 @pytest.mark.parametrize("driver_v2", [False, True], ids=["messaging", "messagingv2"])
 def test_the_simulated_cloud_opening_mongodb_drives_the_exposed_rule(driver_v2: bool) -> None:
-    from reclaim.sim import Cloud, SimClock
+    from reclaim_sim import Cloud, SimClock
 
     cloud = Cloud(clock=SimClock(T0))
     project = cloud.identity.create_project("p")

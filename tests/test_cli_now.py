@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from reclaim.cli import app
 from reclaim.cli.common import clock_or_exit
 from reclaim.daemon import Daemon
-from reclaim.sim import Cloud, SimClock, SimServer
+from reclaim_sim import Cloud, SimClock, SimServer
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 runner = CliRunner()

@@ -19,9 +19,9 @@ from reclaim.cli import app
 from reclaim.cli.output import short_ids
 from reclaim.deadletters import DeadLetterStore, dead_letter
 from reclaim.policy.servers import SHELVE
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import open_store
 from reclaim.timers import AuditEntry
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.conftest import EVENTS
 
 STREAM = EVENTS / "streams" / "demo.json"

@@ -19,9 +19,9 @@ from reclaim import routes
 from reclaim.bus.metrics import Metrics
 from reclaim.daemon import Daemon
 from reclaim.settings import Settings, SweepSettings
-from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
 from reclaim.store import open_store
 from reclaim.sweeper import OpenStackCloud, Sweeper
+from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
 from tests.support.delivery import DeliveredNotices
 from tests.support.processes import lines_until, sigterm_exit_code
 

@@ -120,8 +120,8 @@ class Demo:
 
     def __init__(self, settings: Settings | None = None) -> None:
         from reclaim.bus.listener import Listener
-        from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
         from reclaim.sweeper import OpenStackCloud
+        from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
 
         # oslo.messaging warns that the in-memory transport has no heartbeat: expected here.
         logging.getLogger("oslo.messaging").setLevel(logging.ERROR)

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from reclaim.bus.settings import BusSettings
 from reclaim.cli import app
 from reclaim.deadletters import DeadLetterStore
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.wire import MAX_BODY
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.bus.conftest import nova_event, queue_depth, wait_for
 from tests.bus.test_deadletters import publish_raw, v2
 from tests.support.dynalite import Dynalite

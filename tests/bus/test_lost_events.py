@@ -23,9 +23,9 @@ from reclaim.bus.settings import BusSettings
 from reclaim.deadletters import DeadLetterStore
 from reclaim.reconcile.engine import reconcile
 from reclaim.settings import PolicySettings
-from reclaim.sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServer
-from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore, open_store
+from reclaim_sim import Cloud, Ctx, RecordingSink, SimClock, SimConfig, SimServer
+from reclaim_sim.notify import Notification as SimNotification
 from tests.bus.conftest import RABBIT, amqp_url, delete_queue, rabbitmqctl, wait_for
 from tests.reconcile.conftest import MOVES, deliver, mark_reconciled, pending
 

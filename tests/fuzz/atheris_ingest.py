@@ -36,7 +36,7 @@ with atheris.instrument_imports(include=["reclaim"]):
 
 import pytest
 
-from reclaim.sim import Cloud, SimClock, SimServer
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.fuzz.harness import EVENTS, SAMPLES
 from tests.support.reads import point_at_sim, read_commands
 

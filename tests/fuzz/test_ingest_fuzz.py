@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reclaim.bus.pipeline import Body
-from reclaim.sim import SimServer
+from reclaim_sim import SimServer
 from tests.fuzz.harness import FUZZ, arbitrary_json, deliver, mutated_samples
 from tests.support.reads import point_at_sim
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reclaim.sim import Cloud, SimClock, SimServer
+from reclaim_sim import Cloud, SimClock, SimServer
 
 
 @pytest.fixture(scope="module")

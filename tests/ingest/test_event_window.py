@@ -21,9 +21,9 @@ from reclaim.deadletters import DeadLetterStore
 from reclaim.serverless import notifications
 from reclaim.serverless.events import mq_event, sqs_event
 from reclaim.settings import IngestSettings, PolicySettings
-from reclaim.sim import SimServer
 from reclaim.store import open_store
 from reclaim.wire import Bounds, OutOfWindow
+from reclaim_sim import SimServer
 from tests.conftest import load_event
 from tests.support.reads import point_at_sim, read_commands
 

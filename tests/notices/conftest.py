@@ -31,8 +31,8 @@ from reclaim.mailer import (
 )
 from reclaim.mailer.listener import MailerService
 from reclaim.settings import MailerSettings
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore, open_store
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.bus.conftest import rabbitmqctl
 from tests.support.dynalite import Dynalite
 

@@ -17,9 +17,9 @@ from reclaim.mailer import (
 )
 from reclaim.notices import NoticeMessage
 from reclaim.settings import MailerSettings, PolicySettings, SweepSettings
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, Sweeper
+from reclaim_sim import SimServer
 from tests.notices.conftest import START, People, Smtp
 from tests.support.builders import event
 

@@ -23,9 +23,9 @@ from reclaim.mailer.digest import slot
 from reclaim.mailer.listener import MailerService
 from reclaim.notices import NoticeMessage
 from reclaim.settings import MailerSettings
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OsloNotices
+from reclaim_sim import SimServer
 from tests.notices.conftest import People, Smtp
 from tests.notices.test_mailer import notice_for, settle
 

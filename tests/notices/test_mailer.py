@@ -29,10 +29,10 @@ from reclaim.mailer.listener import MailerService
 from reclaim.notices import NoticeMessage
 from reclaim.routes import commands_for
 from reclaim.settings import MailerSettings, PolicySettings, SweepSettings
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
 from reclaim.sweeper.notices import owner_notice
+from reclaim_sim import SimServer
 from tests.notices.conftest import START, People, Smtp
 from tests.support.logs import log_records
 

@@ -16,9 +16,9 @@ from reclaim.notices import NoticeMessage
 from reclaim.notices.context import Site
 from reclaim.policy.acceptable_use import EOL_WARNING
 from reclaim.settings import PolicySettings, SweepSettings
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
+from reclaim_sim import SimServer
 from tests.notices.conftest import START, People, Smtp
 from tests.notices.test_mailer import settle
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reclaim.sim import SimServer
+from reclaim_sim import SimServer
 from tests.support.dynalite import free_port
 from tests.support.processes import lines_until
 

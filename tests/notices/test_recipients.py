@@ -26,9 +26,9 @@ from reclaim.mailer.listener import MailerService
 from reclaim.mailer.preflight import DeliveryStamp
 from reclaim.notices import NoticeMessage
 from reclaim.settings import MailerSettings
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OsloNotices
+from reclaim_sim import SimServer
 from tests.notices.conftest import START, Smtp, _n, free_port
 
 pytestmark = pytest.mark.rabbitmq

@@ -736,7 +736,7 @@ def real_target(run: Any) -> Target:
 @contextlib.contextmanager
 def sim_target() -> Iterator[Target]:
     """A simulated cloud served on a free port, as tests/sim starts one."""
-    from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
+    from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
 
     cloud = Cloud(
         clock=SimClock(),

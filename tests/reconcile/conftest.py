@@ -22,11 +22,11 @@ from reclaim.daemon import Daemon
 from reclaim.reconcile.engine import reconcile
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings, Settings
-from reclaim.sim import Cloud, Ctx, SimClock, SimConfig, SimServer
-from reclaim.sim.notify import Notification as SimNotification
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.store.port import ReconcileMark
 from reclaim.store.reconciles import ReconcileRecord
+from reclaim_sim import Cloud, Ctx, SimClock, SimConfig, SimServer
+from reclaim_sim.notify import Notification as SimNotification
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 POLICY = PolicySettings()

@@ -18,12 +18,12 @@ from reclaim.commands import iso_z
 from reclaim.reconcile.engine import ReconcileReport, reconcile
 from reclaim.serverless import reconcile as reconcile_function
 from reclaim.settings import Settings, SweepSettings
-from reclaim.sim import Cloud, SimServer
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.store.port import ReconcileMark
 from reclaim.store.reconciles import ReconcileRecord
 from reclaim.sweeper import OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.timers import Timer
+from reclaim_sim import Cloud, SimServer
 from tests.reconcile.conftest import Project, pending, periodic_reconcile
 
 GRACE = timedelta(days=10)

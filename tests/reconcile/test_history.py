@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from reclaim.reconcile.engine import reconcile
-from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import open_store
+from reclaim_sim import RecordingSink, SimServer
 from tests.reconcile.conftest import MOVES, POLICY, deliver, mark_reconciled, pending
 
 
@@ -117,6 +117,6 @@ def test_reconcile_after_lost_events_equals_uninterrupted_events(
 
 
 def _ctx(cloud: Any, server: Any) -> Any:
-    from reclaim.sim import Ctx
+    from reclaim_sim import Ctx
 
     return Ctx(user_id=server.user_id, project_id=server.project_id, roles=("member",))

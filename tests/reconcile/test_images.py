@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from reclaim.reconcile.engine import reconcile
-from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.timers import AuditEntry, close
+from reclaim_sim import RecordingSink, SimServer
 from tests.reconcile.conftest import POLICY, deliver, pending
 
 EOL_RULES = ("eol-image", "eol-image-reminder")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.sim import SimServer
+from reclaim_sim import SimServer
 
 
 def test_the_drift_fits_80_columns_and_cuts_no_id(

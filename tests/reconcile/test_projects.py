@@ -17,9 +17,9 @@ from reclaim.reconcile.engine import reconcile
 from reclaim.reconcile.observe import ObservationError, project_notification
 from reclaim.routes import commands_for
 from reclaim.settings import PolicySettings, Settings
-from reclaim.sim import Cloud, SimServer
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.timers import Timer
+from reclaim_sim import Cloud, SimServer
 from tests.reconcile.conftest import POLICY, pending, periodic_reconcile
 
 PROP = "allocation_end"

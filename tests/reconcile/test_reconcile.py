@@ -11,8 +11,8 @@ import pytest
 
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import reconcile
-from reclaim.sim import RecordingSink, SimServer
 from reclaim.store import DynamoTimerStore
+from reclaim_sim import RecordingSink, SimServer
 from tests.reconcile.conftest import POLICY, deliver, pending
 from tests.support.poison import poison
 

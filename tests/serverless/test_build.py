@@ -42,6 +42,13 @@ def test_layer_holds_the_package_under_python_without_caches(tmp_path: Path) -> 
     assert _names(report.functions["notifications"].path) == ["app.py"]
 
 
+def test_layer_leaves_out_the_simulated_cloud(tmp_path: Path) -> None:
+    report = build.build(tmp_path, deps="none")
+    names = _names(report.layer.path)
+    assert "python/reclaim/cli/__init__.py" in names
+    assert [n for n in names if "reclaim_sim" in n or "/sim/" in n or "scenarios" in n] == []
+
+
 def test_build_is_reproducible(tmp_path: Path) -> None:
     first = build.build(tmp_path / "a", deps="none")
     second = build.build(tmp_path / "b", deps="none")

@@ -18,9 +18,9 @@ from reclaim.mailer.examples import examples
 from reclaim.serverless import local
 from reclaim.serverless.events import mq_event
 from reclaim.serverless.notices import envelope
-from reclaim.sim import Cloud, SimServer
-from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import open_store
+from reclaim_sim import Cloud, SimServer
+from reclaim_sim.server import ADMIN_CLOUD
 from tests.notices.conftest import Smtp, free_port
 from tests.serverless.conftest import fresh_table, lambda_event
 

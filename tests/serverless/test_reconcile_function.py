@@ -11,11 +11,11 @@ import boto3
 import pytest
 
 from reclaim.serverless import local
-from reclaim.sim import Cloud, SimClock, SimServer
-from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import open_store
 from reclaim.store.port import ReconcileMark
 from reclaim.store.reconciles import ReconcileRecord
+from reclaim_sim import Cloud, SimClock, SimServer
+from reclaim_sim.server import ADMIN_CLOUD, empty_cloud_environment
 from tests.serverless.conftest import fresh_table, lambda_event
 
 #: The schedule sample's time; the simulated cloud's clock stands there too.
@@ -74,6 +74,9 @@ def test_a_daily_tick_creates_the_timer_a_lost_event_left_missing_once(
 
 def test_local_invoke_without_a_cloud_reconciles_an_empty_simulated_one() -> None:
     response = local.invoke(
-        "ReconcileFunction", lambda_event("schedule"), f"memory://{fresh_table()}"
+        "ReconcileFunction",
+        lambda_event("schedule"),
+        f"memory://{fresh_table()}",
+        local_cloud=empty_cloud_environment,
     )
     assert response["servers"] == 0 and response["drift"] == 0

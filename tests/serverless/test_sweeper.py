@@ -18,11 +18,11 @@ from reclaim.serverless import local, runtime
 from reclaim.serverless.notices import kombu_url
 from reclaim.serverless.sweeper import notice_url
 from reclaim.settings import PolicySettings, Settings
-from reclaim.sim import Cloud, SimClock, SimServer
-from reclaim.sim.server import ADMIN_CLOUD
 from reclaim.store import DynamoTimerStore, open_store
 from reclaim.store.quarantine import Quarantine
 from reclaim.wire import read_envelope
+from reclaim_sim import Cloud, SimClock, SimServer
+from reclaim_sim.server import ADMIN_CLOUD, empty_cloud_environment
 from tests.serverless.conftest import fresh_table, lambda_event
 from tests.support.poison import poison
 
@@ -169,7 +169,10 @@ def test_a_tick_with_little_time_left_claims_nothing(sim: SimServer, tmp_path: P
 
 def test_local_invoke_without_a_cloud_runs_against_a_simulated_one() -> None:
     response = local.invoke(
-        "SweeperFunction", lambda_event("schedule"), f"memory://{fresh_table()}"
+        "SweeperFunction",
+        lambda_event("schedule"),
+        f"memory://{fresh_table()}",
+        local_cloud=empty_cloud_environment,
     )
     assert response["started"] == "2026-03-15T10:00:00+00:00"
     assert response["counts"] == {} and response["stopped"] == ""
@@ -187,7 +190,10 @@ def test_local_invoke_publishes_notices_where_the_environment_says(
 ) -> None:
     monkeypatch.setenv("RECLAIM_BUS__TRANSPORT_URL", f"rabbit://u:{password}@mq.example.org:5671/v")
     response = local.invoke(
-        "SweeperFunction", lambda_event("schedule"), f"memory://{fresh_table()}"
+        "SweeperFunction",
+        lambda_event("schedule"),
+        f"memory://{fresh_table()}",
+        local_cloud=empty_cloud_environment,
     )
     assert response["notices_to"] == "rabbit://u:***@mq.example.org:5671/v"
     text = json.dumps(response)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
+from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 _names = itertools.count(1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from reclaim.sim import Cloud, SimServer
-from reclaim.sim.scenario import load_scenario
+from reclaim_sim import Cloud, SimServer
+from reclaim_sim.scenario import load_scenario
 from tests.sim.conftest import Tenant
 
 

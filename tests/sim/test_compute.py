@@ -9,7 +9,7 @@ import pytest
 import requests
 from openstack import exceptions
 
-from reclaim.sim import Cloud, RecordingSink, SimServer
+from reclaim_sim import Cloud, RecordingSink, SimServer
 from tests.sim.conftest import Tenant
 
 

@@ -11,7 +11,7 @@ import requests
 from openstack import exceptions
 
 from reclaim.cli.common import instant_or_exit
-from reclaim.sim import Cloud, SimServer
+from reclaim_sim import Cloud, SimServer
 from tests.sim.conftest import Tenant
 
 

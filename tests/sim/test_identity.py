@@ -11,7 +11,7 @@ import requests
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions
 
-from reclaim.sim import ADMIN_CLOUD, Cloud, RecordingSink, SimServer
+from reclaim_sim import ADMIN_CLOUD, Cloud, RecordingSink, SimServer
 from tests.sim.conftest import Tenant
 
 REFUSED = (ks_exceptions.Unauthorized, exceptions.SDKException)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openstack import exceptions
 
-from reclaim.sim import Cloud, RecordingSink
+from reclaim_sim import Cloud, RecordingSink
 from tests.sim.conftest import Tenant
 
 

@@ -12,8 +12,8 @@ import kombu
 import pytest
 
 from reclaim import routes
-from reclaim.sim import Cloud, Notification, SimClock, SimConfig
-from reclaim.sim.clock import oslo_timestamp
+from reclaim_sim import Cloud, Notification, SimClock, SimConfig
+from reclaim_sim.clock import oslo_timestamp
 from tests.sim.conftest import START
 from tests.support.samples import nova_sample, on_the_wire
 

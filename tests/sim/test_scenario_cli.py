@@ -15,7 +15,7 @@ import pytest
 
 from reclaim.durations import parse_duration
 from reclaim.settings import PolicySettings
-from reclaim.sim.scenario import build_cloud, demo_scenario_path
+from reclaim_sim.scenario import build_cloud, demo_scenario_path
 
 
 def test_parse_duration() -> None:
@@ -54,7 +54,7 @@ def test_serve_prints_how_to_connect_and_stops_on_ctrl_c(
 ) -> None:
     clouds = tmp_path / "clouds.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reclaim.sim", "serve", "--clouds-yaml", str(clouds)],
+        [sys.executable, "-m", "reclaim_sim", "serve", "--clouds-yaml", str(clouds)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

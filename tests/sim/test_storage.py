@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openstack import exceptions
 
-from reclaim.sim import Cloud
+from reclaim_sim import Cloud
 from tests.sim.conftest import Tenant
 
 

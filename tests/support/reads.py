@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reclaim.cli import app
-from reclaim.sim import SimServer
+from reclaim_sim import SimServer
 
 #: What an operator reads after events came in: every one must work whatever was stored.
 READ_COMMANDS = (

@@ -13,10 +13,10 @@ import pytest
 
 from reclaim.policy.servers import DELETE_SHELVED, SHELVE
 from reclaim.settings import PolicySettings, SweepSettings
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import NoticePort, OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.timers import mark_notice_sent
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.support.delivery import ADDRESS, record_delivered
 
 #: The sweep runs at the simulated cloud's (frozen) clock.

@@ -28,12 +28,12 @@ from reclaim.policy.projects import (
     PROJECT_CLEANUP,
 )
 from reclaim.settings import PolicySettings
-from reclaim.sim import Cloud, SimServer
-from reclaim.sim.scenario import load_scenario
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import Breaker, OpenStackCloud, RecordingNotices, Sweeper
 from reclaim.sweeper.cloud import ProjectGuard, cleanup_connector
 from reclaim.timers import Timer
+from reclaim_sim import Cloud, SimServer
+from reclaim_sim.scenario import load_scenario
 from tests.sweeper.conftest import FAST, NOW, World, make_sweeper
 
 _n = itertools.count(1)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reclaim.sim import SimServer
 from reclaim.store import open_store
+from reclaim_sim import SimServer
 from tests.support.dynalite import Dynalite
 from tests.sweeper.conftest import NOW, World
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
+from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
 
 PASSWORDS = {"ann": "ann-secret", "bob": "bob-secret", "olga": "olga-secret"}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -8,6 +8,7 @@ from typing import Any
 
 from reclaim.serverless import local
 from reclaim.web.app import CSP
+from reclaim_sim.server import empty_cloud_environment
 from tests.serverless.conftest import fresh_table, lambda_event
 from tests.web.conftest import KEY
 
@@ -25,6 +26,7 @@ def _invoke(event: dict[str, Any]) -> dict[str, Any]:
         event,
         store_url=f"memory://{fresh_table()}",
         environment={"RECLAIM_WEB__SECRET_KEY": KEY},
+        local_cloud=empty_cloud_environment,
     )
     return response
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, RecordingNotices
 from reclaim.web.app import create_app
 from reclaim.web.requests import ExemptionRequests
+from reclaim_sim import SimServer
 from tests.sweeper.conftest import NOW, World, make_sweeper
 from tests.web.conftest import BASE, web_settings
 from tests.web.keystone_world import csrf_of, make_world, sign_in

@@ -9,10 +9,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from reclaim.sim import SimServer
 from reclaim.store import DynamoTimerStore
 from reclaim.web.app import create_app
 from reclaim.web.session import safe_next
+from reclaim_sim import SimServer
 from tests.support.waiting import wait_for
 from tests.web.conftest import BASE, Clock, stop_server, web_settings
 from tests.web.keystone_world import World, csrf_of, make_world, sign_in, world

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reclaim.sim import Cloud, SimClock, SimServer
 from reclaim.web.keystone import Keystone, KeystoneUnavailable, SignInRefused, v3_url
+from reclaim_sim import Cloud, SimClock, SimServer
 
 
 @pytest.fixture(scope="module")

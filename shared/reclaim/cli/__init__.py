@@ -39,7 +39,7 @@ web.register(app)
 
 
 def _mount_sim() -> None:
-    from reclaim.sim.cli import app as sim_app
+    from reclaim_sim.cli import app as sim_app
 
     app.add_typer(sim_app, name="sim", help="The simulated OpenStack cloud (for tests and demos).")
 

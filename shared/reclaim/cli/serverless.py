@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,14 +104,27 @@ def build(
         raise typer.Exit(1)
 
 
+def _simulated_cloud() -> Callable[[], AbstractContextManager[dict[str, str]]] | None:
+    """The simulated cloud's empty-cloud starter, or None where reclaim_sim is not installed
+    (the Lambda layer leaves it out)."""
+    try:
+        from reclaim_sim.server import empty_cloud_environment
+    except ImportError:
+        return None
+    return empty_cloud_environment
+
+
 def invoke_lambda(function: str, files: list[Path], store: str | None = None) -> None:
     """Run FUNCTION's real ``lambda_handler`` here on each Lambda event file; print the responses.
 
     The timer table is moto's (built from the template's schema) unless ``store`` names an
-    endpoint. Meant for ``reclaim invoke --lambda FUNCTION FILE``.
+    endpoint; the cloud, when none is configured, an empty simulated one served here. Meant
+    for ``reclaim invoke --lambda FUNCTION FILE``.
     """
     from reclaim.serverless.local import FunctionNotFound, invoke
     from reclaim.store import StoreError
+
+    local_cloud = _simulated_cloud()
 
     responses: list[Any] = []
     for path in files:
@@ -118,7 +133,7 @@ def invoke_lambda(function: str, files: list[Path], store: str | None = None) ->
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             fail(f"{path}: {exc}")
         try:
-            responses.append(invoke(function, event, store_url=store))
+            responses.append(invoke(function, event, store_url=store, local_cloud=local_cloud))
         except FunctionNotFound as exc:
             fail(str(exc))
         except StoreError as exc:

@@ -13,8 +13,8 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,14 +150,16 @@ def invoke(
     *,
     environment: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    local_cloud: Callable[[], AbstractContextManager[Mapping[str, str]]] | None = None,
 ) -> Any:
     """Run function ``name``'s ``lambda_handler`` on ``event`` here; return its response.
 
     The store defaults to ``memory://<table>`` (moto, table built from the template);
     ``environment`` overrides the template's variables; ``timeout`` the function's. A
     function that reads clouds.yaml from a secret (the sweeper) gets, when neither the
-    secret nor ``OS_CLIENT_CONFIG_FILE`` is given, a simulated cloud started in this process;
-    one that publishes notices (the sweeper), when neither its broker secret nor
+    secret nor ``OS_CLIENT_CONFIG_FILE`` is given, the cloud ``local_cloud`` starts (a
+    context manager yielding the variables that point openstacksdk at it; the CLI passes
+    the simulated cloud's, ``reclaim_sim.server.empty_cloud_environment``); one that publishes notices (the sweeper), when neither its broker secret nor
     ``RECLAIM_BUS__TRANSPORT_URL`` (here or in ``environment``) is given, publishes them on
     :data:`LOCAL_BUS`, and its response says so (``notices_to``).
     """
@@ -173,8 +175,8 @@ def invoke(
     handler = load_handler(fn)
     context = LocalContext(fn.logical_id, timeout or fn.timeout, fn.memory_mb)
     with ExitStack() as stack:
-        if _wants_local_cloud(variables):
-            variables.update(stack.enter_context(_simulated_cloud()))
+        if local_cloud is not None and _wants_local_cloud(variables):
+            variables.update(stack.enter_context(local_cloud()))
         stack.enter_context(_environment(variables))
         return handler(event, context)
 
@@ -195,18 +197,3 @@ def _wants_local_cloud(variables: Mapping[str, str]) -> bool:
         and not os.environ.get("OS_CLIENT_CONFIG_FILE")
         and "OS_CLIENT_CONFIG_FILE" not in variables
     )
-
-
-@contextmanager
-def _simulated_cloud() -> Iterator[dict[str, str]]:
-    """An empty simulated cloud on 127.0.0.1 and the variables that point openstacksdk at it."""
-    import tempfile
-
-    from reclaim.sim import Cloud, SimServer
-    from reclaim.sim.server import ADMIN_CLOUD
-
-    cloud = Cloud()
-    with tempfile.TemporaryDirectory(prefix="reclaim-sim-") as tmp, SimServer(cloud) as server:
-        path = server.write_clouds_yaml(Path(tmp) / "clouds.yaml")
-        yield {"OS_CLIENT_CONFIG_FILE": str(path), "OS_CLOUD": ADMIN_CLOUD}
-    cloud.close()

@@ -12,11 +12,11 @@ from urllib.parse import unquote
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.core import Ctx, SimError
-from reclaim.sim.wsgi import ServiceAPI, empty, json_response
+from reclaim_sim.core import Ctx, SimError
+from reclaim_sim.wsgi import ServiceAPI, empty, json_response
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 
 @dataclass

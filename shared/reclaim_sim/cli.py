@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from reclaim.redact import mask_url
 from reclaim.signals import stop_on_signals
-from reclaim.sim.scenario import build_cloud, demo_scenario_path
-from reclaim.sim.server import ADMIN_CLOUD, SimServer
+from reclaim_sim.scenario import build_cloud, demo_scenario_path
+from reclaim_sim.server import ADMIN_CLOUD, SimServer
 
 app = typer.Typer(
     name="sim",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from reclaim.sim.clock import oslo_timestamp
+from reclaim_sim.clock import oslo_timestamp
 
 Driver = Literal["messagingv2", "messaging"]
 

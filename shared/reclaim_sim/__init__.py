@@ -4,8 +4,8 @@ It serves the real APIs over HTTP on 127.0.0.1 so openstacksdk runs unpatched ag
 emits the notifications the real services would through oslo.messaging, keeps a simulated
 clock, injects faults and logs requests::
 
-    from reclaim.sim import Cloud, SimClock, SimConfig, SimServer
-    from reclaim.sim.scenario import build_cloud, demo_scenario_path
+    from reclaim_sim import Cloud, SimClock, SimConfig, SimServer
+    from reclaim_sim.scenario import build_cloud, demo_scenario_path
 
     cloud = Cloud(clock=SimClock(start), config=SimConfig(notification_format="both"),
                   transport_url="kombu+memory:////")       # or build_cloud("scenario.yaml")
@@ -21,12 +21,12 @@ Every change goes through a service state (``cloud.compute``, ``cloud.image``...
 methods hold the cloud's lock and queue notifications, sent when the change completes.
 """
 
-from reclaim.sim.clock import SimClock
-from reclaim.sim.cloud import Cloud
-from reclaim.sim.core import Ctx, SimConfig, SimError
-from reclaim.sim.faults import FaultRule, Faults, RequestLog, RequestRecord
-from reclaim.sim.notify import Notification, Notifier, OsloSink, RecordingSink
-from reclaim.sim.server import ADMIN_CLOUD, SimServer, make_app
+from reclaim_sim.clock import SimClock
+from reclaim_sim.cloud import Cloud
+from reclaim_sim.core import Ctx, SimConfig, SimError
+from reclaim_sim.faults import FaultRule, Faults, RequestLog, RequestRecord
+from reclaim_sim.notify import Notification, Notifier, OsloSink, RecordingSink
+from reclaim_sim.server import ADMIN_CLOUD, SimServer, make_app
 
 __all__ = [
     "ADMIN_CLOUD",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.clock import iso_micro, iso_z, parse_time
-from reclaim.sim.core import (
+from reclaim_sim.clock import iso_micro, iso_z, parse_time
+from reclaim_sim.core import (
     Ctx,
     SimError,
     bad_request,
@@ -20,11 +20,11 @@ from reclaim.sim.core import (
     new_id,
     not_found,
 )
-from reclaim.sim.notify import Notification
-from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
+from reclaim_sim.notify import Notification
+from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 MIN_MICROVERSION = (2, 1)
 MAX_MICROVERSION = (2, 100)

@@ -12,13 +12,13 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from reclaim.models.glance import GLANCE_CORE_FIELDS
-from reclaim.sim.clock import iso_z
-from reclaim.sim.core import Ctx, SimError, new_id
-from reclaim.sim.notify import Notification
-from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
+from reclaim_sim.clock import iso_z
+from reclaim_sim.core import Ctx, SimError, new_id
+from reclaim_sim.notify import Notification
+from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 VISIBILITIES = ("private", "shared", "community", "public")
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.clock import iso_micro
-from reclaim.sim.core import Ctx, bad_request, new_id, not_found
-from reclaim.sim.notify import Notification
-from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, read_json
+from reclaim_sim.clock import iso_micro
+from reclaim_sim.core import Ctx, bad_request, new_id, not_found
+from reclaim_sim.notify import Notification
+from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, read_json
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 MAX_MICROVERSION = "3.71"
 _IN_USE = (

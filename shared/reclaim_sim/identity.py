@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.core import (
+from reclaim_sim.core import (
     Ctx,
     SimError,
     catalog,
     forbidden,
     new_hex_id,
 )
-from reclaim.sim.notify import Notification
-from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
+from reclaim_sim.notify import Notification
+from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 ROLE_NAMES = ("admin", "member", "reader")

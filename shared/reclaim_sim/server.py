@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -10,15 +13,15 @@ from typing import Any
 import yaml
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from reclaim.sim.cloud import Cloud
-from reclaim.sim.compute import ComputeAPI
-from reclaim.sim.control import ControlAPI
-from reclaim.sim.identity import IdentityAPI
-from reclaim.sim.image import ImageAPI
-from reclaim.sim.network import NetworkAPI
-from reclaim.sim.object_store import ObjectStoreAPI
-from reclaim.sim.volume import VolumeAPI
-from reclaim.sim.wsgi import SimApp
+from reclaim_sim.cloud import Cloud
+from reclaim_sim.compute import ComputeAPI
+from reclaim_sim.control import ControlAPI
+from reclaim_sim.identity import IdentityAPI
+from reclaim_sim.image import ImageAPI
+from reclaim_sim.network import NetworkAPI
+from reclaim_sim.object_store import ObjectStoreAPI
+from reclaim_sim.volume import VolumeAPI
+from reclaim_sim.wsgi import SimApp
 
 ADMIN_CLOUD = "sim-admin"
 
@@ -189,3 +192,14 @@ class SimServer:
             identity_api_version="3",
             **kwargs,
         )
+
+
+@contextmanager
+def empty_cloud_environment() -> Iterator[dict[str, str]]:
+    """An empty simulated cloud on 127.0.0.1 and the variables that point openstacksdk at it
+    (``reclaim invoke --lambda`` without a cloud of its own)."""
+    cloud = Cloud()
+    with tempfile.TemporaryDirectory(prefix="reclaim-sim-") as tmp, SimServer(cloud) as server:
+        path = server.write_clouds_yaml(Path(tmp) / "clouds.yaml")
+        yield {"OS_CLIENT_CONFIG_FILE": str(path), "OS_CLOUD": ADMIN_CLOUD}
+    cloud.close()

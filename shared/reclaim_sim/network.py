@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.clock import iso_z
-from reclaim.sim.core import Ctx, SimError, new_id
-from reclaim.sim.notify import Notification
-from reclaim.sim.wsgi import ServiceAPI, base_url, empty, json_response, read_json
+from reclaim_sim.clock import iso_z
+from reclaim_sim.core import Ctx, SimError, new_id
+from reclaim_sim.notify import Notification
+from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, read_json
 
 if TYPE_CHECKING:
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 Row = dict[str, Any]
 

@@ -10,9 +10,9 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.clock import iso_z, parse_time
-from reclaim.sim.core import Ctx, SimError
-from reclaim.sim.wsgi import ServiceAPI, empty, json_response, read_json
+from reclaim_sim.clock import iso_z, parse_time
+from reclaim_sim.core import Ctx, SimError
+from reclaim_sim.wsgi import ServiceAPI, empty, json_response, read_json
 
 
 class ControlAPI(ServiceAPI):

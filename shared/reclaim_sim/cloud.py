@@ -7,19 +7,19 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from reclaim.sim.clock import SimClock
-from reclaim.sim.compute import ComputeState
-from reclaim.sim.core import Ctx, SimConfig
-from reclaim.sim.faults import Faults, RequestLog
-from reclaim.sim.identity import IdentityState
-from reclaim.sim.image import ImageState
-from reclaim.sim.network import NetworkState
-from reclaim.sim.notify import Driver, Notification, Notifier, OsloSink, RecordingSink
-from reclaim.sim.object_store import ObjectStoreState
-from reclaim.sim.volume import VolumeState
+from reclaim_sim.clock import SimClock
+from reclaim_sim.compute import ComputeState
+from reclaim_sim.core import Ctx, SimConfig
+from reclaim_sim.faults import Faults, RequestLog
+from reclaim_sim.identity import IdentityState
+from reclaim_sim.image import ImageState
+from reclaim_sim.network import NetworkState
+from reclaim_sim.notify import Driver, Notification, Notifier, OsloSink, RecordingSink
+from reclaim_sim.object_store import ObjectStoreState
+from reclaim_sim.volume import VolumeState
 
 if TYPE_CHECKING:
-    from reclaim.sim.identity import Project
+    from reclaim_sim.identity import Project
 
 
 class Cloud:

@@ -14,13 +14,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from reclaim.sim.core import Ctx, SimError
-from reclaim.sim.faults import RequestRecord
+from reclaim_sim.core import Ctx, SimError
+from reclaim_sim.faults import RequestRecord
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from reclaim.sim.cloud import Cloud
+    from reclaim_sim.cloud import Cloud
 
 Handler = Callable[..., Response]
 _log = logging.getLogger(__name__)

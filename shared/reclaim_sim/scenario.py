@@ -16,15 +16,15 @@ from typing import Any
 import yaml
 
 from reclaim.durations import parse_duration
-from reclaim.sim.clock import SimClock, parse_time
-from reclaim.sim.cloud import Cloud
-from reclaim.sim.core import SimConfig
-from reclaim.sim.notify import Driver
+from reclaim_sim.clock import SimClock, parse_time
+from reclaim_sim.cloud import Cloud
+from reclaim_sim.core import SimConfig
+from reclaim_sim.notify import Driver
 
 
 def demo_scenario_path() -> Path:
     """The scenario shipped with the package, used by ``reclaim sim serve`` by default."""
-    return Path(str(resources.files("reclaim.sim") / "scenarios" / "demo.yaml"))
+    return Path(str(resources.files("reclaim_sim") / "scenarios" / "demo.yaml"))
 
 
 def read_scenario(source: str | Path | dict[str, Any]) -> dict[str, Any]:
