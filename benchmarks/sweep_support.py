@@ -27,11 +27,10 @@ from reclaim.sweeper import ActionResult, ServerSnapshot
 from reclaim.sweeper.cloud import (
     CleanupResult,
     Exemption,
-    ImageSnapshot,
-    ProjectSnapshot,
     ServerRef,
     Spared,
 )
+from reclaim.sweeper.rules import ImageSnapshot, ProjectSnapshot
 from reclaim.timers import Timer, mark_notice_sent, merge
 from tests.support.delivery import record_delivered
 from tests.support.dynalite import Dynalite

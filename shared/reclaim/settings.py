@@ -543,6 +543,13 @@ def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
+def load_bus_settings(**overrides: Any) -> BusSettings:
+    """Bus settings from reclaim's settings (file ``bus`` section, ``RECLAIM_BUS__*``), then ``overrides``."""
+    base = load_settings().bus
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return BusSettings.model_validate({**base.model_dump(), **given}) if given else base
+
+
 def describe_error(exc: BaseException) -> str:
     """A settings error in one line: ``section.name: what is wrong (got value)`` per problem.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -55,12 +55,3 @@ class BusSettings(BaseModel):
     metrics_host: str = Field("127.0.0.1", description="address of the Prometheus metrics server")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus metrics port (0: off)")
     driver: str = Field("messagingv2", pattern=r"^messaging(v2)?$", description="publish driver")
-
-
-def load_bus_settings(**overrides: Any) -> BusSettings:
-    """Bus settings from reclaim's settings (file ``bus`` section, ``RECLAIM_BUS__*``), then ``overrides``."""
-    from reclaim.settings import load_settings
-
-    base = load_settings().bus
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return BusSettings.model_validate({**base.model_dump(), **given}) if given else base

@@ -52,7 +52,7 @@ DurableOpt = Annotated[
 
 def bus_or_exit(**overrides: Any) -> BusSettings:
     """The bus settings with ``overrides`` (None: not given); bad settings exit 2."""
-    from reclaim.bus.settings import load_bus_settings
+    from reclaim.settings import load_bus_settings
 
     try:
         return load_bus_settings(**overrides)

@@ -20,7 +20,6 @@ from reclaim.sweeper.cloud import (
     ActionResult,
     CloudError,
     CloudPort,
-    ImageSnapshot,
     ServerRef,
     split_spared,
 )
@@ -33,6 +32,7 @@ from reclaim.sweeper.notices import (
 )
 from reclaim.sweeper.rules import (
     Decision,
+    ImageSnapshot,
     allocation_record,
     decide_cleanup,
     decide_delete,

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reclaim.models.neutron import SecurityGroupRule
-from reclaim.sweeper.rules import ServerSnapshot
+from reclaim.sweeper.rules import USER_PROPERTIES, ImageSnapshot, ProjectSnapshot, ServerSnapshot
 
 
 class CloudError(RuntimeError):
@@ -147,8 +147,6 @@ def new_request_id() -> str:
 
 #: Image visibilities whose images other projects can use (the owner's "shared" images).
 SHARED_VISIBILITIES = ("shared", "community", "public")
-#: Image properties that name the user who made an image (Nova snapshots, Jetstream).
-USER_PROPERTIES = ("user_id", "owner_user_id")
 #: Resource types :meth:`OpenStackCloud.project_inventory` lists, in the order reported.
 INVENTORY_TYPES = (
     "servers",
@@ -162,39 +160,6 @@ INVENTORY_TYPES = (
     "security_groups",
     "containers",
 )
-
-
-@dataclass(frozen=True)
-class ProjectSnapshot:
-    """What the cleanup re-check needs from a live Keystone project."""
-
-    id: str
-    name: str
-    enabled: bool
-    tags: tuple[str, ...] = ()
-    properties: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ImageSnapshot:
-    """What the image rules need from a live Glance image."""
-
-    id: str
-    name: str
-    owner: str | None
-    visibility: str
-    protected: bool
-    os_hidden: bool
-    status: str = "active"
-    properties: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def user_id(self) -> str | None:
-        """The user who made the image, from its properties (None when unrecorded)."""
-        for key in USER_PROPERTIES:
-            if self.properties.get(key):
-                return self.properties[key]
-        return None
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from reclaim.models.glance import ImagePayload
 from reclaim.models.neutron import SecurityGroupRule
 from reclaim.policy.acceptable_use import eol_since, exposed_ports
 from reclaim.settings import PolicySettings
 from reclaim.timers import Notice, Timer
-
-if TYPE_CHECKING:
-    from reclaim.sweeper.cloud import ImageSnapshot, ProjectSnapshot
 
 #: Nova's API status for each vm_state the policy names.
 STATUS_OF_VM_STATE = {
@@ -29,6 +26,8 @@ STATUS_OF_VM_STATE = {
     "shelved_offloaded": "SHELVED_OFFLOADED",
 }
 SHELVED_STATUSES = frozenset({"SHELVED", "SHELVED_OFFLOADED"})
+#: Image properties that name the user who made an image (Nova snapshots, Jetstream).
+USER_PROPERTIES = ("user_id", "owner_user_id")
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -44,6 +43,39 @@ class ServerSnapshot:
     metadata: dict[str, str] = field(default_factory=dict)
     vm_state: str | None = None
     task_state: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectSnapshot:
+    """What the cleanup re-check needs from a live Keystone project."""
+
+    id: str
+    name: str
+    enabled: bool
+    tags: tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageSnapshot:
+    """What the image rules need from a live Glance image."""
+
+    id: str
+    name: str
+    owner: str | None
+    visibility: str
+    protected: bool
+    os_hidden: bool
+    status: str = "active"
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user who made the image, from its properties (None when unrecorded)."""
+        for key in USER_PROPERTIES:
+            if self.properties.get(key):
+                return self.properties[key]
+        return None
 
 
 @dataclass(frozen=True)
