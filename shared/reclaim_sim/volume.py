@@ -1,7 +1,16 @@
-"""Simulated Cinder v3: volumes (attached ones cannot be deleted), snapshots, backups."""
+"""Simulated Cinder v3: volumes (attached ones cannot be deleted), snapshots, backups.
+
+As Cinder does: microversions are gated (``OpenStack-API-Version: volume X.Y``, 3.0 when
+none is asked, 406 above :data:`MAX_MICROVERSION`), a volume's keys follow the microversion
+and the caller's role (host, migration and provider fields for administrators only), a
+volume is ``creating``, ``extending`` or ``deleting`` for
+:attr:`VolumeState.transition_seconds` (wall clock; 0, the default, finishes at once, though
+the create answer still says ``creating``), and a volume can be renamed, extended and given
+metadata."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -10,7 +19,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from reclaim_sim.clock import iso_micro
-from reclaim_sim.core import Ctx, bad_request, new_id, not_found
+from reclaim_sim.core import Ctx, SimError, bad_request, new_id, not_found
 from reclaim_sim.notify import Notification
 from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, read_json
 
@@ -18,6 +27,30 @@ if TYPE_CHECKING:
     from reclaim_sim.cloud import Cloud
 
 MAX_MICROVERSION = "3.71"
+MIN_MICROVERSION = "3.0"
+#: keys a volume shows from a microversion on (Cinder's volume views)
+_SINCE: tuple[tuple[tuple[int, int], str], ...] = (
+    ((3, 13), "group_id"),
+    ((3, 21), "provider_id"),
+    ((3, 48), "service_uuid"),
+    ((3, 48), "shared_targets"),
+    ((3, 61), "cluster_name"),
+    ((3, 63), "volume_type_id"),
+    ((3, 65), "consumes_quota"),
+)
+#: keys Cinder's default policy shows to administrators only
+_ADMIN_ONLY = frozenset(
+    {
+        "migration_status",
+        "os-vol-host-attr:host",
+        "os-vol-mig-status-attr:migstat",
+        "os-vol-mig-status-attr:name_id",
+        "provider_id",
+        "cluster_name",
+    }
+)
+#: a status that ends by itself (after VolumeState.transition_seconds) and the one it ends in
+_SETTLES = {"creating": "available", "extending": "available", "deleting": None}
 _IN_USE = (
     "Invalid volume: Volume status must be available or error or error_restoring or "
     "error_extending or error_managing and must not be migrating, attached, belong to "
@@ -40,6 +73,9 @@ class Volume:
     bootable: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
     attached_to: list[str] = field(default_factory=list)
+    #: when (time.monotonic) a transitional status ends; the size it then has
+    settles_at: float = 0.0
+    new_size: int = 0
 
 
 @dataclass
@@ -79,6 +115,42 @@ class VolumeState:
         self.volumes: dict[str, Volume] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.backups: dict[str, Backup] = {}
+        #: how long (wall-clock seconds) a volume stays creating, extending or deleting
+        #: (Cinder's driver at work; clients poll for the end, as openstacksdk's waits do)
+        self.transition_seconds = 0.0
+
+    # -- transitions ---------------------------------------------------------------------
+    def _start(self, vol: Volume, status: str) -> bool:
+        """Put ``vol`` in a transitional ``status`` until it settles; False when transitions
+        are instant (the caller finishes the change itself)."""
+        if self.transition_seconds <= 0:
+            return False
+        vol.status = status
+        vol.settles_at = time.monotonic() + self.transition_seconds
+        vol.updated_at = self.cloud.clock.now()
+        return True
+
+    def settle(self) -> None:
+        """Finish every transition whose time has come (called before each request)."""
+        now = time.monotonic()
+        with self.cloud.transaction():
+            for vol in list(self.volumes.values()):
+                if vol.status in _SETTLES and vol.settles_at <= now:
+                    self._finish(vol)
+
+    def _finish(self, vol: Volume) -> None:
+        before = vol.status
+        if before == "deleting":
+            del self.volumes[vol.id]
+            vol.status = "deleted"
+            self._notify("volume.delete.end", vol, None)
+            return
+        if before == "extending":
+            vol.size = vol.new_size
+        vol.status = "available"
+        vol.updated_at = self.cloud.clock.now()
+        if before == "creating":
+            self._notify("volume.create.end", vol, None)
 
     def _get(self, table: dict[str, Any], what: str, ctx: Ctx | None, rid: str) -> Any:
         row = table.get(rid)
@@ -90,6 +162,71 @@ class VolumeState:
 
     def volume(self, ctx: Ctx | None, vid: str) -> Volume:
         return self._get(self.volumes, "Volume", ctx, vid)  # type: ignore[no-any-return]
+
+    def update_volume(
+        self,
+        ctx: Ctx | None,
+        vid: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Volume:
+        """``PUT /volumes/{id}``: a new name, description or metadata (replaced)."""
+        with self.cloud.transaction():
+            vol = self.volume(ctx, vid)
+            if name is not None:
+                vol.name = name
+            if description is not None:
+                vol.description = description
+            if metadata is not None:
+                vol.metadata = {str(k): str(v) for k, v in metadata.items()}
+            vol.updated_at = self.cloud.clock.now()
+            return vol
+
+    def set_metadata(
+        self, ctx: Ctx | None, vid: str, metadata: dict[str, Any], *, replace: bool = False
+    ) -> dict[str, str]:
+        """``POST`` (merge) or ``PUT`` (replace) ``/volumes/{id}/metadata``."""
+        if not isinstance(metadata, dict):
+            raise bad_request("Malformed request body")
+        with self.cloud.transaction():
+            vol = self.volume(ctx, vid)
+            given = {str(k): str(v) for k, v in metadata.items()}
+            vol.metadata = given if replace else {**vol.metadata, **given}
+            vol.updated_at = self.cloud.clock.now()
+            return dict(vol.metadata)
+
+    def delete_metadata_item(self, ctx: Ctx | None, vid: str, key: str) -> None:
+        with self.cloud.transaction():
+            vol = self.volume(ctx, vid)
+            if key not in vol.metadata:
+                raise SimError(404, f"Volume {vid} has no metadata with key {key}.", "itemNotFound")
+            del vol.metadata[key]
+            vol.updated_at = self.cloud.clock.now()
+
+    def extend_volume(self, ctx: Ctx | None, vid: str, new_size: Any) -> None:
+        """``os-extend``: only an available volume, only to a larger size."""
+        with self.cloud.transaction():
+            vol = self.volume(ctx, vid)
+            try:
+                size = int(new_size)
+            except (TypeError, ValueError):
+                raise bad_request(f"Invalid input received: new_size {new_size!r}") from None
+            if vol.status != "available":
+                raise bad_request(
+                    f"Invalid volume: Volume {vid} status must be '{{'status': 'available'}}' "
+                    f"to extend, currently {vol.status}."
+                )
+            if size <= vol.size:
+                raise bad_request(
+                    "Invalid input received: New size for extend must be greater than current "
+                    f"size. (current: {vol.size}, extended: {size})."
+                )
+            vol.new_size = size
+            if not self._start(vol, "extending"):
+                vol.size = size
+                vol.updated_at = self.cloud.clock.now()
 
     def create_volume(
         self,
@@ -120,7 +257,8 @@ class VolumeState:
                 metadata=dict(metadata or {}),
             )
             self.volumes[vol.id] = vol
-            self._notify("volume.create.end", vol, ctx)
+            if not self._start(vol, "creating"):
+                self._notify("volume.create.end", vol, ctx)
             return vol
 
     def delete_volume(self, ctx: Ctx | None, vid: str, *, cascade: bool = False) -> None:
@@ -135,6 +273,8 @@ class VolumeState:
                 raise bad_request(_IN_USE)
             for snap in snaps:
                 del self.snapshots[snap.id]
+            if self._start(vol, "deleting"):
+                return
             del self.volumes[vol.id]
             vol.status = "deleted"
             self._notify("volume.delete.end", vol, ctx)
@@ -264,6 +404,39 @@ class VolumeState:
         )
 
 
+def _mv(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def microversion(request: Request) -> tuple[int, int]:
+    """The volume microversion a request asks for, as Cinder reads it: 3.0 when it asks
+    none, the highest for ``latest``; 400 for a malformed one, 406 outside 3.0 to the max."""
+    value = None
+    for part in request.headers.get("OpenStack-API-Version", "").split(","):
+        words = part.strip().split()
+        if len(words) == 2 and words[0].lower() == "volume":
+            value = words[1]
+    if value is None:
+        return _mv(MIN_MICROVERSION)
+    if value.lower() == "latest":
+        return _mv(MAX_MICROVERSION)
+    try:
+        wanted = _mv(value)
+    except ValueError:
+        raise bad_request(
+            f"API Version String {value} is of invalid format. Must be of format MajorNum.MinorNum."
+        ) from None
+    if not _mv(MIN_MICROVERSION) <= wanted <= _mv(MAX_MICROVERSION):
+        raise SimError(
+            406,
+            f"Version {value} is not supported by the API. Minimum is {MIN_MICROVERSION} "
+            f"and maximum is {MAX_MICROVERSION}.",
+            "computeFault",
+        )
+    return wanted
+
+
 class VolumeAPI(ServiceAPI):
     name = "block-storage"
     prefix = "/volume"
@@ -304,13 +477,34 @@ class VolumeAPI(ServiceAPI):
                         defaults=d,
                     ),
                 ]
+            v = f"{root}/volumes/<rid>"
+            rules += [
+                Rule(v, endpoint="update_volume", methods=["PUT"]),
+                Rule(f"{v}/action", endpoint="volume_action", methods=["POST"]),
+                Rule(f"{v}/metadata", endpoint="get_metadata", methods=["GET"]),
+                Rule(f"{v}/metadata", endpoint="merge_metadata", methods=["POST"]),
+                Rule(f"{v}/metadata", endpoint="replace_metadata", methods=["PUT"]),
+                Rule(f"{v}/metadata/<key>", endpoint="get_meta_item", methods=["GET"]),
+                Rule(f"{v}/metadata/<key>", endpoint="set_meta_item", methods=["PUT"]),
+                Rule(f"{v}/metadata/<key>", endpoint="delete_meta_item", methods=["DELETE"]),
+            ]
         return rules
 
     def handle(self, request: Request, ctx_for: Any) -> tuple[Response, Ctx | None]:
-        response, ctx = super().handle(request, ctx_for)
-        wanted = request.headers.get("OpenStack-API-Version", "")
-        version = wanted.split()[-1] if wanted.lower().startswith("volume") else "3.0"
-        response.headers["OpenStack-API-Version"] = f"volume {version}"
+        try:
+            mv = microversion(request)
+        except SimError as err:
+            response, ctx = self.error(err), None
+        else:
+            request.environ["sim.volume_microversion"] = mv
+            self.state.settle()
+            response, ctx = super().handle(request, ctx_for)
+        if "sim.volume_microversion" in request.environ:
+            response.headers["OpenStack-API-Version"] = "volume {}.{}".format(*mv)
+        else:  # refused: the answer names the version asked, as Cinder's does
+            asked = request.headers.get("OpenStack-API-Version", "").split()[-1:]
+            response.headers["OpenStack-API-Version"] = f"volume {''.join(asked)}"
+        response.headers["Vary"] = "OpenStack-API-Version"
         return response, ctx
 
     def _version(self, base: str) -> dict[str, Any]:
@@ -335,7 +529,16 @@ class VolumeAPI(ServiceAPI):
     def version(self, request: Request, ctx: Ctx | None) -> Response:
         return json_response({"versions": [self._version(base_url(request))]})
 
-    def render(self, coll: str, row: Any, detail: bool = True) -> dict[str, Any]:
+    def render(
+        self,
+        coll: str,
+        row: Any,
+        detail: bool = True,
+        ctx: Ctx | None = None,
+        mv: tuple[int, int] = (3, 0),
+    ) -> dict[str, Any]:
+        """A row as Cinder shows it to ``ctx`` (None: an administrator) at microversion
+        ``mv``."""
         if not detail:
             return {"id": row.id, "name": row.name, "links": []}
         common = {
@@ -349,58 +552,9 @@ class VolumeAPI(ServiceAPI):
             "links": [],
         }
         if coll == "volumes":
-            return dict(
-                common,
-                user_id=row.user_id,
-                bootable=str(row.bootable).lower(),
-                metadata=dict(row.metadata),
-                availability_zone="nova",
-                volume_type="__DEFAULT__",
-                multiattach=False,
-                encrypted=False,
-                snapshot_id=None,
-                source_volid=None,
-                consistencygroup_id=None,
-                replication_status=None,
-                group_id=None,
-                provider_id=None,
-                service_uuid=None,
-                shared_targets=False,
-                cluster_name=None,
-                consumes_quota=True,
-                attachments=[
-                    {
-                        "server_id": s,
-                        "attachment_id": f"att-{s[:8]}",
-                        "volume_id": row.id,
-                        "id": row.id,
-                        "device": "/dev/vdb",
-                        "host_name": None,
-                        "attached_at": iso_micro(row.updated_at),
-                    }
-                    for s in row.attached_to
-                ],
-                **{
-                    "os-vol-tenant-attr:tenant_id": row.project_id,
-                    "os-vol-host-attr:host": "sim@lvm#lvm",
-                    "os-vol-mig-status-attr:migstat": None,
-                    "os-vol-mig-status-attr:name_id": None,
-                },
-            )
+            return self._volume(row, ctx, mv)
         if coll == "snapshots":
-            return dict(
-                common,
-                volume_id=row.volume_id,
-                metadata={},
-                user_id=row.user_id,
-                group_snapshot_id=None,
-                consumes_quota=True,
-                progress="100%",
-                **{
-                    "os-extended-snapshot-attributes:project_id": row.project_id,
-                    "os-extended-snapshot-attributes:progress": "100%",
-                },
-            )
+            return self._snapshot(row, mv)
         return dict(
             common,
             volume_id=row.volume_id,
@@ -417,6 +571,98 @@ class VolumeAPI(ServiceAPI):
             encryption_key_id=None,
             **{"os-backup-project-attr:project_id": row.project_id},
         )
+
+    @staticmethod
+    def _snapshot(row: Snapshot, mv: tuple[int, int], *, bare: bool = False) -> dict[str, Any]:
+        """Cinder's snapshot view: the 3.0 keys, the project and progress (not in the create
+        answer, ``bare``), and the keys of later microversions."""
+        out: dict[str, Any] = {
+            "id": row.id,
+            "created_at": iso_micro(row.created_at),
+            "updated_at": iso_micro(row.updated_at),
+            "name": row.name,
+            "description": row.description,
+            "volume_id": row.volume_id,
+            "status": "creating" if bare else row.status,
+            "size": row.size,
+            "metadata": {},
+        }
+        if not bare:
+            out["os-extended-snapshot-attributes:project_id"] = row.project_id
+            out["os-extended-snapshot-attributes:progress"] = "100%"
+        later = {"group_snapshot_id": None, "user_id": row.user_id, "consumes_quota": True}
+        since = (((3, 14), "group_snapshot_id"), ((3, 41), "user_id"), ((3, 65), "consumes_quota"))
+        out.update({key: later[key] for at, key in since if mv >= at})
+        return out
+
+    def _volume(
+        self,
+        row: Volume,
+        ctx: Ctx | None,
+        mv: tuple[int, int],
+        *,
+        bare: bool = False,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Cinder's volume view: the 3.0 keys; the tenant, host and migration fields (not in
+        the answers to a create or an update, ``bare``); the keys of later microversions;
+        the administrators' fields dropped for anyone else."""
+        out: dict[str, Any] = {
+            "id": row.id,
+            "status": status or row.status,
+            "size": row.size,
+            "availability_zone": "nova",
+            "created_at": iso_micro(row.created_at),
+            "updated_at": iso_micro(row.updated_at),
+            "name": row.name,
+            "description": row.description,
+            "volume_type": "__DEFAULT__",
+            "snapshot_id": None,
+            "source_volid": None,
+            "metadata": dict(row.metadata),
+            "links": [],
+            "user_id": row.user_id,
+            "bootable": str(row.bootable).lower(),
+            "encrypted": False,
+            "replication_status": None,
+            "consistencygroup_id": None,
+            "multiattach": False,
+            "attachments": [
+                {
+                    "server_id": s,
+                    "attachment_id": f"att-{s[:8]}",
+                    "volume_id": row.id,
+                    "id": row.id,
+                    "device": "/dev/vdb",
+                    "host_name": None,
+                    "attached_at": iso_micro(row.updated_at),
+                }
+                for s in row.attached_to
+            ],
+        }
+        if not bare:
+            out.update(
+                {
+                    "migration_status": None,
+                    "os-vol-tenant-attr:tenant_id": row.project_id,
+                    "os-vol-mig-status-attr:migstat": None,
+                    "os-vol-mig-status-attr:name_id": None,
+                    "os-vol-host-attr:host": "sim@lvm#lvm",
+                }
+            )
+        later = {
+            "group_id": None,
+            "provider_id": None,
+            "service_uuid": "sim-volume-service",
+            "shared_targets": False,
+            "cluster_name": None,
+            "volume_type_id": "sim-default-volume-type",
+            "consumes_quota": True,
+        }
+        out.update({key: later[key] for since, key in _SINCE if mv >= since})
+        if ctx is not None and not ctx.is_admin:
+            out = {k: v for k, v in out.items() if k not in _ADMIN_ONLY}
+        return out
 
     def _table(self, coll: str) -> dict[str, Any]:
         return {
@@ -454,7 +700,8 @@ class VolumeAPI(ServiceAPI):
                 rows = rows[idx + 1 :]
             limit = int(args["limit"]) if "limit" in args else None
             page = rows if limit is None else rows[:limit]
-            body: dict[str, Any] = {coll: [self.render(coll, r, detail) for r in page]}
+            mv = request.environ["sim.volume_microversion"]
+            body: dict[str, Any] = {coll: [self.render(coll, r, detail, ctx, mv) for r in page]}
         if limit is not None and len(rows) > limit and page:
             body[f"{coll}_links"] = [
                 {
@@ -472,7 +719,8 @@ class VolumeAPI(ServiceAPI):
         what = {"volumes": "Volume", "snapshots": "Snapshot", "backups": "Backup"}[coll]
         with self.cloud.lock:
             row = self.state._get(self._table(coll), what, ctx, rid)
-            return json_response({coll[:-1]: self.render(coll, row)})
+            mv = request.environ["sim.volume_microversion"]
+            return json_response({coll[:-1]: self.render(coll, row, True, ctx, mv)})
 
     def create_row(
         self, request: Request, ctx: Ctx | None, coll: str, project: str | None = None
@@ -505,8 +753,14 @@ class VolumeAPI(ServiceAPI):
                 incremental=bool(spec.get("incremental")),
                 force=bool(spec.get("force")),
             )
+        mv = request.environ["sim.volume_microversion"]
         with self.cloud.lock:
-            return json_response({coll[:-1]: self.render(coll, row)}, 202)
+            if coll == "volumes":  # Cinder answers before its driver has made the volume
+                answer = self._volume(row, ctx, mv, bare=True, status="creating")
+                return json_response({"volume": answer}, 202)
+            if coll == "snapshots":
+                return json_response({"snapshot": self._snapshot(row, mv, bare=True)}, 202)
+            return json_response({coll[:-1]: self.render(coll, row, True, ctx, mv)}, 202)
 
     def delete_row(
         self, request: Request, ctx: Ctx | None, coll: str, rid: str, project: str | None = None
@@ -519,3 +773,82 @@ class VolumeAPI(ServiceAPI):
         else:
             self.state.delete_backup(ctx, rid)
         return empty(202)
+
+    # -- a volume's update, actions and metadata --------------------------------------------
+    def update_volume(
+        self, request: Request, ctx: Ctx | None, rid: str, project: str | None = None
+    ) -> Response:
+        spec = read_json(request).get("volume")
+        if not isinstance(spec, dict):
+            raise bad_request("Missing required element 'volume' in request body.")
+        vol = self.state.update_volume(
+            ctx,
+            rid,
+            name=spec.get("name", spec.get("display_name")),
+            description=spec.get("description", spec.get("display_description")),
+            metadata=spec.get("metadata"),
+        )
+        mv = request.environ["sim.volume_microversion"]
+        with self.cloud.lock:
+            return json_response({"volume": self._volume(vol, ctx, mv, bare=True)})
+
+    def volume_action(
+        self, request: Request, ctx: Ctx | None, rid: str, project: str | None = None
+    ) -> Response:
+        assert ctx is not None
+        body = read_json(request)
+        action = next(iter(body), "") if isinstance(body, dict) and len(body) == 1 else ""
+        if action == "os-extend":
+            self.state.extend_volume(ctx, rid, (body[action] or {}).get("new_size"))
+            return empty(202)
+        if action == "os-set_bootable":
+            flag = str((body[action] or {}).get("bootable", "")).lower()
+            with self.cloud.transaction():
+                self.state.volume(ctx, rid).bootable = flag in ("true", "1", "yes", "on")
+            return empty(200)
+        raise bad_request(
+            f"There is no such action: {action or body}. Verify the request body and "
+            "Content-Type header and try again."
+        )
+
+    def get_metadata(
+        self, request: Request, ctx: Ctx | None, rid: str, project: str | None = None
+    ) -> Response:
+        with self.cloud.lock:
+            return json_response({"metadata": dict(self.state.volume(ctx, rid).metadata)})
+
+    def merge_metadata(
+        self, request: Request, ctx: Ctx | None, rid: str, project: str | None = None
+    ) -> Response:
+        given = read_json(request).get("metadata")
+        return json_response({"metadata": self.state.set_metadata(ctx, rid, given)})
+
+    def replace_metadata(
+        self, request: Request, ctx: Ctx | None, rid: str, project: str | None = None
+    ) -> Response:
+        given = read_json(request).get("metadata")
+        return json_response({"metadata": self.state.set_metadata(ctx, rid, given, replace=True)})
+
+    def get_meta_item(
+        self, request: Request, ctx: Ctx | None, rid: str, key: str, project: str | None = None
+    ) -> Response:
+        with self.cloud.lock:
+            metadata = self.state.volume(ctx, rid).metadata
+            if key not in metadata:
+                raise SimError(404, f"Volume {rid} has no metadata with key {key}.", "itemNotFound")
+            return json_response({"meta": {key: metadata[key]}})
+
+    def set_meta_item(
+        self, request: Request, ctx: Ctx | None, rid: str, key: str, project: str | None = None
+    ) -> Response:
+        meta = read_json(request).get("meta")
+        if not isinstance(meta, dict) or list(meta) != [key]:
+            raise bad_request("Request body and URI mismatch")
+        self.state.set_metadata(ctx, rid, meta)
+        return json_response({"meta": {key: str(meta[key])}})
+
+    def delete_meta_item(
+        self, request: Request, ctx: Ctx | None, rid: str, key: str, project: str | None = None
+    ) -> Response:
+        self.state.delete_metadata_item(ctx, rid, key)
+        return empty(200)
