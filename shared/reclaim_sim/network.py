@@ -41,6 +41,18 @@ _ROUTER_IF_OWNERS = frozenset(
         "network:ha_router_replicated_interface",
     }
 )
+#: what Neutron's default policy shows to administrators only
+_ADMIN_ONLY = frozenset(
+    {
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+        "binding:host_id",
+        "binding:vif_type",
+        "binding:profile",
+        "binding:vif_details",
+    }
+)
 _PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "page_reverse"})
 
 
@@ -78,6 +90,12 @@ class NetworkState:
         self.tables: dict[str, dict[str, Row]] = {c: {} for c in COLLECTIONS}
         self._next_ip: dict[str, int] = {}
         self._used_ips: dict[str, set[str]] = {}
+        self._vni = 0
+
+    def _next_vni(self) -> int:
+        """The next VXLAN id of a project network (Neutron's ``vni_ranges``)."""
+        self._vni += 1
+        return self._vni
 
     @property
     def networks(self) -> dict[str, Row]:
@@ -177,7 +195,16 @@ class NetworkState:
             del self.tables[collection][row["id"]]
         self._notify(f"{singular}.delete.end", {f"{singular}_id": row["id"]}, ctx)
 
-    def render(self, singular: str, row: Row) -> Row:
+    def render(self, singular: str, row: Row, ctx: Ctx | None = None) -> Row:
+        """A row as Neutron shows it to ``ctx`` (None: an administrator): the provider and
+        binding details are the administrators' (Neutron's default policy)."""
+        if ctx is not None and not ctx.is_admin and singular in ("network", "port"):
+            row = {k: v for k, v in row.items() if k not in _ADMIN_ONLY}
+        if singular == "security_group_rule":  # a rule alone shows no tags
+            return {k: v for k, v in row.items() if k != "tags"}
+        if singular == "subnet":
+            net = self.networks.get(row["network_id"]) or {}
+            return dict(row, **{"router:external": bool(net.get("router:external"))})
         if singular == "security_group":
             rules = [
                 r
@@ -218,10 +245,13 @@ class NetworkState:
                 availability_zone_hints=[],
                 ipv4_address_scope=None,
                 ipv6_address_scope=None,
+                qinq=False,
+                vlan_transparent=False,
                 **{
                     "router:external": external,
-                    "is_default": False,
                     "provider:network_type": "vxlan" if not external else "flat",
+                    "provider:physical_network": "public" if external else None,
+                    "provider:segmentation_id": None if external else self._next_vni(),
                 },
             )
             self._created("network", net, ctx)
@@ -267,7 +297,6 @@ class NetworkState:
                 ipv6_ra_mode=None,
                 ipv6_address_mode=None,
                 subnetpool_id=None,
-                segment_id=None,
                 service_types=[],
             )
             self._next_ip[sub["id"]] = 2
@@ -387,6 +416,8 @@ class NetworkState:
                     "binding:vnic_type": "normal",
                     "binding:host_id": "",
                     "binding:vif_type": "ovs" if device_owner else "unbound",
+                    "binding:profile": {},
+                    "binding:vif_details": {},
                 },
             )
             if notify:
@@ -416,7 +447,13 @@ class NetworkState:
     def _detach_floating_ips(self, port_id: str) -> None:
         for fip in self.tables["floatingips"].values():
             if fip["port_id"] == port_id:
-                fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+                fip.update(
+                    port_id=None,
+                    fixed_ip_address=None,
+                    router_id=None,
+                    status="DOWN",
+                    port_details=None,
+                )
 
     # -- routers ---------------------------------------------------------------------------
     def create_router(
@@ -551,6 +588,18 @@ class NetworkState:
                     404,
                 )
             port = ports[0]
+            subnets = {ip["subnet_id"] for ip in port["fixed_ips"]}
+            for fip in self.tables["floatingips"].values():
+                fixed = self.ports.get(fip["port_id"] or "")
+                if fip["router_id"] == router["id"] and fixed is not None:
+                    used = subnets & {ip["subnet_id"] for ip in fixed["fixed_ips"]}
+                    if used:
+                        raise _neutron_error(
+                            "RouterInterfaceInUseByFloatingIP",
+                            f"Router interface for subnet {sorted(used)[0]} on router "
+                            f"{router['id']} cannot be deleted, as it is required by one or "
+                            "more floating IPs.",
+                        )
             if router.get("routes"):
                 raise _neutron_error(
                     "RouterInterfaceInUseByRoute",
@@ -569,7 +618,6 @@ class NetworkState:
         subnets = [ip["subnet_id"] for ip in port["fixed_ips"]]
         return {
             "id": router["id"],
-            "tenant_id": router["project_id"],
             "project_id": router["project_id"],
             "port_id": port["id"],
             "network_id": port["network_id"],
@@ -631,10 +679,6 @@ class NetworkState:
                 router_id=None,
                 status="DOWN",
                 port_details=None,
-                dns_domain="",
-                dns_name="",
-                qos_policy_id=None,
-                port_forwardings=[],
             )
             if gw is not None:
                 gw["device_id"] = fip["id"]
@@ -643,15 +687,67 @@ class NetworkState:
             return self._created("floatingip", fip, ctx)
 
     def _associate(self, ctx: Ctx, fip: Row, port_id: str | None) -> None:
+        """Bind the floating IP to a port through the router that joins the port's subnet to
+        the floating IP's network (its ``router_id``); none: 404, as Neutron answers."""
         if port_id is None:
-            fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+            fip.update(
+                port_id=None,
+                fixed_ip_address=None,
+                router_id=None,
+                status="DOWN",
+                port_details=None,
+            )
             return
         port = self._owned(ctx, "ports", port_id)
+        if not port["fixed_ips"]:
+            raise _neutron_error(
+                "BadRequest",
+                f"Bad floatingip request: Port {port['id']} does not have any IP addresses "
+                "configured.",
+                400,
+            )
+        subnet = port["fixed_ips"][0]["subnet_id"]
+        router = self._router_between(subnet, fip["floating_network_id"])
+        if router is None:
+            raise _neutron_error(
+                "ExternalGatewayForFloatingIPNotFound",
+                f"External network {fip['floating_network_id']} is not reachable from subnet "
+                f"{subnet}.  Therefore, cannot associate Port {port['id']} with a Floating IP.",
+                404,
+            )
         fip.update(
             port_id=port["id"],
             status="ACTIVE",
-            fixed_ip_address=port["fixed_ips"][0]["ip_address"] if port["fixed_ips"] else None,
+            fixed_ip_address=port["fixed_ips"][0]["ip_address"],
+            router_id=router["id"],
+            port_details={
+                k: port[k]
+                for k in (
+                    "name",
+                    "network_id",
+                    "mac_address",
+                    "admin_state_up",
+                    "status",
+                    "device_id",
+                    "device_owner",
+                )
+            },
         )
+
+    def _router_between(self, subnet_id: str, external_network_id: str) -> Row | None:
+        """A router with an interface on ``subnet_id`` and its gateway on the network."""
+        for router in self.routers.values():
+            gateway = router.get("external_gateway_info") or {}
+            if gateway.get("network_id") != external_network_id:
+                continue
+            if any(
+                p["device_id"] == router["id"]
+                and p["device_owner"] in _ROUTER_IF_OWNERS
+                and any(ip["subnet_id"] == subnet_id for ip in p["fixed_ips"])
+                for p in self.ports.values()
+            ):
+                return router
+        return None
 
     def update_floating_ip(self, ctx: Ctx, fip_id: str, changes: dict[str, Any]) -> Row:
         with self.cloud.transaction():
@@ -768,9 +864,18 @@ class NetworkState:
                 "remote_group_id",
                 "description",
             }
-            rule = self._rule_row(
-                sg, direction, ethertype, **{k: v for k, v in fields.items() if k in allowed}
-            )
+            given = {k: v for k, v in fields.items() if k in allowed}
+            same = _rule_key(direction, ethertype, given)
+            for other in self.tables["security-group-rules"].values():
+                if (
+                    other["security_group_id"] == sg["id"]
+                    and _rule_key(other["direction"], other["ethertype"], other) == same
+                ):
+                    raise _neutron_error(
+                        "SecurityGroupRuleExists",
+                        f"Security group rule already exists. Rule id is {other['id']}.",
+                    )
+            rule = self._rule_row(sg, direction, ethertype, **given)
             self._touch(sg)
             return self._created("security_group_rule", rule, ctx)
 
@@ -778,6 +883,37 @@ class NetworkState:
         with self.cloud.transaction():
             rule = self._owned(ctx, "security-group-rules", rule_id)
             self._deleted("security-group-rules", rule, ctx)
+
+
+#: IP protocol names Neutron accepts for a rule, and their numbers
+_PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "icmpv6": 58, "ipv6-icmp": 58}
+
+
+def _rule_key(direction: str, ethertype: str, fields: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two rules the same for Neutron: protocols by number, an address prefix
+    normalised (the whole address space counts as none), the description ignored."""
+    protocol = fields.get("protocol")
+    if protocol is not None and str(protocol).lower() in _PROTOCOLS:
+        protocol = _PROTOCOLS[str(protocol).lower()]
+    prefix = fields.get("remote_ip_prefix")
+    if prefix:
+        prefix = str(ipaddress.ip_network(prefix, strict=False))
+        if prefix in ("0.0.0.0/0", "::/0"):
+            prefix = None
+
+    def number(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    return (
+        direction,
+        ethertype,
+        None if protocol is None else str(protocol),
+        number(fields.get("port_range_min")),
+        number(fields.get("port_range_max")),
+        prefix or None,
+        fields.get("remote_group_id"),
+        fields.get("remote_address_group_id"),
+    )
 
 
 def _versions(base: str) -> dict[str, Any]:
@@ -922,7 +1058,7 @@ class NetworkAPI(ServiceAPI):
                 idx = next((i for i, r in enumerate(rows) if r["id"] == marker), None)
                 rows = rows[idx + 1 :] if idx is not None else []
             page = rows if limit is None else rows[:limit]
-            items = [self.state.render(singular, r) for r in page]
+            items = [self.state.render(singular, r, ctx) for r in page]
         if fields:
             items = [{k: v for k, v in item.items() if k in fields} for item in items]
         body: dict[str, Any] = {key: items}
@@ -942,7 +1078,7 @@ class NetworkAPI(ServiceAPI):
         singular = COLLECTIONS[collection]
         with self.cloud.lock:
             row = self.state.get(ctx, collection, rid)
-            return json_response({singular: self.state.render(singular, row)})
+            return json_response({singular: self.state.render(singular, row, ctx)})
 
     def create_row(self, request: Request, ctx: Ctx | None, collection: str) -> Response:
         assert ctx is not None
@@ -1003,7 +1139,7 @@ class NetworkAPI(ServiceAPI):
         except KeyError as exc:
             raise _neutron_error("BadRequest", f"Missing attribute {exc}", 400) from exc
         with self.cloud.lock:
-            return json_response({singular: state.render(singular, row)}, 201)
+            return json_response({singular: state.render(singular, row, ctx)}, 201)
 
     def update_row(self, request: Request, ctx: Ctx | None, collection: str, rid: str) -> Response:
         assert ctx is not None
@@ -1025,7 +1161,7 @@ class NetworkAPI(ServiceAPI):
                     f"{singular}.update.end", {singular: state.render(singular, row)}, ctx
                 )
         with self.cloud.lock:
-            return json_response({singular: state.render(singular, row)})
+            return json_response({singular: state.render(singular, row, ctx)})
 
     def delete_row(self, request: Request, ctx: Ctx | None, collection: str, rid: str) -> Response:
         assert ctx is not None

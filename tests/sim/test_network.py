@@ -53,11 +53,19 @@ def test_project_filters(admin_conn: Any, tenant_factory: Any) -> None:
         b.conn.network.get_router(ra.id)
 
 
+def _routed_port(tenant: Tenant, cidr: str) -> tuple[Any, Any, Any]:
+    """(router, subnet, port): a port on a subnet a router joins to the public network."""
+    net = tenant.conn.network
+    network = net.create_network(name=f"net-{cidr}")
+    subnet = net.create_subnet(network_id=network.id, cidr=cidr, ip_version=4)
+    router = net.create_router(external_gateway_info={"network_id": _public(tenant.conn).id})
+    net.add_interface_to_router(router, subnet_id=subnet.id)
+    return router, subnet, net.create_port(network_id=network.id)
+
+
 def test_floating_ip_follows_port(tenant: Tenant) -> None:
     net = tenant.conn.network
-    network = net.create_network(name="fip-net")
-    net.create_subnet(network_id=network.id, cidr="10.2.0.0/24", ip_version=4)
-    port = net.create_port(network_id=network.id)
+    _router, _subnet, port = _routed_port(tenant, "10.2.0.0/24")
     fip = net.create_ip(floating_network_id=_public(tenant.conn).id, port_id=port.id)
     assert net.get_ip(fip.id).port_id == port.id
     assert [f.id for f in net.ips(project_id=tenant.project_id)] == [fip.id]
@@ -110,3 +118,68 @@ def test_server_ports_go_with_the_server(tenant: Tenant, sim_cloud: Cloud) -> No
     assert addresses["vm-net"][0]["addr"] == ports[0].fixed_ips[0]["ip_address"]
     tenant.conn.compute.delete_server(sid)
     assert list(tenant.conn.network.ports(device_id=sid)) == []
+
+
+def test_floating_ip_shows_its_router_which_keeps_the_interface(tenant: Tenant) -> None:
+    net = tenant.conn.network
+    router, subnet, port = _routed_port(tenant, "10.4.0.0/24")
+    fip = net.create_ip(floating_network_id=_public(tenant.conn).id, port_id=port.id)
+    assert fip.router_id == router.id
+    assert net.get_ip(fip.id).router_id == router.id
+    assert [ip.router_id for ip in net.ips(project_id=tenant.project_id)] == [router.id]
+    # the interface carries the floating IP's traffic: Neutron keeps it
+    with pytest.raises(exceptions.ConflictException, match="required by one or more floating"):
+        net.remove_interface_from_router(router, subnet_id=subnet.id)
+    net.update_ip(fip, port_id=None)
+    assert net.get_ip(fip.id).router_id is None
+    net.remove_interface_from_router(router, subnet_id=subnet.id)
+    # no router joins the port's subnet to the public network any more
+    with pytest.raises(exceptions.NotFoundException, match="is not reachable from subnet"):
+        net.update_ip(fip, port_id=port.id)
+    assert net.get_ip(fip.id).port_id is None
+
+
+def test_duplicate_security_group_rule_is_refused(tenant: Tenant) -> None:
+    net = tenant.conn.network
+    sg = net.create_security_group(name="dup")
+    ssh = {
+        "security_group_id": sg.id,
+        "direction": "ingress",
+        "ethertype": "IPv4",
+        "protocol": "tcp",
+        "port_range_min": 22,
+        "port_range_max": 22,
+        "remote_ip_prefix": "0.0.0.0/0",
+    }
+    first = net.create_security_group_rule(**ssh)
+    # the same rule, said otherwise: protocol by number, no prefix for "anywhere", a note
+    for same in (
+        ssh,
+        dict(ssh, protocol="6"),
+        {k: v for k, v in ssh.items() if k != "remote_ip_prefix"},
+        dict(ssh, description="again"),
+    ):
+        with pytest.raises(exceptions.ConflictException, match=f"Rule id is {first.id}"):
+            net.create_security_group_rule(**same)
+    # a new group's own egress rules are there already
+    with pytest.raises(exceptions.ConflictException, match="already exists"):
+        net.create_security_group_rule(
+            security_group_id=sg.id, direction="egress", ethertype="IPv4"
+        )
+    other = net.create_security_group_rule(**dict(ssh, port_range_min=2222, port_range_max=2222))
+    assert other.id != first.id
+    assert len([r for r in net.security_group_rules(security_group_id=sg.id)]) == 4
+
+
+def test_provider_and_binding_details_are_for_administrators(
+    tenant: Tenant, admin_conn: Any
+) -> None:
+    network = tenant.conn.network.create_network(name="private-details")
+    tenant.conn.network.create_subnet(network_id=network.id, cidr="10.5.0.0/24", ip_version=4)
+    port = tenant.conn.network.create_port(network_id=network.id)
+    assert tenant.conn.network.get_network(network.id).provider_network_type is None
+    assert admin_conn.network.get_network(network.id).provider_network_type == "vxlan"
+    assert admin_conn.network.get_network(network.id).provider_segmentation_id is not None
+    assert tenant.conn.network.get_port(port.id).binding_vif_type is None
+    assert admin_conn.network.get_port(port.id).binding_vif_type == "unbound"
+    assert tenant.conn.network.get_port(port.id).binding_vnic_type == "normal"
