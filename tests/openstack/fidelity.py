@@ -399,8 +399,6 @@ def probe_volumes(t: Target) -> None:
     got = t.answer(r, t.call(mbs, "GET", "/volumes/detail"))
     t.record(r, "volume keys", got.keys("volumes", 0))
     t.answer("GET /volumes/{missing}", t.call(bs, "GET", f"/volumes/{MISSING}"))
-    r = "GET /snapshots/detail?all_tenants&project_id"
-    t.answer(r, t.call(bs, "GET", f"/snapshots/detail?all_tenants=1&project_id={p}"))
     # microversions: the version document, none asked, the highest, one too high
     got = t.call(bs, "GET", "/")  # the project's endpoint; the versions are one level up
     doc = t.call(bs, "GET", bs.get_endpoint().rsplit("/v3", 1)[0] + "/v3/")
@@ -438,6 +436,28 @@ def probe_volumes(t: Target) -> None:
     t.record(r, "keys", got.keys())
     fault: dict[str, Any] = next(iter((got.body or {}).values()), {}) if got.status >= 400 else {}
     t.record(r, "message", str(fault.get("message", "")))
+    # a snapshot: what the project's member and the inventory see, and what it holds back
+    r = "POST /snapshots (create)"
+    body = {"snapshot": {"volume_id": vid, "name": "fid-snap"}}
+    got = t.answer(r, t.call(mbs, "POST", "/snapshots", json=body), "snapshot")
+    snap = got.body["snapshot"]["id"]
+    t.record(r, "status in answer", str(got.body["snapshot"].get("status")))
+
+    def snap_state() -> tuple[str, ...] | None:
+        got = t.call(bs, "GET", f"/snapshots/{snap}")
+        return None if got.status == 404 else (got.body["snapshot"]["status"],)
+
+    transition(t, r, wait(snap_state, lambda s: s is None or s[0] != "creating"), after=False)
+    t.answer("GET /snapshots/{id} (member)", t.call(mbs, "GET", f"/snapshots/{snap}"), "snapshot")
+    r = "GET /snapshots/detail?all_tenants&project_id"
+    got = t.answer(r, t.call(bs, "GET", f"/snapshots/detail?all_tenants=1&project_id={p}"))
+    t.record(r, "snapshot keys", got.keys("snapshots", 0))
+    r = "GET /snapshots/{id} (member, max microversion)"
+    t.answer(r, t.call(mbs, "GET", f"/snapshots/{snap}", microversion=top), "snapshot")
+    t.answer("DELETE /volumes/{id} (has a snapshot)", t.call(mbs, "DELETE", f"/volumes/{vid}"))
+    r = "DELETE /snapshots/{id}"
+    t.answer(r, t.call(mbs, "DELETE", f"/snapshots/{snap}"), keys=False)
+    transition(t, r, wait(snap_state, lambda s: s is None), after=False)
     # the endpoints a client may call on a volume
     r = "PUT /volumes/{id} (name)"
     got = t.answer(
@@ -750,6 +770,8 @@ def sim_target() -> Iterator[Target]:
         disk_format="raw",
         container_format="bare",
     )
+    # volumes take time, as with Cinder's driver (Nova's states are the simulation's own)
+    cloud.volume.transition_seconds = 0.5
     with SimServer(cloud) as server:
         admin = server.connect()
         try:
