@@ -283,6 +283,10 @@ def probe_images(t: Target) -> str:
     r = "GET /v2/images/{id}/members"
     got = t.answer(r, t.call(im, "GET", f"/images/{img.id}/members"))
     t.record(r, "member keys", got.keys("members", 0))
+    # the owner rules' delete of an image nobody uses
+    r = "DELETE /v2/images/{id}"
+    t.answer(r, t.call(im, "DELETE", f"/images/{img.id}"), keys=False)
+    t.record(r, "read after", str(t.call(im, "GET", f"/images/{img.id}").status))
     return str(img.id)
 
 
