@@ -481,7 +481,7 @@ def config_file() -> Path | None:
 
 #: ``RECLAIM_*`` variables that are not settings: the config file, the template, and the
 #: test and benchmark switches.
-NOT_SETTINGS = frozenset({"CONFIG", "TEMPLATE", "PIP_BUILD", "BENCH_SIZES"})
+NOT_SETTINGS = frozenset({"CONFIG", "TEMPLATE", "PIP_BUILD", "BENCH_SIZES", "WEB_SCREENSHOTS"})
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -8,7 +8,7 @@ a visitor whom some access check lets see it (:meth:`reclaim.web.app.Web.viewer`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,14 @@ STATE_AS = {"stopped": "stopped", "suspended": "suspended", "shelved": "shelved"
 _LABELS = {"server": "Server", "project": "Project", "image": "Image",
            "security_group_rule": "Security group rule", "user": "User"}  # fmt: skip
 
+#: What people asked and operators decided, as the page lists it (from the timer's audit).
+_ASKED = {
+    ("extend", "granted"): "postponed by {postponed} at the request of {by}",
+    ("exemption", "requested"): "exemption asked for by {by}",
+    ("exemption", "approved"): "exemption approved by {by}",
+    ("exemption", "refused"): "exemption refused by {by}",
+}
+
 #: The access checks this module adds: mail links.
 access = link_access
 
@@ -64,6 +72,7 @@ class Scheduled:
     evidence: str
     notices: list[tuple[str, datetime]]
     offer: Offer | None = None
+    asked: list[tuple[datetime, str]] = field(default_factory=list)
 
 
 def scheduled(timer: Timer, floor: timedelta, can: Offer | None = None) -> Scheduled:
@@ -78,6 +87,11 @@ def scheduled(timer: Timer, floor: timedelta, can: Offer | None = None) -> Sched
         ((kind_of(n.kind).summary, n.sent_at) for n in timer.notices if n.sent_at is not None),
         key=lambda x: x[1],
     )
+    asked = [
+        (e.at, _ASKED[(e.what, e.outcome)].format(**{"postponed": "", "by": "", **e.detail}))
+        for e in timer.history
+        if (e.what, e.outcome) in _ASKED and (timer.since is None or e.at >= timer.since)
+    ]
     return Scheduled(
         timer=timer,
         when=when,
@@ -87,6 +101,7 @@ def scheduled(timer: Timer, floor: timedelta, can: Offer | None = None) -> Sched
         evidence=evidence,
         notices=sent,
         offer=can,
+        asked=asked,
     )
 
 
