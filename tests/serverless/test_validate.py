@@ -226,6 +226,10 @@ def test_web_pages_are_public_over_a_function_url_only_with_their_secret(
     assert env["CLOUDS_YAML_SECRET"] == {"Ref": "CloudsSecretArn"}
     assert env["RECLAIM_WEB__KEYSTONE_URL"] == {"Ref": "KeystoneUrl"}
     assert fn["Properties"]["Handler"] == "app.lambda_handler"
+    # the mailer signs its links with the same key, to the same address
+    mailer = resources["MailerFunction"]["Properties"]["Environment"]["Variables"]
+    assert mailer["WEB_SECRET"] == env["WEB_SECRET"]
+    assert mailer["RECLAIM_WEB__BASE_URL"] == env["RECLAIM_WEB__BASE_URL"] == {"Ref": "WebBaseUrl"}
     # the one public entry of the stack is this URL: every public permission is the web
     # function's, and only through its URL
     public = [

@@ -90,7 +90,11 @@ def build_mailer(settings: Settings, store: DynamoTimerStore, conn: Any) -> Mail
         member_roles=m.member_roles,
     )
     site = Site(cloud_name=m.cloud_name, support=m.support, policy_url=m.policy_url)
-    renderer = Renderer(m.templates or None, site, links=mail_links(settings.web))
+    # the key that signs the mails' links: the web pages' secret (WEB_SECRET) when named
+    from reclaim.serverless.web import secret_key
+
+    web = settings.web.model_copy(update={"secret_key": secret_key(settings)})
+    renderer = Renderer(m.templates or None, site, links=mail_links(web))
     return Mailer(m, addresses, SmtpSender(m), MailLedger(store), renderer)
 
 
