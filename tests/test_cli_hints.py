@@ -32,7 +32,11 @@ def no_cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("command", "setting"),
-    [(["sweep", "--dry-run"], "sweep.cloud"), (["reconcile", "--dry-run"], None)],
+    [
+        (["sweep", "--dry-run"], "sweep.cloud"),
+        (["reconcile", "--dry-run"], None),
+        (["mailer"], "mailer.cloud"),
+    ],
 )
 def test_a_command_without_a_cloud_says_how_to_name_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str], setting: str | None

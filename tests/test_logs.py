@@ -1,15 +1,19 @@
-"""listen and run log one JSON line schema (ts, level, event, then fields; counts as
-integers), as the mailer does (tests/notices/test_mailer.py)."""
+"""listen, run, mailer and sweep log one JSON line schema (ts, level, event, then fields,
+then logger; counts as integers): each command's logging path, run as a process whose
+stderr is no terminal."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from reclaim_sim import Cloud, SimClock, SimServer
 from tests.support.logs import log_records
 from tests.support.processes import lines_until, sigterm_exit_code
 from tests.test_daemon import BUS, reclaim_run
@@ -48,3 +52,49 @@ def test_listen_logs_one_json_schema(tmp_path: Path) -> None:
     records = {r["event"]: r for r in log_records(lines)}
     assert {"listening", "signal", "stopped"} <= set(records)
     assert records["stopped"]["applied"] == 0
+
+
+@pytest.fixture
+def cloud_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a command acting on a simulated cloud (OS_CLOUD), with an
+    embedded store and an in-memory bus."""
+    cloud = Cloud(clock=SimClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    with SimServer(cloud) as sim:
+        yield {
+            **os.environ,
+            "OS_CLIENT_CONFIG_FILE": str(sim.write_clouds_yaml(tmp_path / "clouds.yaml")),
+            "OS_CLOUD": "sim-admin",
+            "RECLAIM_STORE_URL": "memory://logs",
+            "RECLAIM_BUS__TRANSPORT_URL": BUS,
+            "RECLAIM_MAILER__TRANSPORT_URL": BUS,
+            "RECLAIM_BUS__METRICS_PORT": "0",
+        }
+    cloud.close()
+
+
+def test_sweep_logs_one_json_schema(cloud_env: dict[str, str]) -> None:
+    """A standalone sweep's lines (here the warning that notices reach nobody) carry ts
+    and level too."""
+    exe = Path(sys.executable).with_name("reclaim")
+    out = subprocess.run(
+        [str(exe), "sweep", "--dry-run", "--now", "2026-03-01T00:00:00Z"],
+        env=cloud_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    records = log_records(out.stderr.splitlines())
+    assert [r["event"] for r in records] == ["delivery_unconfigured"], out.stderr
+    assert records[0]["level"] == "warning" and records[0]["command"] == "sweep"
+
+
+def test_mailer_logs_one_json_schema(cloud_env: dict[str, str]) -> None:
+    exe = Path(sys.executable).with_name("reclaim")
+    proc = subprocess.Popen([str(exe), "mailer"], env=cloud_env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = lines_until(proc, '"mailer_listening"', timeout=120)
+        assert sigterm_exit_code(proc, within=60) == 0
+        lines += (proc.stderr.read() if proc.stderr else "").splitlines(keepends=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    records = {r["event"]: r for r in log_records(lines)}
+    assert {"delivery_unconfigured", "mailer_listening", "signal", "mailer_stopped"} <= set(records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from reclaim.redact import mask_text, scrub, scrub_text
@@ -46,17 +47,37 @@ class JsonLineFormatter(logging.Formatter):
         return mask_text(json.dumps(base, default=str))
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (as logging's
+    last resort does), not the stream of the moment it was made."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str = "INFO") -> None:
     """Send every log record to stderr as a JSON line (``reclaim listen``, ``run``,
-    ``mailer``)."""
+    ``mailer``, ``sweep``, ``reconcile``, ``replay``)."""
     import time
 
-    handler = logging.StreamHandler()
+    handler = _Stderr()
     formatter = JsonLineFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # reclaim's own lines at ``level``; other libraries' from WARNING (their INFO is noise
+    # to an operator), all of them at DEBUG
+    logging.getLogger("reclaim").setLevel(level.upper())
+    wanted = logging.getLogger("reclaim").level
+    root.setLevel(wanted if wanted <= logging.DEBUG else max(wanted, logging.WARNING))
     # oslo.messaging logs every reconnect attempt at INFO/ERROR: keep them, they matter.
     logging.getLogger("oslo_messaging").setLevel(logging.WARNING)

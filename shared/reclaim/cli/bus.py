@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reclaim.cli.common import (
-    KEYSTONE_ID,
-    event_files,
-    fail,
-    print_json,
-    settings_or_exit,
-    store_or_exit,
-    unique_match,
-)
+from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, store_or_exit
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.cli.resolve import KEYSTONE_ID, by_name, cloud_entry, unique_match
 from reclaim.settings import describe_error
 from reclaim.views import stamp
 
@@ -168,10 +161,16 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
     from reclaim.wire import ParseError, parse_timestamp
 
     if not KEYSTONE_ID.fullmatch(project):
-        fail(
-            f"{project!r} is not a Keystone project id (32 hex digits); give the id, e.g. "
-            f"`openstack project show {project} -f value -c id`"
-        )
+        if cloud_entry(None) is None:
+            fail(
+                f"{project!r} is not a Keystone project id (32 hex digits); give the id, e.g. "
+                f"`openstack project show {project} -f value -c id`, or set OS_CLOUD to a "
+                "clouds.yaml entry to look the name up in Keystone"
+            )
+        named = by_name("project", project, None)
+        if named is None:
+            fail(f"{project!r}: neither a Keystone project id nor a project name in Keystone")
+        project = named
     if end_date is not None:
         try:
             ends = parse_timestamp(end_date if len(end_date) != 10 else end_date + "T00:00:00Z")
@@ -196,7 +195,9 @@ def _send_allocation(kind: str, project: str, end_date: str | None, allocation_i
 
 
 def allocation_end(
-    project: Annotated[str, typer.Argument(help="Keystone project id.")],
+    project: Annotated[
+        str, typer.Argument(help="Keystone project id, or its name (looked up with OS_CLOUD).")
+    ],
     date: Annotated[
         str | None,
         typer.Option("--date", help="When it ended (YYYY-MM-DD or ISO-8601; default: now)."),
@@ -212,7 +213,9 @@ def allocation_end(
 
 
 def allocation_renew(
-    project: Annotated[str, typer.Argument(help="Keystone project id.")],
+    project: Annotated[
+        str, typer.Argument(help="Keystone project id, or its name (looked up with OS_CLOUD).")
+    ],
     allocation_id: Annotated[str | None, typer.Option("--allocation-id")] = None,
     transport_url: TransportOpt = None,
     driver: DriverOpt = None,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -174,84 +173,10 @@ def unreadable_note(store: DynamoTimerStore, json_out: bool = False) -> None:
     line = (
         f"{len(keys)} stored item(s) unreadable, skipped: {shown} (reclaim store quarantine list)"
     )
-    typer.echo(f"reclaim: warning: {line}" if json_out else line, err=json_out)
+    if json_out:
+        typer.echo(f"reclaim: warning: {line}", err=True)
+    else:  # wrapped to the terminal, as the table above it
+        from rich.console import Console
+        from rich.text import Text
 
-
-def unique_match(given: str, candidates: Iterable[str], what: str) -> str | None:
-    """The candidate ``given`` names, as git resolves an abbreviated commit: itself, else the
-    one candidate starting with it; None when none does. Several: exits 2 listing them."""
-    found = sorted({c for c in candidates if c.startswith(given)})
-    if given in found or not found:
-        return given if given in found else None
-    if len(found) > 1:
-        shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
-        fail(f"{what} id {given!r} is ambiguous, {len(found)} ids start with it: {shown}")
-    return found[0]
-
-
-def resource_or_exit(store: DynamoTimerStore, resource_type: str, given: str) -> str:
-    """The id of the resource with timers that ``given`` names (its id or a unique prefix
-    of it); none: exits 1, several: exits 2 listing them."""
-    try:
-        found = given if store.timers_for(resource_type, given) else None
-        if found is None:
-            found = unique_match(given, store.ids_starting(resource_type, given), resource_type)
-            if found is not None and not store.timers_for(resource_type, found):
-                found = None  # its item is there but does not decode
-        unreadable = store.unreadable()
-    except StoreError as exc:
-        fail(f"store: {exc}")
-    if found is not None:
-        return found
-    if unreadable:
-        key = printable(unreadable[0].key)
-        fail(
-            f"{key}: stored item unreadable ({unreadable[0].reason}); "
-            f"see reclaim store quarantine show {key}",
-            code=1,
-        )
-    fail(f"no timer for {resource_type} {given}", code=1)
-
-
-#: Keystone makes every project id a uuid4 in hex: a name (``genomics``) taken for an id
-#: would find nothing, or make timers for a project that does not exist.
-KEYSTONE_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def project_or_exit(store: DynamoTimerStore, given: str) -> str:
-    """The project ``given`` names: a Keystone id as it is; else the one project of the
-    store's timers whose id starts with it; else, when a cloud is configured (OS_CLOUD),
-    the project Keystone knows by that name. Nothing: exits 1 saying how to find the id."""
-    if KEYSTONE_ID.fullmatch(given):
-        return given
-    try:
-        known = {t.project_id for t in store.pending() if t.project_id}
-        known.update(store.ids_starting("project", given))
-    except StoreError as exc:
-        fail(f"store: {exc}")
-    found = unique_match(given, known, "project")
-    if found is not None:
-        return found
-    cloud = os.environ.get("OS_CLOUD")
-    if cloud:
-        return _keystone_project(cloud, given)
-    fail(
-        f"no project {given!r}: no timer's project id starts with it; give the id "
-        f"(`openstack project show {given} -f value -c id`) or set OS_CLOUD to look the "
-        "name up in Keystone",
-        code=1,
-    )
-
-
-def _keystone_project(cloud: str, name: str) -> str:
-    import openstack
-
-    try:
-        identity: Any = openstack.connect(cloud=cloud).identity
-        found = identity.find_project(name, ignore_missing=True)
-    except Exception as exc:
-        fail(f"cloud {cloud!r}: looking up project {name!r}: {exc}".replace("\n", " "))
-    if found is None:
-        fail(f"no project {name!r}: no timer's project id starts with it, nor is it a "
-             f"project name in Keystone (cloud {cloud!r})", code=1)  # fmt: skip
-    return str(found.id)
+        Console().print(Text(line))

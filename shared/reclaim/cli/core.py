@@ -26,6 +26,8 @@ from reclaim.cli.common import (
     unreadable_note,
 )
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.cli.progress import Reporter
+from reclaim.cli.resolve import CloudOpt, project_or_exit
 from reclaim.commands import TimerCommand
 from reclaim.settings import Settings
 from reclaim.store import StoreError
@@ -38,6 +40,9 @@ StoreOpt = Annotated[
     typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines (-f json).")]
+#: Notifications ``replay`` stores at a time (as the listener's batches), saying how far
+#: it has got between them.
+REPLAY_BATCH = 1000
 
 #: The rows of ``timers list`` and ``replay`` (:func:`reclaim.views.pending_rows`).
 TIMER_COLUMNS = (
@@ -120,8 +125,9 @@ def replay(
     event-time window) is kept as a dead letter in the store and named on stderr, one line
     each, and the command exits 1; the rest is stored.
     """
+    from reclaim.bus import log
     from reclaim.bus.pipeline import Pipeline
-    from reclaim.deadletters import DeadLetterStore
+    from reclaim.deadletters import DeadLetter, DeadLetterStore
 
     settings = settings_or_exit()
     delivered = _delivered(files)
@@ -132,8 +138,19 @@ def replay(
         timer_store, DeadLetterStore.beside(timer_store), settings.policy,
         apply_threads=1, handler_retries=0, ingest=settings.ingest,
     )  # fmt: skip
+    letters: list[tuple[int, DeadLetter]] = []
+    log.configure("INFO")  # the progress off a terminal: JSON lines
     try:
-        outcome = pipeline.process([body for _, body in delivered])
+        with Reporter("replay", "notifications stored") as progress:
+            for start in range(0, len(delivered), REPLAY_BATCH):
+                outcome = pipeline.process([b for _, b in delivered[start : start + REPLAY_BATCH]])
+                letters += [
+                    (start + p, letter)
+                    for p, letter in zip(
+                        outcome.dead_letter_positions, outcome.dead_letters, strict=True
+                    )
+                ]
+                progress.advance(min(REPLAY_BATCH, len(delivered) - start))
         rows = pending_rows(timer_store.pending())
     except StoreError as exc:
         fail(f"store: {exc}")
@@ -142,12 +159,12 @@ def replay(
     view = view_of(fmt, column, long, json_out)
     emit(rows, TIMER_COLUMNS, "Pending timers", view)
     unreadable_note(timer_store, view.fmt is not Format.table)
-    for position, letter in zip(outcome.dead_letter_positions, outcome.dead_letters, strict=True):
+    for position, letter in sorted(letters, key=lambda pl: pl[0]):
         typer.echo(
             f"reclaim: error: {delivered[position][0]}: {letter.reason} (dead letter {letter.id})",
             err=True,
         )
-    if outcome.dead_letters:
+    if letters:
         raise typer.Exit(1)
 
 
@@ -157,6 +174,15 @@ def timers_list(
         str | None,
         typer.Option("--due-before", help="Only what is due by this ISO 8601 time (or clock URL)."),
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="Only this project's: its id, a prefix of it, or its name (looked up in "
+            "Keystone: --cloud or OS_CLOUD).",
+        ),
+    ] = None,
+    cloud: CloudOpt = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
     long: LongOpt = False,
@@ -166,8 +192,11 @@ def timers_list(
     settings = settings_or_exit()
     when = None if due_before is None else instant_or_exit(due_before, "--due-before", "for all")
     timer_store = store_or_exit(store, settings)
+    if project is not None:
+        project = project_or_exit(timer_store, project, cloud)
     try:
-        rows = pending_rows(timer_store.pending(when), when)
+        timers = [t for t in timer_store.pending(when) if project in (None, t.project_id)]
+        rows = pending_rows(timers, when)
     except StoreError as exc:
         fail(f"store: {exc}")
     view = view_of(fmt, column, long, json_out)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from reclaim.cli.bus import DurableOpt, bus_or_exit
-from reclaim.cli.common import fail, settings_or_exit, store_or_exit
+from reclaim.cli.common import cloud_or_exit, fail, settings_or_exit, store_or_exit
 from reclaim.settings import MailerSettings
 
 
@@ -61,8 +61,6 @@ def mailer(
             typer.echo(path)
         return
 
-    import openstack
-
     from reclaim.bus import log
     from reclaim.bus.transport import BusError
     from reclaim.mailer import (
@@ -79,10 +77,7 @@ def mailer(
     log.configure("INFO")
     warn_at_start("mailer", m, None)
     timer_store = store_or_exit(store, settings, create=True)
-    try:
-        conn = openstack.connect(cloud=m.cloud or os.environ.get("OS_CLOUD"))
-    except Exception as exc:
-        fail(f"cloud: {exc}")
+    conn = cloud_or_exit(m.cloud, "mailer.cloud")
     addresses = DirectoryAddresses(
         CachedDirectory(KeystoneDirectory(conn)),
         fallback=m.fallback_contact,

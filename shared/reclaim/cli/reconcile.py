@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
+from reclaim.bus import log
 from reclaim.cli.common import (
     cloud_or_exit,
     fail,
@@ -27,6 +27,8 @@ from reclaim.cli.output import (
     emit,
     view_of,
 )
+from reclaim.cli.progress import Reporter
+from reclaim.cli.resolve import project_or_exit
 from reclaim.durations import parse_duration
 from reclaim.reconcile.cloud import ListingError
 from reclaim.reconcile.engine import ReconcileReport, reconcile
@@ -105,7 +107,9 @@ def reconcile_command(
     project: Annotated[
         str | None,
         typer.Option(
-            "--project", help="Only this project: its servers, images, allocation and timers."
+            "--project",
+            help="Only this project (its id, a prefix of it, or its name in Keystone): its "
+            "servers, images, allocation and timers.",
         ),
     ] = None,
     first_install: Annotated[
@@ -164,17 +168,10 @@ def reconcile_command(
         fail("--grace must be positive: notices have to go out before the action")
     store = store_or_exit(store_url, settings, create=True)
     conn = cloud_or_exit(cloud)
-    err = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("reconciling servers, images and projects"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=as_json or fmt is not Format.table or not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("servers", total=None)
+    if project is not None:
+        project = project_or_exit(store, project, cloud)
+    log.configure("INFO")  # what goes wrong, and the progress off a terminal: JSON lines
+    with Reporter("reconcile", "servers, images and projects read") as progress:
         try:
             report = reconcile(
                 conn,
@@ -184,7 +181,7 @@ def reconcile_command(
                 project=project,
                 dry_run=dry_run,
                 first_install=grace_td if first_install else None,
-                progress=lambda n: bar.advance(task, n),
+                progress=progress.advance,
                 max_rows=max_rows,
             )
         except ListingError as exc:

@@ -63,8 +63,12 @@ def run(
     timer_store = store_or_exit(store, settings, create=True)
     warn_at_start("run", settings.mailer, MailLedger(timer_store))
     conn = cloud_or_exit(cloud or settings.run.cloud, "run.cloud")
+
+    def progress(line: str) -> None:  # a project cleanup says what it deletes
+        log.emit("progress", command="run", step=line)
+
     sweeper = Sweeper(
-        timer_store, cloud_port(conn, settings), OsloNotices(bus), settings.policy,
+        timer_store, cloud_port(conn, settings, progress), OsloNotices(bus), settings.policy,
         owner_id(), settings.sweep,
         allocation_end_property=settings.reconcile.allocation_end_property,
     )  # fmt: skip

@@ -5,17 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.text import Text
 
-from reclaim.cli.common import fail, print_json, printable, settings_or_exit, store_or_exit
+from reclaim.cli.common import fail, printable, settings_or_exit, store_or_exit
+from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
+from reclaim.cli.resolve import unique_match
 from reclaim.store import StoreError
 from reclaim.store.quarantine import Quarantine, Quarantined, examine, safe_view
+from reclaim.views import stamp
+from reclaim.wire import parse_timestamp
 
 StoreOpt = Annotated[
     str | None,
     typer.Option("--store", help="Timer store URL (default: RECLAIM_STORE_URL or memory://)."),
 ]
 KeyArg = Annotated[
-    str, typer.Argument(help="The item's key, <resource_type>#<resource_id> (as listed).")
+    str,
+    typer.Argument(
+        help="The item's key, <resource_type>#<resource_id>, or its resource id, or a prefix "
+        "of either (as listed)."
+    ),
 ]
 
 
@@ -24,9 +34,17 @@ def _quarantine(store: str | None) -> Quarantine:
 
 
 def _found(quarantine: Quarantine, key: str) -> Quarantined:
-    """The unreadable item under ``key``; exits 1 when there is none or it reads fine."""
+    """The unreadable item under ``key``, or the one whose key, or whose resource id, starts
+    with it (as listed); exits 1 when there is none or it reads fine."""
     try:
         item = quarantine.get(key)
+        if item is None:
+            keys = [f.key for f in quarantine.scan()]
+            whole = unique_match(key, keys, "stored item")
+            if whole is None:
+                by_id = {k.partition("#")[2]: k for k in keys}
+                whole = by_id.get(unique_match(key, by_id, "stored item") or "")
+            item = quarantine.get(whole) if whole is not None else None
     except StoreError as exc:
         fail(f"store: {exc}")
     if item is None:
@@ -45,8 +63,34 @@ def _describe(found: Quarantined) -> None:
     typer.echo(safe_view(found.item))
 
 
+QUARANTINE_COLUMNS = (
+    Column("resource_type", "type"),
+    Column("resource_id", "id", kind="id"),
+    Column("key", kind="id", table=False),
+    Column("problem"),
+    Column("reported_at", "reported", kind="time"),
+)
+
+
+def _parts(key: str) -> dict[str, str]:
+    """A key's resource type and id (``server#0b8e...``)."""
+    rtype, _, rid = key.partition("#")
+    return {"resource_type": rtype, "resource_id": rid}
+
+
+def _when(text: str | None) -> str | None:
+    """A stored time in the one format (as stored when it does not parse)."""
+    try:
+        return stamp(parse_timestamp(text)) if text else None
+    except ValueError:
+        return text
+
+
 def quarantine_list(
     store: StoreOpt = None,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Stored items that do not decode (every read skips them). Scans the whole table."""
@@ -55,21 +99,29 @@ def quarantine_list(
         found = list(quarantine.scan())
     except StoreError as exc:
         fail(f"store: {exc}")
-    if json_out:
-        print_json(
-            [{"key": f.key, "problem": f.reason, "reported_at": f.reported_at} for f in found]
+    view = view_of(fmt, column, long, json_out)
+    if view.fmt is not Format.table:
+        rows = [
+            {**_parts(f.key), "key": f.key, "problem": f.reason,
+             "reported_at": _when(f.reported_at)}
+            for f in found
+        ]  # fmt: skip
+        emit(rows, QUARANTINE_COLUMNS, "Unreadable items", view)
+        return
+    rows = [
+        {**_parts(printable(f.key)), "key": printable(f.key), "problem": printable(f.reason),
+         "reported_at": _when(f.reported_at) or "not reported yet"}
+        for f in found
+    ]  # fmt: skip
+    emit(rows, QUARANTINE_COLUMNS, "Unreadable items", view)
+    if found:  # wrapped to the terminal, as the table
+        Console().print(
+            Text(
+                f"{len(found)} unreadable item(s): reclaim store quarantine show KEY to look at "
+                "one, drop KEY to remove it (then reclaim reconcile rebuilds its timers from "
+                "the cloud)"
+            )
         )
-        return
-    if not found:
-        typer.echo("no unreadable items")
-        return
-    for f in found:
-        reported = f"reported {f.reported_at}" if f.reported_at else "not reported yet"
-        typer.echo(f"{printable(f.key)}  {printable(f.reason)}  ({reported})")
-    typer.echo(
-        f"{len(found)} unreadable item(s): reclaim store quarantine show KEY to look at one, "
-        "drop KEY to remove it (then reclaim reconcile rebuilds its timers from the cloud)"
-    )
 
 
 def quarantine_show(key: KeyArg, store: StoreOpt = None) -> None:

@@ -11,7 +11,6 @@ from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.text import Text
 
 from reclaim.cli.bus import bus_or_exit
@@ -21,13 +20,13 @@ from reclaim.cli.common import (
     instant_or_exit,
     print_json,
     printable,
-    project_or_exit,
-    resource_or_exit,
     settings_or_exit,
     store_or_exit,
     unreadable_note,
 )
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, View, emit, view_of
+from reclaim.cli.progress import Reporter
+from reclaim.cli.resolve import NAMED, CloudOpt, project_or_exit, resource_or_exit
 from reclaim.commands import ResourceType
 from reclaim.durations import format_duration, parse_duration
 from reclaim.settings import Settings
@@ -39,7 +38,7 @@ from reclaim.sweeper import (
     Sweeper,
     SweepReport,
 )
-from reclaim.sweeper.cloud import cleanup_connector
+from reclaim.sweeper.cloud import Progress, cleanup_connector
 from reclaim.sweeper.notices import NoticePort
 from reclaim.sweeper.sweep import held_reason, planned_date
 from reclaim.timers import Timer
@@ -57,18 +56,21 @@ NowOpt = Annotated[
 ]
 
 
-def cloud_port(conn: Any, settings: Settings) -> OpenStackCloud:
-    """The cloud as the sweeper sees it; project cleanup runs as ``sweep.cleanup_cloud``."""
+def cloud_port(conn: Any, settings: Settings, progress: Progress | None = None) -> OpenStackCloud:
+    """The cloud as the sweeper sees it; project cleanup runs as ``sweep.cleanup_cloud`` and
+    tells ``progress`` what it is deleting."""
     entry = settings.sweep.cleanup_cloud
     if not entry:
-        return OpenStackCloud(conn)
+        return OpenStackCloud(conn, progress=progress)
     import openstack
 
     try:
         cleaner = openstack.connect(cloud=entry).current_user_id
     except Exception as exc:
         fail(f"sweep.cleanup_cloud {entry!r}: {exc}")
-    return OpenStackCloud(conn, cleanup_connect=cleanup_connector(entry), cleanup_user_id=cleaner)
+    return OpenStackCloud(
+        conn, cleanup_connect=cleanup_connector(entry), cleanup_user_id=cleaner, progress=progress
+    )
 
 
 def owner_id() -> str:
@@ -115,14 +117,14 @@ SWEEP_COLUMNS = (
 )
 
 
-def _summary(report: SweepReport, out: Console) -> None:
+def _summary(report: SweepReport, view: View, out: Console | None = None) -> None:
     title = "Sweep" + (" (dry run: nothing changed)" if report.dry_run else "")
     rows = [
         {"resource_type": o.resource_type, "resource_id": o.resource_id, "rule": o.rule,
          "result": o.result, "notices": ",".join(o.notices), "reason": o.reason}
         for o in report.outcomes
     ]  # fmt: skip
-    emit(rows, SWEEP_COLUMNS, title, View(), out)
+    emit(rows, SWEEP_COLUMNS, title, view, out)
 
 
 def sweep(
@@ -145,19 +147,30 @@ def sweep(
             "--bus", help="Transport URL for notices (default: the bus settings' transport_url)."
         ),
     ] = None,
-    json_out: JsonOpt = False,
+    fmt: FormatOpt = Format.table,
+    column: ColumnOpt = None,
+    long: LongOpt = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The whole report as one JSON document.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Level of the JSON log lines on stderr.")
+    ] = "INFO",
 ) -> None:
     """One pass over the due timers: warn, re-check, act, record.
 
-    Exits 3 when a cap stopped it (in a dry run: would stop it), 1 when notices could not be
-    sent (their timers stay due).
+    Says what it is doing on stderr: a progress display on a terminal (a project cleanup
+    names what it deletes), else JSON log lines. Exits 3 when a cap stopped it (in a dry
+    run: would stop it), 1 when notices could not be sent (their timers stay due).
     """
 
+    from reclaim.bus import log
     from reclaim.mailer.ledger import MailLedger
     from reclaim.mailer.preflight import warn_at_start
 
     settings = settings_or_exit()
     when = instant_or_exit(now)
+    log.configure(log_level)
     sweep_settings = settings.sweep
     timer_store = store_or_exit(store, settings)
     warn_at_start("sweep", settings.mailer, MailLedger(timer_store))
@@ -169,26 +182,27 @@ def sweep(
     # A notice is marked sent only after the bus took it: an unreachable bus fails the
     # notice within a few seconds (retried next sweep), it never loses it.
     notices: NoticePort = RecordingNotices() if dry else OsloNotices(bus_settings)
-    sweeper = Sweeper(
-        timer_store,
-        cloud_port(conn, settings),
-        notices,
-        settings.policy,
-        owner_id(),
-        sweep_settings,
-        allocation_end_property=settings.reconcile.allocation_end_property,
-    )
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=json_out) as progress:
-        task = progress.add_task("sweeping", total=None)
-        report = sweeper.sweep(
-            when, dry_run=dry, max_actions=max_actions, progress=lambda _o: progress.advance(task)
+    with Reporter("sweep", "sweeping due timers") as progress:
+        sweeper = Sweeper(
+            timer_store,
+            cloud_port(conn, settings, progress.step),
+            notices,
+            settings.policy,
+            owner_id(),
+            sweep_settings,
+            allocation_end_property=settings.reconcile.allocation_end_property,
         )
+        report = sweeper.sweep(
+            when, dry_run=dry, max_actions=max_actions, progress=lambda _o: progress.advance()
+        )
+    view = view_of(fmt, column, long)
     if json_out:
         print_json(_report_json(report))
+    elif view.fmt is not Format.table:
+        _summary(report, view)
     else:
         out = Console()
-        _summary(report, out)
+        _summary(report, view, out)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
         failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
         said = "notices that would go out" if report.dry_run else "notices"
@@ -271,9 +285,10 @@ def plan(
         typer.Option(
             "--project",
             help="Only this project: its id, a prefix of it, or its name (looked up in "
-            "Keystone when OS_CLOUD is set).",
+            "Keystone: --cloud or OS_CLOUD).",
         ),
     ] = None,
+    cloud: CloudOpt = None,
     now: NowOpt = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
@@ -290,7 +305,7 @@ def plan(
     end = start + horizon
     timer_store = store_or_exit(store, settings)
     if project is not None:
-        project = project_or_exit(timer_store, project)
+        project = project_or_exit(timer_store, project, cloud)
     timers = list(timer_store.pending(end))
     rows = plan_rows(timers, project, end, settings.sweep.min_notice_lead)
     title = f"Plan for the next {format_duration(horizon)}, until {stamp(end)}"
@@ -321,10 +336,13 @@ def audit(
     resource_id: Annotated[
         str,
         typer.Argument(
-            metavar="ID", help="Its id, or a prefix of it that no other id starts with."
+            metavar="ID",
+            help="Its id, a prefix of it that no other id starts with, or its name "
+            f"({', '.join(NAMED)}: looked up in the cloud, --cloud or OS_CLOUD).",
         ),
     ],
     store: StoreOpt = None,
+    cloud: CloudOpt = None,
     fmt: FormatOpt = Format.table,
     column: ColumnOpt = None,
     long: LongOpt = False,
@@ -336,7 +354,7 @@ def audit(
     if resource_type not in RESOURCE_TYPES:
         fail(f"TYPE {resource_type!r}: not one of {', '.join(RESOURCE_TYPES)}")
     timer_store = store_or_exit(store, settings_or_exit())
-    resource_id = resource_or_exit(timer_store, resource_type, resource_id)
+    resource_id = resource_or_exit(timer_store, resource_type, resource_id, cloud)
     timers = timer_store.timers_for(resource_type, resource_id)
     entries = sorted(((e, t) for t in timers for e in t.history), key=lambda et: et[0].at)
     rows = [

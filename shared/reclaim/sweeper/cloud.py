@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 import weakref
@@ -42,6 +43,9 @@ class ActionResult:
 
 #: Why a server is exempt from every action (None: it is not); :func:`is_exempt_server`.
 Exemption = Callable[[ServerSnapshot], str | None]
+#: Told, one line at a time, what a long action is doing ("project P: deleting Server S
+#: (name)"); called from the cleanup's threads. The command decides how to show it.
+Progress = Callable[[str], None]
 
 
 class CloudPort(Protocol):
@@ -259,8 +263,10 @@ class ProjectGuard:
         known: set[str],
         swift_account_ok: bool,
         spared: frozenset[str] = frozenset(),
+        on_accept: Callable[[Any], None] | None = None,
     ) -> None:
         self.project_id = project_id
+        self.on_accept = on_accept
         self.known = known
         self.swift_account_ok = swift_account_ok
         self.spared = spared
@@ -288,6 +294,11 @@ class ProjectGuard:
             ok = str(getattr(obj, "id", "")) in self.known
         with self._lock:
             (self.accepted if ok else self.refused).append(f"{kind}:{getattr(obj, 'id', '?')}")
+        if ok and self.on_accept is not None:
+            # project_cleanup deletes it next (unless a dry run); a failure to show it must
+            # not change what is deleted (openstacksdk would skip the resource)
+            with contextlib.suppress(Exception):
+                self.on_accept(obj)
         return ok
 
 
@@ -394,6 +405,11 @@ def _rule_model(rule: Any) -> SecurityGroupRule:
 def _label(obj: Any) -> str:
     name = getattr(obj, "name", None)
     return f"{obj.id} ({name})" if name else str(obj.id)
+
+
+def _kind_label(obj: Any) -> str:
+    """``Server 0f3c... (name)``: what a progress line says is being deleted."""
+    return f"{type(obj).__name__} {_label(obj)}"
 
 
 def _images_of_project(conn: Any, project_id: str) -> list[Any]:
@@ -568,6 +584,7 @@ class _OpenStackExtras:
     cleanup_user_id: str | None
     cleanup_role: str
     cleanup_timeout: float
+    progress: Progress | None
 
     def project(self, project_id: str) -> ProjectSnapshot | None:
         def get(c: Any) -> Any:
@@ -725,8 +742,12 @@ class _OpenStackExtras:
             raise CloudError(
                 "refusing to clean up the project reclaim itself works in", transient=False
             )
+        say = self.progress or (lambda _line: None)
+        say(f"project {project_id}: listing what it owns")
         before = self.project_inventory(project_id)
         known = _ids(before)
+        verb = "would delete" if dry_run else "deleting"
+        say(f"project {project_id}: {len(known)} resource(s) found, cleaning up")
         spared = self.spared(project_id, exempt) if exempt is not None else Spared()
         granted = False
         if self.cleanup_user_id and not self._has_role(self.cleanup_user_id, project_id):
@@ -765,8 +786,9 @@ class _OpenStackExtras:
             except Exception:
                 account = ""
             guard = ProjectGuard(
-                project_id, known, account.rstrip("/").endswith(project_id), spared.ids
-            )
+                project_id, known, account.rstrip("/").endswith(project_id), spared.ids,
+                on_accept=lambda obj: say(f"project {project_id}: {verb} {_kind_label(obj)}"),
+            )  # fmt: skip
             # every read that can fail comes before the first change; a service the
             # catalog lacks is skipped (and reported), not an error
             swift = _has_service(conn, "object-store")
@@ -796,6 +818,10 @@ class _OpenStackExtras:
                 if (gone := [e for e in entries if _entry_id(e) not in still])
             }
             kept, leftovers = split_spared(after, spared.ids)
+            say(
+                f"project {project_id}: {sum(map(len, deleted.values()))} deleted, "
+                f"{sum(map(len, leftovers.values()))} left"
+            )
         finally:
             pool.shutdown(wait=True)
             if granted and self.cleanup_user_id:
@@ -830,7 +856,8 @@ class OpenStackCloud(_OpenStackExtras):
     request_id)`` gives a connection scoped to the target project as a user holding no
     admin role (see :func:`cleanup_connector`). When ``cleanup_user_id`` is given and that
     user has no role on the project, the admin connection grants it ``cleanup_role`` for
-    the cleanup and revokes it afterwards.
+    the cleanup and revokes it afterwards. ``progress`` hears what a cleanup is doing: one
+    line per step and per resource it deletes.
     """
 
     def __init__(
@@ -841,8 +868,10 @@ class OpenStackCloud(_OpenStackExtras):
         cleanup_user_id: str | None = None,
         cleanup_role: str = "member",
         cleanup_timeout: float = 3600.0,
+        progress: Progress | None = None,
     ) -> None:
         self.conn = conn
+        self.progress = progress
         self.cleanup_connect = cleanup_connect
         self.cleanup_user_id = cleanup_user_id
         self.cleanup_role = cleanup_role
