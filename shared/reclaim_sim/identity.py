@@ -108,6 +108,32 @@ class Token:
     issued_at: datetime
     expires_at: datetime
     audit_id: str
+    #: the application credential the token was issued for (its roles limit the token's)
+    app_credential: AppCredential | None = None
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    """A user's application credential: a secret that signs in as the user on one project,
+    with at most ``roles`` (the user's roles there when it was made, by default)."""
+
+    id: str
+    name: str
+    user_id: str
+    project_id: str
+    secret: str
+    roles: tuple[str, ...]
+
+
+def _implied(roles: set[str]) -> set[str]:
+    """The roles held with those they imply: an admin is a member and a reader, a member a
+    reader, as Keystone's default role tree has it. Pure."""
+    out = set(roles)
+    if "admin" in out:
+        out |= {"member", "reader"}
+    if "member" in out:
+        out.add("reader")
+    return out
 
 
 class IdentityState:
@@ -121,6 +147,7 @@ class IdentityState:
         #: (user id, project id) -> role names
         self.assignments: dict[tuple[str, str], set[str]] = {}
         self.tokens: dict[str, Token] = {}
+        self.app_credentials: dict[str, AppCredential] = {}
         self._project_names: dict[str, str] = {}
         self._user_names: dict[str, str] = {}
 
@@ -290,10 +317,42 @@ class IdentityState:
             self._revoke_tokens(lambda t: t.user_id == user_id and t.project_id == project_id)
 
     # -- tokens ----------------------------------------------------------------------------
+    def create_application_credential(
+        self,
+        user_id: str,
+        project_id: str,
+        name: str,
+        *,
+        secret: str | None = None,
+        roles: tuple[str, ...] | None = None,
+    ) -> AppCredential:
+        """An application credential of ``user_id`` on ``project_id`` (roles: the user's
+        there, or the ones named, which the user must hold)."""
+        with self.cloud.transaction():
+            held = _implied(self.roles_on(user_id, project_id))
+            wanted = tuple(sorted(held)) if roles is None else tuple(sorted(roles))
+            if not wanted or not set(wanted) <= held:
+                raise SimError(403, "An application credential cannot have roles its user lacks.")
+            cred = AppCredential(
+                id=new_hex_id(),
+                name=name,
+                user_id=user_id,
+                project_id=project_id,
+                secret=secret or secrets.token_urlsafe(32),
+                roles=wanted,
+            )
+            self.app_credentials[cred.id] = cred
+            return cred
+
     def issue_token(
-        self, user: User, project: Project | None, methods: tuple[str, ...] = ("password",)
+        self,
+        user: User,
+        project: Project | None,
+        methods: tuple[str, ...] = ("password",),
+        app_credential: AppCredential | None = None,
     ) -> Token:
-        """Issue a token; scoping to a disabled project or one without a role is a 401."""
+        """Issue a token; scoping to a disabled project or one without a role is a 401. An
+        application credential's token holds no role the credential lacks."""
         with self.cloud.transaction():
             if not user.enabled:
                 raise SimError(401, "The request you have made requires authentication.")
@@ -304,12 +363,11 @@ class IdentityState:
                 held = self.roles_on(user.id, project.id)
                 if not held:
                     raise SimError(401, f"User {user.id} has no access to project {project.id}")
-                # an admin implies member and reader, as Keystone's default role tree does
-                implied = set(held)
-                if "admin" in implied:
-                    implied |= {"member", "reader"}
-                if "member" in implied:
-                    implied.add("reader")
+                implied = _implied(held)
+                if app_credential is not None:
+                    implied = _implied(set(app_credential.roles) & implied)
+                    if not implied:
+                        raise SimError(401, "The application credential's roles are gone.")
                 roles = tuple(sorted(implied))
             now = datetime.now(UTC)
             token = Token(
@@ -321,6 +379,7 @@ class IdentityState:
                 issued_at=now,
                 expires_at=now + timedelta(seconds=self.cloud.config.token_ttl_seconds),
                 audit_id=secrets.token_urlsafe(16)[:22],
+                app_credential=app_credential,
             )
             self.tokens[token.id] = token
             return token
@@ -484,6 +543,31 @@ class IdentityAPI(ServiceAPI):
                 user = None
             if user is None or spec.get("password") != user.password:
                 raise SimError(401, "The request you have made requires authentication.")
+        elif "application_credential" in methods:
+            spec = identity.get("application_credential") or {}
+            cred = state.app_credentials.get(spec.get("id", ""))
+            if cred is None and spec.get("name"):
+                owner = (spec.get("user") or {}).get("id") or ""
+                if not owner and (spec.get("user") or {}).get("name"):
+                    owner = state.user((spec.get("user") or {})["name"]).id
+                cred = next(
+                    (c for c in state.app_credentials.values()
+                     if c.name == spec["name"] and c.user_id == owner),
+                    None,
+                )  # fmt: skip
+            if cred is None or spec.get("secret") != cred.secret:
+                raise SimError(401, "The request you have made requires authentication.")
+            if scope:
+                raise SimError(401, "Application credentials cannot request a scope.")
+            user = state.users.get(cred.user_id)
+            if user is None:
+                raise SimError(401, "The request you have made requires authentication.")
+            token = state.issue_token(user, state.project(cred.project_id), methods, cred)
+            return json_response(
+                {"token": self._token_body(token, base_url(request))},
+                201,
+                {"X-Subject-Token": token.id},
+            )
         elif "token" in methods:
             old = state.tokens.get(((identity.get("token") or {}).get("id")) or "")
             if old is None:
@@ -552,6 +636,12 @@ class IdentityAPI(ServiceAPI):
             body["is_domain"] = False
             body["roles"] = [{"id": state.role_ids[r], "name": r} for r in token.roles]
             body["catalog"] = catalog(base, project.id, self.cloud.config.region)
+        if token.app_credential is not None:
+            body["application_credential"] = {
+                "id": token.app_credential.id,
+                "name": token.app_credential.name,
+                "restricted": True,
+            }
         return body
 
     # -- projects --------------------------------------------------------------------------

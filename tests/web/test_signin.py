@@ -160,3 +160,23 @@ def test_keystone_down_is_told_as_such(moto_store: DynamoTimerStore) -> None:
         r = sign_in(c, "ann")
         assert r.status_code == 503
         assert "Keystone cannot be reached" in r.text
+
+
+def test_a_member_signs_in_with_an_application_credential(
+    browser: TestClient, world: World
+) -> None:
+    idn = world.server.cloud.identity
+    cred = idn.create_application_credential(
+        world.users["ann"], world.projects["alpha"], f"web-{id(browser)}", secret="s3cret-app"
+    )
+    page = browser.get("/signin")
+    form = {"csrf_token": csrf_of(page.text), "method": "application_credential",
+            "credential_id": cred.id, "credential_secret": "s3cret-app", "next": "/projects"}  # fmt: skip
+    r = browser.post("/signin", data=form)
+    assert r.url.path == "/projects"
+    assert "alpha" in r.text and "beta" not in r.text  # the credential's one project
+    assert browser.get(f"/resource/server/{ALPHA_VM}").status_code == 200
+    form["credential_secret"] = "wrong"
+    browser.post("/signout", data={"csrf_token": csrf_of(r.text)})
+    form["csrf_token"] = csrf_of(browser.get("/signin").text)
+    assert browser.post("/signin", data=form).status_code == 401

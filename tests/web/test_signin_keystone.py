@@ -27,6 +27,9 @@ def sim() -> Iterator[SimServer]:
     op = idn.create_user("olga", password="olga-pw")
     idn.grant(op.id, gamma.id, "admin")
     idn.create_user("nobody", password="nobody-pw")
+    idn.create_application_credential(
+        ann.id, alpha.id, "ci-reader", secret="app-secret", roles=("reader",)
+    )
     with SimServer(cloud) as server:
         yield server
     cloud.close()
@@ -81,3 +84,24 @@ def test_an_unreachable_keystone_is_not_a_refusal() -> None:
 def test_v3_url() -> None:
     assert v3_url("https://k.example.org:5000") == "https://k.example.org:5000/v3"
     assert v3_url("https://k.example.org/identity/v3/") == "https://k.example.org/identity/v3"
+
+
+def _credential(sim: SimServer, name: str) -> str:
+    found = [c for c in sim.cloud.identity.app_credentials.values() if c.name == name]
+    return found[0].id
+
+
+def test_an_application_credential_shows_its_one_project_with_its_roles(sim: SimServer) -> None:
+    me = Keystone(sim.auth_url).application_credential(_credential(sim, "ci-reader"), "app-secret")
+    assert me.user_name == "ann"
+    assert me.method == "application credential"
+    # only alpha, and only the role the credential was made with (ann is a member there)
+    assert [(p.name, p.roles) for p in me.projects] == [("alpha", ("reader",))]
+    assert not me.operator
+
+
+def test_an_application_credential_with_a_wrong_secret_is_refused(sim: SimServer) -> None:
+    with pytest.raises(SignInRefused):
+        Keystone(sim.auth_url).application_credential(_credential(sim, "ci-reader"), "guess")
+    with pytest.raises(SignInRefused):
+        Keystone(sim.auth_url).application_credential("0" * 32, "app-secret")
