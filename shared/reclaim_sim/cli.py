@@ -88,14 +88,27 @@ def serve(
                 'print([s.name for s in c.compute.servers(all_projects=True)])"'
             )
         )
+        console.print("  openstack server list --all-projects")
+        member = others[0] if others else ADMIN_CLOUD
+        console.print(
+            f"  OS_CLOUD={member} openstack server stop SERVER   # then: reclaim timers list"
+        )
         console.print("\nControl it (no auth, 127.0.0.1 only):")
         console.print(f"  curl -s {server.url}/_sim/")
         console.print(f'  curl -s -XPOST {server.url}/_sim/clock -d \'{{"advance": "14d"}}\'')
         console.print(f"  curl -s '{server.url}/_sim/requests?mutating=1'")
         console.print(
-            "\nreclaim's commands read the real clock; at the simulated time, give them --now:"
+            "\nreclaim's commands read the real clock; give them the simulated one (its "
+            "/_sim/clock endpoint; run reads it at every sweep):"
         )
-        console.print(f'  reclaim sweep --now "$(curl -s {server.url}/_sim/clock?format=text)"')
+        console.print(f"  reclaim sweep --now {server.url}")
+        console.print(f"  reclaim run --now {server.url}")
+        console.print(
+            "\nProject cleanup runs as a user without the admin role, the clouds.yaml entry "
+            "named by sweep.cleanup_cloud; unset, a due cleanup is retried with a growing "
+            "pause, then failed with an operator alert. Here, for example:"
+        )
+        console.print(f"  export RECLAIM_SWEEP__CLEANUP_CLOUD={others[-1] if others else 'ENTRY'}")
         console.print("\nCtrl-C stops it.")
         stop.wait()
     cloud.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openstack
 import pytest
+import yaml
 
 from reclaim.durations import parse_duration
 from reclaim.settings import PolicySettings
@@ -70,6 +71,15 @@ def test_serve_prints_how_to_connect_and_stops_on_ctrl_c(
         text = "".join(lines)
         assert re.search(r"at http://127\.0\.0\.1:\d+", text), text
         assert f"OS_CLIENT_CONFIG_FILE={clouds}" in text and "OS_CLOUD=sim-admin" in text
+        # what the README promises: the openstack client, the clock, the cleanup's setting
+        url = re.search(r"at (http://127\.0\.0\.1:\d+)", text)
+        assert url and f"reclaim sweep --now {url[1]}\n" in text
+        assert f"reclaim run --now {url[1]}\n" in text and "/_sim/clock" in text
+        assert "openstack server stop SERVER" in text and "openstack server list" in text
+        cleaner = re.search(r"export RECLAIM_SWEEP__CLEANUP_CLOUD=(\S+)", text)
+        assert cleaner and "sweep.cleanup_cloud" in text
+        entries = yaml.safe_load(clouds.read_text())["clouds"]
+        assert cleaner[1] in entries and cleaner[1] != "sim-admin"
         monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
         conn = openstack.connect(cloud="sim-admin")
         names = {s.name for s in conn.compute.servers(all_projects=True)}
