@@ -32,6 +32,7 @@ from tests.web.conftest import (
     Clock,
     link_token,
     stop_server,
+    warn,
     web_settings,
 )
 
@@ -71,7 +72,7 @@ def test_keep_it_postpones_the_shelve_once_and_says_the_new_date(
     after = keep_it(client, page)
     assert "Postponed by 2 weeks. It will now be shelved on Sunday 29 March 2026" in after
     assert "It will be shelved on <time" in after and "Sunday 29 March 2026" in after
-    assert "postponed by 2 weeks already; it can be postponed once" in after
+    assert "It was postponed already: it can be postponed once." in after
     t = shelve_timer(moto_store)
     assert t.due_at == T0 + timedelta(days=28)
     entry = t.history[-1]
@@ -247,3 +248,19 @@ def test_a_refused_request_says_so_and_sets_nothing(
     page = client.get(f"/resource/server/{SERVER}").text
     assert "Refused on 2026-03-09: “start it when you need it”" in page
     assert PROJECT in page
+
+
+def test_keep_adds_its_whole_amount_to_the_date_the_person_was_shown(
+    moto_store: DynamoTimerStore, clock: Clock
+) -> None:
+    # the first warning went out late (day 10 of 14): the action waits its full 7-day lead,
+    # so the page said day 17, not the due date of day 14
+    stop_server(moto_store)
+    warn(moto_store, SERVER, T0 + timedelta(days=10))
+    clock.now = T0 + timedelta(days=11)
+    app = create_app(web_settings(), moto_store, clock=clock)
+    with TestClient(app, base_url="http://testserver") as c:
+        page = open_page(c)
+        assert "Wednesday 18 March 2026" in page  # day 17
+        after = keep_it(c, page)
+        assert "It will now be shelved on Wednesday 1 April 2026" in after  # day 17 + 14

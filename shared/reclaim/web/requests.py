@@ -140,11 +140,7 @@ def offer(
     if by is None:
         return Offer(None, "This action cannot be postponed from this page.")
     if timer.extension:
-        return Offer(
-            None,
-            f"It was postponed by {human_duration(timer.extension)} already; it can be "
-            "postponed once.",
-        )
+        return Offer(None, "It was postponed already: it can be postponed once.")
     if (
         timer.lease_owner
         and not timer.lease_owner.startswith("hold:")
@@ -244,7 +240,11 @@ def keep(
                 "from": before.isoformat() if before else "",
             },
         )
-        moved = extend(current, can.by, now, entry)
+        # later than the date the person was shown (which the notices' lead may have moved
+        # past the due date), by the whole amount
+        assert current.due_at is not None
+        shown = max(before or current.due_at, current.due_at)
+        moved = extend(current, shown + can.by - current.due_at, now, entry)
         if moved.lease_owner == NOTICE_HOLD:
             # the sweeper waited for the old schedule's next step: let it look again now
             moved = moved.model_copy(update={"lease_owner": None, "lease_until": None})
