@@ -33,6 +33,9 @@ OUT = ROOT / "build" / "fidelity.md"
 PASSWORD = "fidelity-user-pw"
 MISSING = "00000000-0000-4000-8000-000000000000"
 MISSING_HEX = "0" * 32
+PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmaI3ts3RkCzxnUIRnbbMBq4fVXeYNzJ9zE0yZ+1jHd fidelity"
+)
 #: the compute microversion reclaim's server read sends (reclaim.sweeper.cloud)
 SERVER_MV = "2.9"
 #: how long a state change may take on the real services (a loaded machine)
@@ -73,6 +76,7 @@ class Target:
     #: filled by :func:`prepare`
     project_id: str = ""
     user_id: str = ""
+    tag: str = ""
     member: Any = None
     seen: dict[tuple[str, str], Value] = field(default_factory=dict)
     request_ids: list[bool] = field(default_factory=list)
@@ -138,6 +142,19 @@ class Target:
         return answer
 
 
+def public_key() -> str:
+    """A fresh ed25519 public key in OpenSSH form (its private half is never kept)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+
+
 # -- setting a cloud up --------------------------------------------------------------------
 def prepare(t: Target, tag: str) -> None:
     """A project with a member user, as the tests make them on both clouds."""
@@ -148,7 +165,7 @@ def prepare(t: Target, tag: str) -> None:
     )
     member = a.identity.find_role("member", ignore_missing=False)
     a.identity.assign_project_role_to_user(project, user, member)
-    t.project_id, t.user_id = str(project.id), str(user.id)
+    t.project_id, t.user_id, t.tag = str(project.id), str(user.id), tag
     t.member = t.connect(user.name, project.name)
 
 
@@ -240,6 +257,15 @@ def probe_identity(t: Target) -> None:
     path = f"/projects/{p}/users/{other.id}/roles/{role}"
     t.answer("PUT /v3/projects/{p}/users/{u}/roles/{r}", t.call(idn, "PUT", path), keys=False)
     t.answer("DELETE /v3/projects/{p}/users/{u}/roles/{r}", t.call(idn, "DELETE", path), keys=False)
+    # a token revoked (openstack token revoke): Keystone no longer knows it
+    member_token = t.member.session.get_token()
+    revoke = {"X-Subject-Token": member_token}
+    t.answer(
+        "DELETE /v3/auth/tokens", t.call(idn, "DELETE", "/auth/tokens", headers=revoke), keys=False
+    )
+    r = "GET /v3/auth/tokens (revoked)"
+    t.answer(r, t.call(idn, "GET", "/auth/tokens", headers=revoke), keys=False)
+    t.member = t.connect(f"fid-user-{t.tag}", f"fid-{t.tag}")
     # the catalog: which services reclaim finds (has_service)
     catalog = a.session.auth.get_access(a.session).service_catalog.catalog
     t.record(
@@ -283,6 +309,14 @@ def probe_images(t: Target) -> str:
     r = "GET /v2/images/{id}/members"
     got = t.answer(r, t.call(im, "GET", f"/images/{img.id}/members"))
     t.record(r, "member keys", got.keys("members", 0))
+    # what a client may call on an image: deactivate, reactivate, tags
+    for r, method, path in (
+        ("POST /v2/images/{id}/actions/deactivate", "POST", f"/images/{img.id}/actions/deactivate"),
+        ("POST /v2/images/{id}/actions/reactivate", "POST", f"/images/{img.id}/actions/reactivate"),
+        ("PUT /v2/images/{id}/tags/{tag}", "PUT", f"/images/{img.id}/tags/fidelity"),
+        ("DELETE /v2/images/{id}/tags/{tag}", "DELETE", f"/images/{img.id}/tags/fidelity"),
+    ):
+        t.answer(r, t.call(im, method, path), keys=False)
     # the owner rules' delete of an image nobody uses
     r = "DELETE /v2/images/{id}"
     t.answer(r, t.call(im, "DELETE", f"/images/{img.id}"), keys=False)
@@ -324,6 +358,31 @@ def probe_servers(t: Target, image_id: str) -> None:
     )
     sid = got.body["server"]["id"]
     transition(t, r, wait(_server_state(t, sid), _settled))
+    # what a client may call on a server: a snapshot image, rescue, keypairs
+    r = "POST /servers/{id}/action createImage"
+    body = {"createImage": {"name": "fid-vm1-snap"}}
+    got = t.answer(
+        r, t.call(m.compute, "POST", f"/servers/{sid}/action", json=body, microversion="2.45")
+    )
+    snap = (got.body or {}).get("image_id") if got.status < 300 else None
+    transition(t, r, wait(_server_state(t, sid), _settled))
+    if snap:
+        t.record(r, "GET the image", str(t.call(a.image, "GET", f"/images/{snap}").status))
+        t.call(a.image, "DELETE", f"/images/{snap}")
+    r = "POST /servers/{id}/action rescue"
+    t.answer(r, t.call(m.compute, "POST", f"/servers/{sid}/action", json={"rescue": None}))
+    transition(t, r, wait(_server_state(t, sid), _settled))
+    r = "POST /servers/{id}/action unrescue"
+    t.answer(
+        r, t.call(m.compute, "POST", f"/servers/{sid}/action", json={"unrescue": None}), keys=False
+    )
+    transition(t, r, wait(_server_state(t, sid), _settled))
+    t.answer("GET /os-keypairs", t.call(m.compute, "GET", "/os-keypairs"))
+    key = {"keypair": {"name": "fid-key", "public_key": public_key()}}
+    r = "POST /os-keypairs (import)"
+    t.answer(r, t.call(m.compute, "POST", "/os-keypairs", json=key, microversion="2.92"), "keypair")
+    r = "DELETE /os-keypairs/{name}"
+    t.answer(r, t.call(m.compute, "DELETE", "/os-keypairs/fid-key"), keys=False)
     # sweeper server(): GET /servers/{id} at 2.9
     r = "GET /servers/{id} (2.9)"
     t.answer(r, t.call(cp, "GET", f"/servers/{sid}", microversion=SERVER_MV), "server")
