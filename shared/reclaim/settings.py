@@ -414,7 +414,13 @@ class WebSettings(BaseModel):
         "5/minute", description="refused sign-ins one user name may have (limits syntax)"
     )
 
-    @field_validator("signin_per_address", "signin_per_user")
+    links_per_address: str = Field(
+        "30/minute",
+        description="mail links opened and resource-page forms sent from one remote address "
+        "(limits syntax)",
+    )
+
+    @field_validator("signin_per_address", "signin_per_user", "links_per_address")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from starlette.testclient import TestClient
 
+from reclaim.store import DynamoTimerStore
+from reclaim.web.app import create_app
 from tests.web.conftest import (
     OTHER_PROJECT,
     OTHER_SERVER,
@@ -15,6 +17,8 @@ from tests.web.conftest import (
     T0,
     Clock,
     link_token,
+    stop_server,
+    web_settings,
 )
 
 
@@ -71,3 +75,15 @@ def test_a_link_used_again_opens_the_same_page(client: TestClient) -> None:
     token = link_token()
     assert client.get(f"/l/{token}").status_code == 200
     assert client.get(f"/l/{token}").status_code == 200
+
+
+def test_link_use_is_rate_limited_per_address(moto_store: DynamoTimerStore, clock: Clock) -> None:
+    stop_server(moto_store)
+    app = create_app(web_settings(links_per_address="3/minute"), moto_store, clock=clock)
+    with TestClient(app, base_url="http://testserver") as c:
+        for _ in range(3):
+            assert c.get(f"/l/{link_token()}").status_code == 200
+        r = c.get(f"/l/{link_token()}")
+        assert r.status_code == 429
+        assert "Too many pages opened from your address" in r.text
+        assert c.get("/l/tampered").status_code == 429  # guesses count too

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: signed with the same key but no salt).
 SALT = "reclaim.web.link"
 #: Grants a session keeps (the latest links opened).
-MAX_GRANTS = 10
+MAX_GRANTS = 5
 
 #: ``(notice, recipient) -> link`` ("" for none), as the mail renderer takes it.
 LinkMaker = Callable[[NoticeMessage, "Person | None"], str]

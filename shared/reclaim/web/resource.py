@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -105,6 +106,25 @@ def scheduled(timer: Timer, floor: timedelta, can: Offer | None = None) -> Sched
     )
 
 
+def limit_use(request: Request) -> None:
+    """Count one use of a link or a form from the visitor's address (``web.links_per_address``,
+    in this process's memory); 429 past it."""
+    from limits import parse as parse_limit
+    from limits.storage import MemoryStorage
+    from limits.strategies import MovingWindowRateLimiter
+
+    state = request.app.state
+    if getattr(state, "link_limits", None) is None:
+        rate = parse_limit(web_of(request).settings.web.links_per_address)
+        state.link_limits = (MovingWindowRateLimiter(MemoryStorage()), rate)
+    limiter, rate = state.link_limits
+    address = request.client.host if request.client else "unknown"
+    if not limiter.hit(rate, "link", address):
+        raise HTTPException(
+            429, "Too many pages opened from your address in a short time. Wait a minute and retry."
+        )
+
+
 def _resource(request: Request) -> tuple[str, str]:
     return request.path_params["resource_type"], request.path_params["resource_id"]
 
@@ -127,6 +147,7 @@ def lookup(web: Web, request: Request) -> tuple[list[Timer], Viewer]:
 
 async def open_link(request: Request) -> Response:
     """A mail's link: remember its grant in the session, then show the resource's page."""
+    limit_use(request)
     web = web_of(request)
     now = web.now()
     try:
@@ -135,7 +156,8 @@ async def open_link(request: Request) -> Response:
         raise HTTPException(exc.status, exc.message) from exc
     remember(request.session, grant, now)
     target = (
-        f"{request.scope.get('root_path', '')}/resource/{grant.resource_type}/{grant.resource_id}"
+        f"{request.scope.get('root_path', '')}/resource/"
+        f"{quote(grant.resource_type, safe='')}/{quote(grant.resource_id, safe='')}"
     )
     return RedirectResponse(target, status_code=303)
 
@@ -189,6 +211,7 @@ def _back(request: Request) -> Response:
 async def keep_it(request: Request) -> Response:
     """ "Keep it": postpone one scheduled action once, for a reason (see
     :func:`reclaim.web.requests.keep`); back to the page, which says what happened."""
+    limit_use(request)
     web = web_of(request)
     timers, viewer = lookup(web, request)
     form = await request.form()
@@ -210,6 +233,7 @@ async def keep_it(request: Request) -> Response:
 
 async def ask_exempt(request: Request) -> Response:
     """Ask the operators to exempt the server (see :func:`reclaim.web.requests.ask_exemption`)."""
+    limit_use(request)
     web = web_of(request)
     timers, viewer = lookup(web, request)
     live = [t for t in timers if t.state == "pending"]
