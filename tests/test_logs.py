@@ -28,9 +28,11 @@ def test_run_logs_one_json_schema_with_integer_counts(tmp_path: Path) -> None:
         assert sigterm_exit_code(proc, within=240) == 0
         lines += (proc.stderr.read() if proc.stderr else "").splitlines(keepends=True)
     records = {r["event"]: r for r in log_records(lines)}
-    assert {"listening", "swept", "signal", "stopped"} <= set(records)
+    assert {"listening", "reconciled", "swept", "signal", "stopped"} <= set(records)
     assert isinstance(records["stopped"]["applied"], int)
     assert all(isinstance(v, int) for v in records["swept"]["counts"].values())
+    reconciled = records["reconciled"]
+    assert isinstance(reconciled["drift"], int) and isinstance(reconciled["by_rule"], dict)
 
 
 def test_listen_logs_one_json_schema(tmp_path: Path) -> None:

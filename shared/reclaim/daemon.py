@@ -89,7 +89,7 @@ class Daemon:
             emit("reconcile_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:500])
             return
         self.reconciles.labels("complete").inc()
-        emit("reconciled", report=str(result.by_rule())[:500])
+        emit("reconciled", drift=result.drift, by_rule=result.by_rule())  # counts: integers
         for warning in result.warnings():
             emit("reconcile_warning", logging.WARNING, warning=warning)
 

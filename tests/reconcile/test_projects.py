@@ -450,6 +450,13 @@ def test_the_periodic_reconcile_logs_a_cut_project_list(
     monkeypatch.setattr(sim_cloud.config, "keystone_project_list_limit", listed)
     lines = periodic_reconcile(admin_conn, moto_store, Settings(), sim_cloud.clock.now, caplog)
     assert [line["event"] for _, line in lines] == ["reconciled", "reconcile_warning"]
+    counts = lines[0][1]["by_rule"]  # counts are integers, not a dict printed as text
+    assert counts[CLEANUP]["create"] >= 1 and all(
+        type(n) is int for by_change in counts.values() for n in by_change.values()
+    ), counts
+    assert lines[0][1]["drift"] == sum(
+        c["create"] + c["cancel"] + c["move"] for c in counts.values()
+    )
     assert lines[1] == (
         logging.WARNING,
         {"event": "reconcile_warning", "warning": _truncation_warning(listed)},

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 #: Fields that are counts wherever they appear: integers, never ``42.0``.
-COUNTS = ("applied", "received", "notices", "count", "dead_lettered", "done")
+COUNTS = ("applied", "received", "notices", "count", "dead_lettered", "done", "drift")
 
 
 def log_records(lines: list[str]) -> list[dict[str, Any]]:
