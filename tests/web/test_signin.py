@@ -4,6 +4,7 @@ CSRF, rate limits, and sessions that end with the Keystone token."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -13,6 +14,7 @@ from reclaim.store import DynamoTimerStore
 from reclaim.web.app import create_app
 from reclaim.web.session import safe_next
 from reclaim_sim import SimServer
+from reclaim_sim.server import ADMIN_CLOUD
 from tests.support.waiting import wait_for
 from tests.web.conftest import BASE, Clock, stop_server, web_settings
 from tests.web.keystone_world import World, csrf_of, make_world, sign_in, world
@@ -180,3 +182,19 @@ def test_a_member_signs_in_with_an_application_credential(
     browser.post("/signout", data={"csrf_token": csrf_of(r.text)})
     form["csrf_token"] = csrf_of(browser.get("/signin").text)
     assert browser.post("/signin", data=form).status_code == 401
+
+
+def test_without_keystone_url_the_clouds_yaml_entry_names_keystone(
+    world: World, moto_store: DynamoTimerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = world.server.write_clouds_yaml(tmp_path / "clouds.yaml")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    app = create_app(web_settings(), moto_store)
+    with TestClient(app, base_url=BASE) as c:
+        # no entry named: there is no Keystone to ask
+        assert sign_in(c, "ann").status_code == 503
+    app = create_app(web_settings(), moto_store)
+    app.state.keystone_cloud = ADMIN_CLOUD  # as reclaim web --cloud sets it
+    with TestClient(app, base_url=BASE, follow_redirects=True) as c:
+        assert sign_in(c, "ann").url.path == "/projects"

@@ -25,7 +25,8 @@ def web(
         str | None,
         typer.Option(
             "--cloud",
-            help="clouds.yaml entry that approved exemptions are written through "
+            help="clouds.yaml entry that approved exemptions are written through, and "
+            "whose Keystone people sign in against unless web.keystone_url is set "
             "(default: OS_CLOUD; none: approvals are refused).",
         ),
     ] = None,
@@ -67,6 +68,8 @@ def web(
         app = create_app(settings, timer_store, notices=OsloNotices(bus), cloud=conn, clock=clock)
     except ValueError as exc:
         fail(f"web: {exc}")
+    # people sign in against this cloud's Keystone unless web.keystone_url names another
+    app.state.keystone_cloud = named or ""
     bind_host = host or settings.web.host
     bind_port = port or settings.web.port
     server = uvicorn.Server(

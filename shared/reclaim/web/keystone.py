@@ -232,16 +232,19 @@ class Keystone:
         return tuple(sorted(access.role_names or ()))
 
 
-def auth_url_of(cloud: str) -> str:
-    """The Keystone auth URL of a ``clouds.yaml`` entry (``""`` when it names none)."""
+def auth_url_of(cloud: str) -> tuple[str, bool | str]:
+    """The Keystone auth URL of a ``clouds.yaml`` entry (``""`` when it names none) and how
+    to verify its TLS certificate (the entry's ``cacert``, else its ``verify``)."""
     import openstack.config
 
     try:
         region = openstack.config.OpenStackConfig().get_one(cloud or None)
     except Exception:
-        return ""
+        return "", True
     url = region.config.get("auth", {}).get("auth_url", "")
-    return str(url) if url else ""
+    cacert = region.config.get("cacert")
+    verify: bool | str = str(cacert) if cacert else bool(region.config.get("verify", True))
+    return (str(url) if url else ""), verify
 
 
 def expired(expires_at: datetime, now: datetime | None = None) -> bool:

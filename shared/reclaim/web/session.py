@@ -163,10 +163,14 @@ class SignInLimits:
         self.limiter.hit(self.per_user, "user", user.casefold())
 
 
-def keystone_for(settings: Settings) -> Keystone:
-    """The Keystone that settings name (``web.keystone_url``, else the cloud's auth URL)."""
+def keystone_for(settings: Settings, cloud: str = "") -> Keystone:
+    """The Keystone that settings name (``web.keystone_url``), else the auth URL of the
+    ``clouds.yaml`` entry ``cloud`` (default: ``OS_CLOUD``), verified as that entry says."""
     web = settings.web
-    url = web.keystone_url or auth_url_of(os.environ.get("OS_CLOUD", ""))
+    url: str = web.keystone_url
+    verify: bool | str = True
+    if not url:
+        url, verify = auth_url_of(cloud or os.environ.get("OS_CLOUD", ""))
     if not url:
         raise KeystoneUnavailable(
             "no Keystone to sign in with: set web.keystone_url (RECLAIM_WEB__KEYSTONE_URL) "
@@ -177,6 +181,7 @@ def keystone_for(settings: Settings) -> Keystone:
         user_domain=web.user_domain,
         member_roles=web.member_roles,
         operator_role=web.operator_role,
+        verify=verify,
     )
 
 
@@ -192,7 +197,9 @@ def _state(request: Request) -> Any:
 def keystone_of(request: Request) -> Keystone:
     state = request.app.state
     if getattr(state, "keystone", None) is None:
-        state.keystone = keystone_for(web_of(request).settings)
+        # reclaim web --cloud names the clouds.yaml entry (app.state.keystone_cloud)
+        cloud = getattr(state, "keystone_cloud", "") or ""
+        state.keystone = keystone_for(web_of(request).settings, cloud)
     keystone: Keystone = state.keystone
     return keystone
 
@@ -244,8 +251,8 @@ async def signin(request: Request) -> Response:
     if not limits.attempt(address, name):
         log.warning("sign-in refused: too many attempts (address %s)", address)
         raise HTTPException(429, "Too many sign-in attempts. Wait a minute and try again.")
-    keystone = keystone_of(request)
     try:
+        keystone = keystone_of(request)
         if method == "application_credential":
             identity = await run_in_threadpool(
                 keystone.application_credential, credential, credential_secret
