@@ -160,6 +160,10 @@ def test_project_cleanup_deletes_the_project_only_and_reports_leftovers(
     assert cloud.identity.roles_on(cleaner, pid) == set()
     kinds = notices.kinds()
     assert kinds.count("project_cleaned") == 1 and kinds.count("cleanup_leftovers") == 1
+    # the summary counts the subnet and the router interface with the rest
+    cleaned = next(m for m in notices.messages if m.kind == "project_cleaned")
+    for gone in ("subnets 1", "router_interfaces 1", "networks 1", "routers 1"):
+        assert gone in cleaned.detail["deleted"], (gone, cleaned.detail["deleted"])
     leftovers = next(m for m in notices.messages if m.kind == "cleanup_leftovers")
     assert f"{p}-hidden" in leftovers.detail["left_images"]
     assert f"{p}-protected" in leftovers.detail["left_images"]

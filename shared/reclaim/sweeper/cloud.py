@@ -151,18 +151,12 @@ def new_request_id() -> str:
 
 #: Image visibilities whose images other projects can use (the owner's "shared" images).
 SHARED_VISIBILITIES = ("shared", "community", "public")
-#: Resource types :meth:`OpenStackCloud.project_inventory` lists, in the order reported.
-INVENTORY_TYPES = (
-    "servers",
-    "volumes",
-    "snapshots",
-    "images",
-    "networks",
-    "routers",
-    "ports",
-    "floating_ips",
-    "security_groups",
-    "containers",
+#: Neutron's device owners of a router's interface ports (the interfaces that tie a router
+#: to a subnet).
+ROUTER_INTERFACES = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
 )
 
 
@@ -179,8 +173,9 @@ class ServerRef:
 @dataclass(frozen=True)
 class Spared:
     """What a project cleanup keeps: the exempt servers (with why) and the ids of what they
-    use (attached volumes, their ports, those ports' networks, subnets, security groups and
-    floating IPs, and the routers, with their interfaces, on those networks)."""
+    use (attached volumes and their snapshots, their ports, those ports' networks, subnets,
+    security groups and floating IPs, and the routers, with their interfaces, on those
+    networks)."""
 
     servers: dict[str, str] = field(default_factory=dict)
     ids: frozenset[str] = frozenset()
@@ -423,9 +418,12 @@ def _images_of_project(conn: Any, project_id: str) -> list[Any]:
 
 
 def _inventory(conn: Any, project_id: str) -> dict[str, list[str]]:
-    """An administrator's listing of what the project still owns (Swift excepted)."""
+    """An administrator's listing of what the project still owns (Swift excepted). A
+    router's interfaces are listed apart from the other ports, by router and subnet."""
     p = project_id
     default_sgs = "default"
+    ports = list(conn.network.ports(project_id=p))
+    interfaces = [x for x in ports if getattr(x, "device_owner", None) in ROUTER_INTERFACES]
     return {
         "servers": [_label(x) for x in conn.compute.servers(all_projects=True, project_id=p)],
         "volumes": [_label(x) for x in conn.block_storage.volumes(all_projects=True, project_id=p)],
@@ -434,8 +432,10 @@ def _inventory(conn: Any, project_id: str) -> dict[str, list[str]]:
         ],
         "images": [_label(x) for x in _images_of_project(conn, p)],
         "networks": [_label(x) for x in conn.network.networks(project_id=p)],
+        "subnets": [_label(x) for x in conn.network.subnets(project_id=p)],
         "routers": [_label(x) for x in conn.network.routers(project_id=p)],
-        "ports": [_label(x) for x in conn.network.ports(project_id=p)],
+        "router_interfaces": [_interface_label(x) for x in interfaces],
+        "ports": [_label(x) for x in ports if x.id not in {i.id for i in interfaces}],
         "floating_ips": [str(x.id) for x in conn.network.ips(project_id=p)],
         "security_groups": [
             _label(x)
@@ -445,20 +445,20 @@ def _inventory(conn: Any, project_id: str) -> dict[str, list[str]]:
     }
 
 
+def _interface_label(port: Any) -> str:
+    """``port-id (router R, subnet S)``: a router interface as the summary names it."""
+    subnets = ", ".join(
+        f"subnet {f['subnet_id']}" for f in getattr(port, "fixed_ips", None) or () if f
+    )
+    return f"{port.id} (router {port.device_id}{', ' + subnets if subnets else ''})"
+
+
 def _ids(inventory: dict[str, list[str]]) -> set[str]:
     return {entry.split(" ", 1)[0] for entries in inventory.values() for entry in entries}
 
 
 def _entry_id(entry: str) -> str:
     return entry.split(" ", 1)[0]
-
-
-#: Router ports: the interfaces that tie a router to a network.
-ROUTER_INTERFACES = (
-    "network:router_interface",
-    "network:router_interface_distributed",
-    "network:ha_router_replicated_interface",
-)
 
 
 def _spared(conn: Any, project_id: str, exempt: Exemption) -> Spared:
@@ -501,7 +501,12 @@ def _spared(conn: Any, project_id: str, exempt: Exemption) -> Spared:
                 routers.add(str(port.device_id))
                 ports.add(str(port.id))
     ips = {str(ip.id) for ip in conn.network.ips(project_id=p) if str(ip.port_id) in ports}
-    ids = set(servers) | volumes | ports | networks | subnets | groups | routers | ips
+    snapshots = {
+        str(x.id)
+        for x in conn.block_storage.snapshots(all_projects=True, project_id=p)
+        if str(x.volume_id) in volumes
+    }
+    ids = set(servers) | volumes | snapshots | ports | networks | subnets | groups | routers | ips
     return Spared(servers, frozenset(ids))
 
 
@@ -532,14 +537,6 @@ def _containers(conn: Any, project_id: str, rid: str) -> list[str]:
         return [str(c.name) for c in conn.object_store.containers()]
     except Exception as exc:
         raise _translate(exc, f"containers of {project_id}", rid) from exc
-
-
-#: Neutron's device owners of a router's interface ports.
-ROUTER_INTERFACES = (
-    "network:router_interface",
-    "network:router_interface_distributed",
-    "network:ha_router_replicated_interface",
-)
 
 
 def _foreign_interfaces(
