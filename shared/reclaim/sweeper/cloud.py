@@ -566,6 +566,23 @@ def _foreign_interfaces(
         raise _translate(exc, f"router interfaces of {project_id}", rid) from exc
 
 
+def _floating_ips(conn: Any, project_id: str, guard: ProjectGuard, rid: str) -> list[str]:
+    """The project's floating IPs the guard lets go. ``project_cleanup`` judges floating IPs
+    with its own rule, not the caller's (it would delete an exempt server's), so reclaim
+    deletes them itself, before the routers they need go."""
+    try:
+        return [str(ip.id) for ip in conn.network.ips(project_id=project_id) if guard(ip)]
+    except Exception as exc:
+        raise _translate(exc, f"floating IPs of {project_id}", rid) from exc
+
+
+def _delete_ip(conn: Any, ip_id: str, rid: str) -> None:
+    try:
+        conn.network.delete_ip(ip_id, ignore_missing=True)
+    except Exception as exc:
+        raise _translate(exc, f"DELETE floating IP {ip_id}", rid) from exc
+
+
 def _detach(conn: Any, router_id: str, port_id: str, rid: str) -> None:
     try:
         conn.network.remove_interface_from_router(router_id, port_id=port_id)
@@ -791,14 +808,18 @@ class _OpenStackExtras:
             swift = _has_service(conn, "object-store")
             had = _containers(conn, project_id, rid) if swift else []
             foreign = _foreign_interfaces(conn, project_id, guard, rid)
+            ips = _floating_ips(conn, project_id, guard, rid)
             if not dry_run:
                 for router_id, port_id in foreign:
                     _detach(conn, router_id, port_id, rid)
+                for ip_id in ips:
+                    _delete_ip(conn, ip_id, rid)
             try:
                 conn.project_cleanup(
                     dry_run=dry_run,
                     wait_timeout=self.cleanup_timeout,
                     resource_evaluation_fn=guard,
+                    skip_resources=["network.floating_ip"],
                 )
             except Exception as exc:  # a timeout: the threads go on, we wait below
                 error = exc
