@@ -6,17 +6,22 @@ for it, and stops (databases dropped, vhost deleted) at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kombu
 import pytest
 
 from reclaim.store import open_store
@@ -71,6 +76,24 @@ def admin(cloud: harness.Run) -> Any:
     return openstack.connection.Connection(config=config.get_one("openstack-admin"))
 
 
+@pytest.fixture(autouse=True)
+def _servers_removed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The servers a test boots are deleted after it, whatever happened (unlocked first):
+    a failed test leaves the cloud as it found it."""
+    if "cloud" not in request.fixturenames:
+        yield
+        return
+    admin = request.getfixturevalue("admin")
+    before = {s.id for s in admin.compute.servers(all_projects=True)}
+    yield
+    for server in admin.compute.servers(all_projects=True):
+        if server.id not in before:
+            with contextlib.suppress(Exception):
+                if server.is_locked:
+                    admin.compute.unlock_server(server)
+                admin.compute.delete_server(server, ignore_missing=True)
+
+
 @pytest.fixture
 def store_url(dynalite: Dynalite) -> str:
     """A fresh timer table on the session's dynalite."""
@@ -100,21 +123,42 @@ def reclaim(
 
 
 def reclaim_json(cloud: harness.Run, store_url: str, *args: str, **extra: str) -> Any:
-    out = reclaim(cloud, store_url, *args, "--json", env=reclaim_env(cloud, store_url, **extra))
+    """The command's JSON output (it must exit 0, or 3 for a sweep a cap stopped). A sweep
+    whose notices the broker did not take (exit 1: on a shared machine another suite's
+    broker-restart test stops RabbitMQ for a few seconds) is run again once the broker
+    answers, as the next scheduled sweep would: its timers stayed due."""
+    env = reclaim_env(cloud, store_url, **extra)
+    for _attempt in range(3):
+        out = reclaim(cloud, store_url, *args, "--json", env=env)
+        if not (args[0] == "sweep" and out.returncode == 1 and '"notices_failed"' in out.stdout):
+            break
+        wait_for(lambda: broker_answers(cloud), timeout=300, every=2)
     assert out.returncode in (0, 3), f"reclaim {' '.join(args)}: {out.returncode}\n{out.stderr}"
     return json.loads(out.stdout)
 
 
+def broker_answers(cloud: harness.Run) -> bool:
+    try:
+        with kombu.Connection(cloud.transport_url.replace("rabbit:", "amqp:", 1)) as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+        return True
+    except Exception:
+        return False
+
+
 class Listener:
-    """``reclaim listen`` on the run's vhost, its JSON log lines collected."""
+    """``reclaim listen`` on the run's vhost, its JSON log lines collected. Each listener
+    has a pool (queue) of its own: it sees the events from its start on, and nothing another
+    test's actions left queued."""
 
     def __init__(self, cloud: harness.Run, store_url: str) -> None:
+        pool = f"reclaim-test-{uuid.uuid4().hex[:8]}"
         self.proc = subprocess.Popen(
             [RECLAIM, "listen", "--metrics-port", "0"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=reclaim_env(cloud, store_url),
+            env=reclaim_env(cloud, store_url, RECLAIM_BUS__POOL=pool),
         )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -164,6 +208,92 @@ def timers(cloud: harness.Run, store_url: str) -> list[dict[str, Any]]:
         return []
     data = json.loads(out.stdout)
     return list(data if isinstance(data, list) else data.get("timers", []))
+
+
+class BusTap:
+    """What reclaim puts on the run's bus (notices and operator alerts: exchange
+    ``openstack``, topics ``reclaim_notices.*``), read from a queue of the test's own."""
+
+    def __init__(self, cloud: harness.Run) -> None:
+        exchange = kombu.Exchange("openstack", type="topic", durable=False)
+        self.queue = kombu.Queue(
+            f"tap-{uuid.uuid4().hex[:8]}",
+            exchange=exchange,
+            bindings=[
+                kombu.binding(exchange, routing_key=f"reclaim_notices.{p}")
+                for p in ("info", "warn", "error")
+            ],
+            durable=False,
+            auto_delete=False,
+        )
+        self.url = cloud.transport_url.replace("rabbit:", "amqp:", 1)
+        with kombu.Connection(self.url) as conn:
+            self.queue(conn.channel()).declare()
+        self.seen: list[dict[str, Any]] = []
+
+    def payloads(self) -> list[dict[str, Any]]:
+        """Every notice and alert so far (their payloads), in order. (A connection per
+        read: the broker drops one left idle for minutes between sweeps.)"""
+        with kombu.Connection(self.url) as conn:
+            queue = self.queue(conn.channel())
+            # basic.get: each call answers at once, a message or none (a consumer's first
+            # delivery can take longer than any short wait on a loaded machine)
+            while (message := queue.get(no_ack=True)) is not None:
+                body = message.payload
+                inner = json.loads(body["oslo.message"]) if "oslo.message" in body else body
+                self.seen.append(dict(inner["payload"]))
+        return list(self.seen)
+
+    def kinds(self, resource_id: str) -> list[str]:
+        """The kinds of notice and alert that named ``resource_id``, in order."""
+        return [p["kind"] for p in self.payloads() if p.get("resource_id") == resource_id]
+
+    def close(self) -> None:
+        with kombu.Connection(self.url) as conn:
+            self.queue(conn.channel()).delete()
+
+
+@pytest.fixture
+def tap(cloud: harness.Run) -> Iterator[BusTap]:
+    bus = BusTap(cloud)
+    yield bus
+    bus.close()
+
+
+@contextmanager
+def paused(cloud: harness.Run, process: str) -> Iterator[None]:
+    """One of the cloud's processes stopped (SIGSTOP to its process group, by its pid: an
+    API's gunicorn worker with it) for the block: a hung service, as real clouds have them."""
+    pid = cloud.pids[process]
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def mutating(lines: dict[str, list[str]]) -> list[str]:
+    """The requests that change something, Keystone's logins (POST /v3/auth/tokens) apart."""
+    return [
+        line
+        for service in lines.values()
+        for line in service
+        if MUTATING.search(line) and "/v3/auth/tokens" not in line
+    ]
+
+
+class AccessLog:
+    """The requests the services answered from a point on (their gunicorn access logs)."""
+
+    def __init__(self, cloud: harness.Run) -> None:
+        self.cloud = cloud
+        self.start = {k: len(v) for k, v in access_log(cloud).items()}
+
+    def since(self) -> dict[str, list[str]]:
+        return {k: v[self.start.get(k, 0) :] for k, v in access_log(self.cloud).items()}
+
+
+MUTATING = re.compile(r'"(POST|PUT|PATCH|DELETE) ')
 
 
 def access_log(cloud: harness.Run) -> dict[str, list[str]]:

@@ -202,10 +202,17 @@ def check_mariadb() -> None:
     mysql("SELECT 1")
 
 
-def rabbitmqctl(*args: str) -> None:
-    proc = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise HarnessError(f"rabbitmqctl {' '.join(args)}: {proc.stderr.strip()[-300:]}")
+def rabbitmqctl(*args: str, within: float = 0) -> None:
+    """Run rabbitmqctl; retried for ``within`` seconds (a broker restarting, as one of the
+    bus tests does while the cloud starts beside the suite in CI)."""
+    deadline = time.monotonic() + within
+    while True:
+        proc = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise HarnessError(f"rabbitmqctl {' '.join(args)}: {proc.stderr.strip()[-300:]}")
+        time.sleep(2)
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -321,6 +328,8 @@ def write_configs(run: Run) -> None:
             "neutron": _auth(run),
             "cinder": {**_auth(run), "os_region_name": REGION},
             "glance": {"region_name": REGION},
+            # no quota: the tests boot many servers in the admin project
+            "quota": {"instances": -1, "cores": -1, "ram": -1},
             "conductor": {"workers": 1},
             "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": -1},
             "vnc": {"enabled": "false"},
@@ -348,6 +357,18 @@ def write_configs(run: Run) -> None:
                 "mechanism_drivers": "",
                 "extension_drivers": "port_security",
             },
+            "quotas": {
+                f"quota_{kind}": -1
+                for kind in (
+                    "network",
+                    "subnet",
+                    "port",
+                    "router",
+                    "floatingip",
+                    "security_group",
+                    "security_group_rule",
+                )
+            },
             "ml2_type_vxlan": {"vni_ranges": "1:1000"},
             "ml2_type_flat": {"flat_networks": "public"},
         },
@@ -362,6 +383,9 @@ def write_configs(run: Run) -> None:
                 "state_path": p / "cinder",
                 "my_ip": "127.0.0.1",
                 "host": f"reclaim-{run.run_id}",
+                "quota_volumes": -1,
+                "quota_snapshots": -1,
+                "quota_gigabytes": -1,
             },
             "database": {"connection": run.db_url("cinder")},
             "fake": {
@@ -471,6 +495,59 @@ def start_api(run: Run, service: str) -> None:
             f"wsgi_{service}:application",
         ],
     )
+
+
+def start_keystone(run: Run, notification_format: str) -> tuple[str, str]:
+    """A second Keystone API on the same database and keys whose notifications take
+    ``notification_format`` (``basic``; the cloud's own sends ``cadf``): its process name in
+    ``run.pids`` (stop it with :func:`stop_process`) and its URL, once it answers."""
+    name = f"keystone-{notification_format}-api"
+    conf = config_file(run, "keystone").read_text()
+    d = run.path / "etc" / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "keystone.conf").write_text(
+        conf.replace("notification_format = cadf", f"notification_format = {notification_format}")
+    )
+    port = free_port()
+    logs = run.path / "logs"
+    out = open(logs / f"{name}.out", "ab")  # noqa: SIM115 (the child keeps it)
+    env = {**service_env(run, "keystone"), "OS_KEYSTONE_CONFIG_DIR": str(d)}
+    proc = subprocess.Popen(
+        [
+            run.bin("gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--keep-alive",
+            "75",
+            "--chdir",
+            str(run.path),
+            "--access-logfile",
+            str(logs / f"{name}-access.log"),
+            "wsgi_keystone:application",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=run.path,
+        start_new_session=True,
+    )
+    out.close()
+    run.pids[name] = proc.pid
+    run.save()
+    url = f"http://127.0.0.1:{port}/v3"
+    wait_for(name, lambda: http("GET", url)[0] == 200, 180, run)
+    return name, url
+
+
+def stop_process(run: Run, name: str) -> None:
+    """Stop one of the run's processes by its pid (and forget it)."""
+    pid = run.pids.pop(name)
+    stop_pids([pid])
+    run.save()
 
 
 def alive(pid: int) -> bool:
@@ -763,8 +840,8 @@ def _load_schemas(run: Run, cache: Path) -> None:
 def _start(run: Run, log: Callable[[str], None]) -> None:
     t0 = time.monotonic()
     mysql("; ".join(f"CREATE DATABASE `{d}` CHARACTER SET utf8" for d in run.databases))
-    rabbitmqctl("add_vhost", run.vhost)
-    rabbitmqctl("set_permissions", "-p", run.vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("add_vhost", run.vhost, within=120)
+    rabbitmqctl("set_permissions", "-p", run.vhost, "guest", ".*", ".*", ".*", within=120)
     write_configs(run)
     ks = str(config_file(run, "keystone"))
     nv = str(config_file(run, "nova"))
@@ -896,7 +973,7 @@ def down(directory: Path, log: Callable[[str], None] = print) -> None:
     except HarnessError as exc:
         problems.append(str(exc))
     try:
-        rabbitmqctl("delete_vhost", run.vhost)
+        rabbitmqctl("delete_vhost", run.vhost, within=30)
     except HarnessError as exc:
         if "no_such_vhost" not in str(exc) and "does not exist" not in str(exc):
             problems.append(str(exc))
@@ -904,6 +981,32 @@ def down(directory: Path, log: Callable[[str], None] = print) -> None:
     if problems:
         raise HarnessError("; ".join(problems))
     log(f"stopped the cloud of {directory} (databases dropped, vhost {run.vhost} deleted)")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants (gunicorn's worker), in MB."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+    return total / 1024
+
+
+def status(run: Run) -> dict[str, Any]:
+    """Each process of the run: pid, whether it runs, its RSS; and their sum."""
+    procs = {
+        name: {"pid": pid, "running": alive(pid), "rss_mb": round(rss_mb(pid))}
+        for name, pid in run.pids.items()
+    }
+    total = sum(float(p["rss_mb"]) for p in procs.values())
+    return {"started_in": run.started_in, "processes": procs, "rss_mb": round(total)}
 
 
 @contextlib.contextmanager
@@ -919,17 +1022,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.openstack.harness", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("command", choices=["up", "down", "install", "check"])
+    parser.add_argument("command", choices=["up", "down", "status", "install", "check"])
     parser.add_argument(
         "--dir", type=Path, default=DEFAULT_DIR, help=f"where the run lives (default {DEFAULT_DIR})"
     )
     args = parser.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # an interrupted up stops what it started
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         if args.command == "check":  # what the machine must already have
             check_mariadb()
             if shutil.which("rabbitmqctl") is None:
                 raise HarnessError("RabbitMQ is absent: rabbitmqctl is not installed")
+        elif args.command == "status":
+            print(json.dumps(status(Run.load(args.dir)), indent=1))
         elif args.command == "install":
             print(ensure_venv(log))
         elif args.command == "up":

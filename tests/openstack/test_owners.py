@@ -143,3 +143,75 @@ def test_mailer_resolves_addresses_from_real_keystone(cloud: harness.Run, admin:
         "help@example.edu",
         "ops@example.edu",
     ]
+
+
+def test_deleted_user_basic_format_shared_snapshot_dependents_warned_then_deleted(
+    cloud: harness.Run, admin: Any, store_url: str
+) -> None:
+    """A user deleted through a Keystone that sends the ``basic`` format: the Nova snapshot
+    the user made (Nova records the user in the image) and shared with another project has
+    its users in that project warned, and goes once Keystone no longer has the user."""
+    tag = uuid.uuid4().hex[:6]
+    _home, maker = member_of(cloud, admin, f"maker-{tag}")
+    borrower_project, borrower = member_of(cloud, admin, f"borrower-{tag}")
+    source = maker.compute.create_server(
+        name=f"source-{tag}",
+        image_id=admin.image.find_image("reclaim-test-image", ignore_missing=False).id,
+        flavor_id="reclaim-tiny",
+        networks="none",
+    )
+    maker.compute.wait_for_server(source, status="ACTIVE", wait=300, interval=1)
+    snap = maker.compute.create_server_image(source, f"snap-{tag}")
+    # the fake compute driver makes the image and uploads nothing: the maker uploads it,
+    # keeping what Nova recorded in it (the user)
+    wait_for(lambda: maker.compute.get_server(source.id).task_state is None)
+    maker.image.update_image(snap, disk_format="raw", container_format="bare")
+    put = maker.image.put(
+        f"/images/{snap.id}/file",
+        data=b"s" * 64,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert put.status_code == 204, put.text
+    image = maker.image.wait_for_status(maker.image.get_image(snap.id), "active", wait=300)
+    user_id = maker.current_user_id
+    assert image.properties.get("user_id") == user_id or getattr(image, "user_id", None)
+    maker.image.update_image(image, visibility="shared")
+    maker.image.add_member(image, member_id=borrower_project.id)
+    borrower.image.update_member(borrower_project.id, image, status="accepted")
+    dependent = borrower.compute.create_server(
+        name=f"borrowing-{tag}", image_id=image.id, flavor_id="reclaim-tiny", networks="none"
+    )
+    borrower.compute.wait_for_server(dependent, status="ACTIVE", wait=300, interval=1)
+
+    name, url = harness.start_keystone(cloud, "basic")
+    try:
+        listener = Listener(cloud, store_url)
+        try:
+            # the deletion goes through the Keystone that speaks the basic format
+            admin.session.delete(f"{url}/users/{user_id}", endpoint_filter=None)
+            wait_for(
+                lambda: (
+                    {"scan_dependents", "delete_images"}
+                    <= {
+                        r["action"] for r in timers(cloud, store_url) if r["resource_id"] == user_id
+                    }
+                )
+            )
+        finally:
+            listener.stop()
+    finally:
+        harness.stop_process(cloud, name)
+
+    report = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(minutes=5)))
+    (scan,) = outcomes(report, user_id, "scan_dependents")
+    assert scan["result"] == "done", scan["reason"]
+    assert "1 dependent notice(s) for 1 image(s)" in scan["reason"], json.dumps(report)
+    for days in (23, 29):  # the notices 7 and 1 d before, delivered
+        sweep_delivered(cloud, store_url, timedelta(days=days, hours=12))
+    report = reclaim_json(cloud, store_url, "sweep", "--now", iso(timedelta(days=30, hours=14)))
+    (gone,) = outcomes(report, user_id, "delete_images")
+    assert gone["result"] == "done", gone["reason"]
+    assert admin.image.find_image(image.id, ignore_missing=True) is None
+    assert admin.compute.get_server(dependent.id).status == "ACTIVE"
+    for server in (source, dependent):
+        admin.compute.delete_server(server)
