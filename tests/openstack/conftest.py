@@ -39,6 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.openstack)
             item.add_marker(pytest.mark.slow)
+            # the real services are slow on a loaded machine (CI runs the tier beside the suite)
+            item.add_marker(pytest.mark.timeout(1500))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 180, every: float = 0.5) -> Any:
@@ -235,6 +237,7 @@ class BusTap:
         """Every notice and alert so far (their payloads), in order. (A connection per
         read: the broker drops one left idle for minutes between sweeps.)"""
         with kombu.Connection(self.url) as conn:
+            conn.ensure_connection(max_retries=60, interval_start=1, interval_max=5)
             queue = self.queue(conn.channel())
             # basic.get: each call answers at once, a message or none (a consumer's first
             # delivery can take longer than any short wait on a loaded machine)
