@@ -51,7 +51,7 @@ class Dynalite:
              "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -61,7 +61,38 @@ class Dynalite:
                     raise RuntimeError(f"dynalite exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("dynalite did not start listening within 15 s")
+        raise RuntimeError("dynalite did not start listening within 60 s")
+
+    def answers(self) -> bool:
+        """True when the server answers a DynamoDB request (ListTables) right now."""
+        body = b"{}"
+        head = (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            "X-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+            "Content-Type: application/x-amz-json-1.0\r\n"
+            "Authorization: AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                s.sendall(head + body)
+                return s.recv(12).startswith(b"HTTP/1.1 ")
+        except OSError:
+            return False
+
+    def ensure_serving(self, within: float = 60) -> None:
+        """Restart the server on its own data if it has died (a client killed mid-request
+        can take dynalite down, a moment later), and wait until it answers a request."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                self.start()
+            elif self.answers():
+                return
+            else:
+                time.sleep(0.1)
+        raise RuntimeError(f"dynalite on {self.url} did not answer within {within:.0f} s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server (``signal.SIGKILL`` to simulate a crash)."""
