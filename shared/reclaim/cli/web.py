@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -94,7 +95,12 @@ def web(
     serving.join(timeout=10)
     if not server.started and not stop.is_set():
         fail(f"web: could not listen on {bind_host}:{bind_port}", 1)
+    # Stopped cleanly: exit now, as the mailer does. The interpreter's teardown of the
+    # store, bus and cloud libraries took 7 s more after a stop that took 0.2 s.
+    logging.shutdown()
+    sys.stdout.flush()
     sys.stderr.flush()
+    os._exit(0)
 
 
 def register(app: typer.Typer) -> None:
