@@ -44,7 +44,7 @@ def web(
         ),
     ] = None,
 ) -> None:
-    """Serve the pages that mail links open: what will happen to a resource, and "keep it".
+    """Serve the self-service pages: a resource's (mail links), a project's and the operators'.
 
     Needs web.secret_key (RECLAIM_WEB__SECRET_KEY), the key the mailer signs links with.
     SIGTERM/SIGINT stop it.
