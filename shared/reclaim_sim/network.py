@@ -394,7 +394,8 @@ class NetworkState:
                 self._used_ips.setdefault(sub["id"], set()).add(address)
             # "" is a real owner: Neutron gives gateway and floating IP ports no project
             owner = ctx.project_id if project_id is None else project_id
-            if security_groups is None and device_owner.startswith("compute:"):
+            # a port gets the project's default group, but the network's own ports none
+            if security_groups is None and not device_owner.startswith("network:"):
                 default = self.ensure_default_security_group(owner) if owner else None
                 security_groups = [default["id"]] if default else []
             port = self._new(
@@ -834,13 +835,14 @@ class NetworkState:
     def delete_security_group(self, ctx: Ctx, sg_id: str) -> None:
         with self.cloud.transaction():
             sg = self._owned(ctx, "security-groups", sg_id)
+            # Neutron looks for ports using the group first
+            if any(sg["id"] in p["security_groups"] for p in self.ports.values()):
+                raise _neutron_error("SecurityGroupInUse", f"Security Group {sg['id']} in use.")
             if sg["name"] == "default" and not ctx.is_admin:
                 raise _neutron_error(
                     "SecurityGroupCannotRemoveDefault",
                     "Insufficient rights for removing default security group.",
                 )
-            if any(sg["id"] in p["security_groups"] for p in self.ports.values()):
-                raise _neutron_error("SecurityGroupInUse", f"Security Group {sg['id']} in use.")
             for rule in [
                 r
                 for r in self.tables["security-group-rules"].values()
@@ -1156,6 +1158,11 @@ class NetworkAPI(ServiceAPI):
                 for key in ("name", "description", "admin_state_up", "tags"):
                     if key in spec:
                         row[key] = spec[key]
+                if collection == "ports" and "security_groups" in spec:
+                    groups = [str(g) for g in spec["security_groups"] or []]
+                    for group in groups:
+                        state.get(ctx, "security-groups", group)  # 404 for an unknown one
+                    row["security_groups"] = groups
                 state._touch(row)
                 state._notify(
                     f"{singular}.update.end", {singular: state.render(singular, row)}, ctx

@@ -183,3 +183,19 @@ def test_provider_and_binding_details_are_for_administrators(
     assert tenant.conn.network.get_port(port.id).binding_vif_type is None
     assert admin_conn.network.get_port(port.id).binding_vif_type == "unbound"
     assert tenant.conn.network.get_port(port.id).binding_vnic_type == "normal"
+
+
+def test_security_group_a_port_uses_is_kept(tenant: Tenant) -> None:
+    net = tenant.conn.network
+    network = net.create_network(name="sg-net")
+    net.create_subnet(network_id=network.id, cidr="10.6.0.0/24", ip_version=4)
+    group = net.create_security_group(name="web")
+    port = net.create_port(network_id=network.id)
+    net.update_port(port, security_group_ids=[group.id])
+    assert net.get_port(port.id).security_group_ids == [group.id]
+    with pytest.raises(exceptions.ConflictException, match="in use"):
+        net.delete_security_group(group)
+    net.update_port(port, security_group_ids=[])
+    net.delete_security_group(group)
+    with pytest.raises(exceptions.NotFoundException):
+        net.update_port(port, security_group_ids=[group.id])
