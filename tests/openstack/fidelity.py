@@ -429,6 +429,49 @@ def probe_servers(t: Target, image_id: str) -> None:
     t.record(r, "the deleted server", ",".join(statuses) or "absent")
 
 
+def probe_attachment(t: Target) -> None:
+    """A volume attached to a server: what the cleanup's spared() reads on both sides
+    (the server's attached volumes, the volume's attachments), and what it holds back.
+
+    Both stay as they are: on the harness, Nova's detach (and a delete's) is refused by
+    Cinder (409 ConflictNovaUsingAttachment: Nova sends no service token there)."""
+    m, cp, bs = t.member, t.admin.compute, t.admin.block_storage
+    spec = {
+        "server": {
+            "name": "fid-vm2",
+            "imageRef": t.image,
+            "flavorRef": t.flavor,
+            "networks": "none",
+        }
+    }
+    created = t.call(m.compute, "POST", "/servers", json=spec, microversion="2.37")
+    sid = created.body["server"]["id"]
+    wait(_server_state(t, sid), _settled)
+    body = {"volume": {"size": 1, "name": "fid-attached"}}
+    vid = t.call(m.block_storage, "POST", "/volumes", json=body).body["volume"]["id"]
+    wait(_volume_state(t, vid), lambda s: s is None or s[0] != "creating")
+    r = "POST /servers/{id}/os-volume_attachments"
+    attach = {"volumeAttachment": {"volumeId": vid}}
+    path = f"/servers/{sid}/os-volume_attachments"
+    t.answer(r, t.call(m.compute, "POST", path, json=attach), "volumeAttachment")
+    transition(t, r, wait(_volume_state(t, vid), lambda s: s is None or s[0] == "in-use"))
+    r = "GET /servers/{id} (2.9, a volume attached)"
+    got = t.call(cp, "GET", f"/servers/{sid}", microversion=SERVER_MV)
+    attached = got.body["server"].get("os-extended-volumes:volumes_attached") or []
+    t.record(r, "volumes_attached keys", frozenset(attached[0]) if attached else frozenset())
+    r = "GET /volumes/{id} (attached)"
+    got = t.call(bs, "GET", f"/volumes/{vid}")
+    attachments = got.body["volume"].get("attachments") or []
+    t.record(r, "attachment keys", frozenset(attachments[0]) if attachments else frozenset())
+    t.record(
+        r,
+        "server_id",
+        "the server" if attachments and attachments[0].get("server_id") == sid else "-",
+    )
+    r = "DELETE /volumes/{id} (attached)"
+    t.answer(r, t.call(m.block_storage, "DELETE", f"/volumes/{vid}"))
+
+
 def _volume_state(t: Target, vid: str) -> Callable[[], tuple[str, ...] | None]:
     def read() -> tuple[str, ...] | None:
         got = t.call(t.admin.block_storage, "GET", f"/volumes/{vid}")
@@ -663,6 +706,23 @@ def probe_network(t: Target) -> None:
         ),
     )
     t.record(r, "error type", str((got.body or {}).get("NeutronError", {}).get("type")))
+    # what project_cleanup meets when it goes in the wrong order
+    default = next(
+        g["id"]
+        for g in t.call(mnw, "GET", f"/security-groups?project_id={p}").body["security_groups"]
+        if g["name"] == "default"
+    )
+    in_use = mnw.create_security_group(name="fid-in-use")
+    mnw.update_port(port, security_group_ids=[in_use.id])
+    for r, path in (
+        ("DELETE /v2.0/networks/{id} (a port on it)", f"/networks/{net.id}"),
+        ("DELETE /v2.0/subnets/{id} (a port on it)", f"/subnets/{subnet.id}"),
+        ("DELETE /v2.0/routers/{id} (an interface on it)", f"/routers/{router.id}"),
+        ("DELETE /v2.0/security-groups/{default} (member)", f"/security-groups/{default}"),
+        ("DELETE /v2.0/security-groups/{id} (a port uses it)", f"/security-groups/{in_use.id}"),
+    ):
+        got = t.answer(r, t.call(mnw, "DELETE", path))
+        t.record(r, "error type", str((got.body or {}).get("NeutronError", {}).get("type")))
     # as project_cleanup goes: the floating IP, the interface, the router
     t.answer(
         "DELETE /v2.0/floatingips/{id}",
@@ -684,6 +744,7 @@ def probe(t: Target) -> dict[tuple[str, str], Value]:
     image = probe_images(t)
     probe_servers(t, image)
     probe_volumes(t)
+    probe_attachment(t)
     probe_network(t)
     ids = t.request_ids
     t.record(
