@@ -249,7 +249,7 @@ async def signin(request: Request) -> Response:
     address = request.client.host if request.client else "unknown"
     limits = _state(request).signin_limits
     if not limits.attempt(address, name):
-        log.warning("sign-in refused: too many attempts (address %s)", address)
+        log.warning("sign-in refused: too many attempts from %s or for %r", address, name)
         raise HTTPException(429, "Too many sign-in attempts. Wait a minute and try again.")
     try:
         keystone = keystone_of(request)
