@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,11 +52,24 @@ def serve(
     frozen: Annotated[
         bool, typer.Option(help="Freeze the clock (it then moves only when advanced).")
     ] = False,
+    task_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="How long each step of a Nova server task takes, in real seconds; the "
+            "server shows its task state meanwhile (default: the scenario's, else 0: done "
+            "when the API answers).",
+        ),
+    ] = None,
 ) -> None:
     """Start the simulated cloud and print how to point openstacksdk at it."""
     console = Console(soft_wrap=True)
     source = scenario or demo_scenario_path()
-    overrides = {"notification_format": notification_format} if notification_format else {}
+    overrides: dict[str, Any] = {}
+    if notification_format:
+        overrides["notification_format"] = notification_format
+    if task_seconds is not None:
+        overrides["task_seconds"] = task_seconds
     if driver not in ("messagingv2", "messaging"):
         raise typer.BadParameter("driver must be messagingv2 or messaging")
     cloud = build_cloud(

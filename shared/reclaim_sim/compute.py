@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +27,15 @@ from reclaim_sim.core import (
     not_found,
 )
 from reclaim_sim.notify import Notification
-from reclaim_sim.wsgi import ServiceAPI, base_url, empty, json_response, query_flag, read_json
+from reclaim_sim.wsgi import (
+    ServiceAPI,
+    base_url,
+    empty,
+    json_response,
+    not_implemented,
+    query_flag,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from reclaim_sim.cloud import Cloud
@@ -60,6 +74,8 @@ POWER = {
     "error": 0,
 }
 POWER_NAME = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
+#: task_state -> the API status it shows over an active server's (Nova's status map).
+TASK_STATUS = {"rebooting": "REBOOT", "rebooting_hard": "HARD_REBOOT"}
 
 
 @dataclass(frozen=True)
@@ -116,8 +132,14 @@ TRANSITIONS: dict[str, Transition] = {
             "reboot",
             "rebooting",
         ),
+        Transition(
+            "rescue", frozenset({"active", "stopped", "error"}), "rescued", "rescue", "rescuing"
+        ),
+        Transition("unrescue", frozenset({"rescued"}), "active", "unrescue", "unrescuing"),
     )
 }
+#: The vm_states ``createImage`` snapshots from.
+SNAPSHOT_FROM = frozenset({"active", "stopped", "paused", "suspended"})
 
 
 @dataclass(frozen=True)
@@ -187,9 +209,12 @@ class Server:
     shelved_at: datetime | None = None
     reservation_id: str = field(default_factory=lambda: "r-" + new_id()[:8])
     launch_index: int = 0
+    deleted_at: datetime | None = None
 
     @property
     def status(self) -> str:
+        if self.vm_state == "active" and self.task_state in TASK_STATUS:
+            return TASK_STATUS[self.task_state]
         return STATUS.get(self.vm_state, "UNKNOWN")
 
     @property
@@ -219,14 +244,88 @@ def _microversion(request: Request) -> tuple[int, int]:
     return (major, minor)
 
 
+@dataclass
+class Keypair:
+    name: str
+    user_id: str
+    public_key: str
+    fingerprint: str
+    created_at: datetime
+    type: str = "ssh"
+    id: int = 0
+
+    def to_api(self, mv: tuple[int, int], *, detail: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "public_key": self.public_key,
+            "fingerprint": self.fingerprint,
+        }
+        if mv >= (2, 2):
+            body["type"] = self.type
+        if detail:
+            body.update(
+                user_id=self.user_id,
+                id=self.id,
+                created_at=iso_micro(self.created_at),
+                updated_at=None,
+                deleted=False,
+                deleted_at=None,
+            )
+        return body
+
+
+def fingerprint(public_key: str) -> str:
+    """An OpenSSH public key's MD5 fingerprint as Nova shows it; 400 when it is no key."""
+    parts = public_key.strip().split()
+    try:
+        blob = base64.b64decode(parts[1], validate=True) if len(parts) >= 2 else b""
+    except (binascii.Error, ValueError):
+        blob = b""
+    if not blob:
+        raise bad_request("Keypair data is invalid: failed to generate fingerprint")
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A new (private key PEM, public key) pair, as Nova made before microversion 2.92."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, public.decode() + " Generated-by-Nova"
+
+
 class ComputeState:
-    """Nova's servers and the rules of their state machine."""
+    """Nova's servers and the rules of their state machine.
+
+    Changes made in-process finish at once. Those made through the API (boot, actions,
+    delete) run as Nova's do when ``SimConfig.task_seconds`` is above 0: the API answers
+    with the task started (``task_state`` set, its ``.start`` notifications sent) and each
+    step finishes that many seconds later (wall clock), in a background thread or at the
+    next request that comes after it, whichever is first.
+    """
 
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
         self.servers: dict[str, Server] = {}
+        #: deleted servers, as Nova keeps their rows (``deleted=true``, ``changes-since``)
+        self.deleted: dict[str, Server] = {}
         self.flavors = dict(FLAVORS)
+        self.keypairs: dict[tuple[str, str], Keypair] = {}
         self._shelved: set[str] = set()
+        #: server id -> (monotonic time due, the step that finishes its running task)
+        self._pending: dict[str, tuple[float, Callable[[Server], None]]] = {}
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Condition(cloud.lock)
 
     # -- lookups ---------------------------------------------------------------------------
     def get(self, ctx: Ctx | None, server_id: str) -> Server:
@@ -265,8 +364,12 @@ class ComputeState:
         updated_at: datetime | None = None,
         id: str | None = None,
         ctx: Ctx | None = None,
+        asynchronous: bool = False,
     ) -> Server:
-        """Boot a server (it is ACTIVE at once) or, with ``state``, seed one in that state."""
+        """Boot a server (it is ACTIVE at once) or, with ``state``, seed one in that state.
+
+        ``asynchronous`` (the API's boot): the server stays BUILD, task ``scheduling``, for
+        ``task_seconds`` when that is above 0."""
         cloud = self.cloud
         if state not in STATUS or state == "deleted":
             raise bad_request(f"Unknown vm_state {state}")
@@ -308,11 +411,20 @@ class ComputeState:
             for vol_id in volume_ids or []:
                 cloud.volume.attach(vol_id, server.id)
                 server.volume_ids.append(vol_id)
-            old = server.vm_state
-            server.vm_state, server.task_state = "active", None
-            server.launched_at = created
-            self._state_update(server, old, "scheduling", ctx)
-            self._emit(server, "create", "end", ctx)
+            boot_ctx = ctx
+
+            def built(server: Server) -> None:
+                old = server.vm_state
+                server.vm_state, server.task_state = "active", None
+                server.launched_at = created if not asynchronous else cloud.clock.now()
+                if asynchronous:
+                    server.updated_at = cloud.clock.now()
+                self._state_update(server, old, "scheduling", boot_ctx)
+                self._emit(server, "create", "end", boot_ctx)
+
+            if asynchronous and self._later(server, built):
+                return server
+            built(server)
             if state != "active":
                 # a seeded server: put it straight into the wanted state
                 server.vm_state = state
@@ -328,8 +440,11 @@ class ComputeState:
             server.updated_at = updated_at or created
             return server
 
-    def action(self, ctx: Ctx, server_id: str, name: str, arg: Any = None) -> Server:
-        """Run a server action as Nova does; 409 from a wrong state or when locked."""
+    def action(
+        self, ctx: Ctx, server_id: str, name: str, arg: Any = None, *, asynchronous: bool = False
+    ) -> Server:
+        """Run a server action as Nova does; 409 from a wrong state, a task in progress or
+        when locked. ``asynchronous`` (the API's): see the class."""
         cloud = self.cloud
         with cloud.transaction():
             server = self.get(ctx, server_id)
@@ -341,38 +456,103 @@ class ComputeState:
             if transition is None:
                 raise bad_request(f"There is no such action: {name}")
             self._check_lock(ctx, server)
-            if server.vm_state not in transition.allowed:
-                raise conflict(
-                    f"Cannot '{transition.api}' instance {server.id} while it is in vm_state "
-                    f"{server.vm_state}"
-                )
-            self._run(ctx, server, transition)
-            if transition.end == "shelved" and cloud.config.shelved_offload_time == 0:
-                self._run(ctx, server, TRANSITIONS["shelveOffload"])
+            self._check_state(server, transition.api, transition.allowed)
+            offload = transition.end == "shelved" and cloud.config.shelved_offload_time == 0
+
+            def then_offload(server: Server) -> None:
+                self._begin(ctx, server, TRANSITIONS["shelveOffload"], asynchronous)
+
+            self._begin(ctx, server, transition, asynchronous, then_offload if offload else None)
             return server
 
-    def delete(self, ctx: Ctx, server_id: str) -> None:
-        """Delete at once (no soft delete); ports go, volumes detach, shelve snapshot goes."""
+    def snapshot(
+        self,
+        ctx: Ctx,
+        server_id: str,
+        name: str,
+        metadata: dict[str, str] | None = None,
+        *,
+        asynchronous: bool = False,
+    ) -> str:
+        """``createImage``: a snapshot image of the server in Glance (``queued`` while the
+        task runs, then ``active``); its id."""
         cloud = self.cloud
         with cloud.transaction():
             server = self.get(ctx, server_id)
             self._check_lock(ctx, server)
+            self._check_state(server, "createImage", SNAPSHOT_FROM)
+            properties: dict[str, Any] = {
+                **(metadata or {}),
+                "image_type": "snapshot",
+                "instance_uuid": server.id,
+                "user_id": ctx.user_id,
+                "owner_user_name": ctx.user_name,
+                "owner_project_name": ctx.project_name,
+            }
+            if server.image_id:
+                properties["base_image_ref"] = server.image_id
+            image = cloud.image.create_image(
+                owner=server.project_id,
+                name=name,
+                visibility="private",
+                properties=properties,
+                status="queued",
+                ctx=ctx,
+            )
             old_state = server.vm_state
-            server.task_state = "deleting"
-            self._state_update(server, old_state, None, ctx, task_only=True)
-            self._emit(server, "delete", "start", ctx)
-            for port_id in server.port_ids:
-                cloud.network.delete_port_quietly(port_id)
-            for vol_id in server.volume_ids:
-                cloud.volume.detach(vol_id, server.id)
-            if server.shelved_image_id:
-                cloud.image.delete_quietly(server.shelved_image_id)
-            del self.servers[server.id]
-            self._shelved.discard(server.id)
-            server.vm_state, server.task_state = "deleted", None
+            server.task_state = "image_snapshot"
             server.updated_at = cloud.clock.now()
-            self._state_update(server, old_state, "deleting", ctx)
-            self._emit(server, "delete", "end", ctx)
+            self._state_update(server, old_state, None, ctx, task_only=True)
+            self._emit(server, "snapshot", "start", ctx)
+
+            def taken(server: Server) -> None:
+                live = cloud.image.images.get(image.id)
+                if live is not None:
+                    live.status, live.size = "active", 0
+                    live.updated_at = cloud.clock.now()
+                server.task_state = None
+                server.updated_at = cloud.clock.now()
+                self._state_update(server, old_state, "image_snapshot", ctx, task_only=True)
+                self._emit(server, "snapshot", "end", ctx)
+
+            if not (asynchronous and self._later(server, taken)):
+                taken(server)
+            return image.id
+
+    def delete(self, ctx: Ctx, server_id: str, *, asynchronous: bool = False) -> None:
+        """Delete (no soft delete): task ``deleting``, then ports go, volumes detach, the
+        shelve snapshot goes, and the server is kept as deleted. A delete of a server being
+        deleted is accepted and changes nothing. ``asynchronous``: see the class."""
+        cloud = self.cloud
+        with cloud.transaction():
+            server = self.get(ctx, server_id)
+            self._check_lock(ctx, server)
+            if server.task_state == "deleting":
+                return
+            old_state = server.vm_state
+            old_task = server.task_state
+            server.task_state = "deleting"
+            server.updated_at = cloud.clock.now()
+            self._state_update(server, old_state, old_task, ctx, task_only=True)
+            self._emit(server, "delete", "start", ctx)
+
+            def gone(server: Server) -> None:
+                for port_id in server.port_ids:
+                    cloud.network.delete_port_quietly(port_id)
+                for vol_id in server.volume_ids:
+                    cloud.volume.detach(vol_id, server.id)
+                if server.shelved_image_id:
+                    cloud.image.delete_quietly(server.shelved_image_id)
+                del self.servers[server.id]
+                self._shelved.discard(server.id)
+                server.vm_state, server.task_state = "deleted", None
+                server.updated_at = server.deleted_at = cloud.clock.now()
+                self.deleted[server.id] = server
+                self._state_update(server, old_state, "deleting", ctx)
+                self._emit(server, "delete", "end", ctx)
+
+            if not (asynchronous and self._later(server, gone)):
+                gone(server)
 
     def set_metadata(
         self, ctx: Ctx, server_id: str, items: dict[str, str], *, replace: bool = False
@@ -414,7 +594,9 @@ class ComputeState:
             server.updated_at = self.cloud.clock.now()
 
     def tick(self) -> None:
-        """Offload shelved servers whose ``shelved_offload_time`` has passed (sim clock)."""
+        """Finish the steps that are due; offload shelved servers whose
+        ``shelved_offload_time`` has passed (sim clock)."""
+        self.finish_due()
         delay = self.cloud.config.shelved_offload_time
         if delay <= 0 or not self._shelved:
             return
@@ -428,7 +610,67 @@ class ComputeState:
                 if server.shelved_at and server.shelved_at + timedelta(seconds=delay) <= now:
                     self._run(self.cloud.admin_ctx(), server, TRANSITIONS["shelveOffload"])
 
+    # -- asynchronous steps ----------------------------------------------------------------
+    def _later(self, server: Server, step: Callable[[Server], None]) -> bool:
+        """Finish the server's running task with ``step`` in ``task_seconds``; False (do it
+        now) when that is 0."""
+        seconds = self.cloud.config.task_seconds
+        if seconds <= 0:
+            return False
+        with self.cloud.lock:
+            self._pending[server.id] = (time.monotonic() + seconds, step)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="reclaim-sim-nova-tasks", daemon=True
+                )
+                self._worker.start()
+            self._wake.notify()
+        return True
+
+    def finish_due(self) -> int:
+        """Run every step whose time has come, in the order they fall due; how many ran."""
+        ran = 0
+        with self.cloud.transaction():
+            while self._pending:
+                sid, (due, step) = min(self._pending.items(), key=lambda kv: kv[1][0])
+                if due > time.monotonic():
+                    break
+                del self._pending[sid]
+                server = self.servers.get(sid)
+                if server is not None:
+                    step(server)  # may queue the server's next step
+                    ran += 1
+        return ran
+
+    def busy(self) -> bool:
+        """Whether a server task is still running (``task_seconds`` above 0)."""
+        with self.cloud.lock:
+            return bool(self._pending)
+
+    def _work(self) -> None:
+        """The background thread: finish steps as they fall due; end when none is left."""
+        while True:
+            self.finish_due()
+            with self.cloud.lock:
+                if not self._pending:
+                    self._worker = None
+                    return
+                wait = min(due for due, _ in self._pending.values()) - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+
     # -- the state machine -----------------------------------------------------------------
+    def _check_state(self, server: Server, action: str, allowed: frozenset[str]) -> None:
+        if server.task_state is not None:
+            raise conflict(
+                f"Cannot '{action}' instance {server.id} while it is in task_state "
+                f"{server.task_state}"
+            )
+        if server.vm_state not in allowed:
+            raise conflict(
+                f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}"
+            )
+
     def _check_lock(self, ctx: Ctx, server: Server) -> None:
         if server.locked and not ctx.is_admin:
             raise conflict(f"Instance {server.id} is locked", "conflictingRequest")
@@ -456,12 +698,37 @@ class ComputeState:
         return server
 
     def _run(self, ctx: Ctx, server: Server, t: Transition) -> None:
+        """Run ``t`` to its end now."""
+        self._begin(ctx, server, t, False)
+
+    def _begin(
+        self,
+        ctx: Ctx,
+        server: Server,
+        t: Transition,
+        asynchronous: bool,
+        then: Callable[[Server], None] | None = None,
+    ) -> None:
+        """Start ``t`` (task state, ``.start``); finish it now or, ``asynchronous``, later;
+        then run ``then`` (the offload after a shelve)."""
         cloud = self.cloud
         old_state = server.vm_state
+        old_task = server.task_state
         server.task_state = t.task
         server.updated_at = cloud.clock.now()
-        self._state_update(server, old_state, None, ctx, task_only=True)
+        self._state_update(server, old_state, old_task, ctx, task_only=True)
         self._emit(server, t.event, "start", ctx)
+
+        def finish(server: Server) -> None:
+            self._finish(ctx, server, t, old_state)
+            if then is not None:
+                then(server)
+
+        if not (asynchronous and self._later(server, finish)):
+            finish(server)
+
+    def _finish(self, ctx: Ctx, server: Server, t: Transition, old_state: str) -> None:
+        cloud = self.cloud
         if t.end == "shelved":
             server.shelved_at = cloud.clock.now()
             self._shelve_snapshot(server)
@@ -789,6 +1056,7 @@ class ComputeAPI(ServiceAPI):
     name = "compute"
     prefix = "/compute"
     public_endpoints = frozenset({"versions", "version"})
+    request_id_headers = ("X-OpenStack-Request-Id", "X-Compute-Request-Id")
 
     @property
     def state(self) -> ComputeState:
@@ -830,6 +1098,9 @@ class ComputeAPI(ServiceAPI):
             Rule(f"{r}/flavors/<fid>", endpoint="get_flavor", methods=["GET"]),
             Rule(f"{r}/os-server-groups", endpoint="list_server_groups", methods=["GET"]),
             Rule(f"{r}/os-keypairs", endpoint="list_keypairs", methods=["GET"]),
+            Rule(f"{r}/os-keypairs", endpoint="create_keypair", methods=["POST"]),
+            Rule(f"{r}/os-keypairs/<name>", endpoint="get_keypair", methods=["GET"]),
+            Rule(f"{r}/os-keypairs/<name>", endpoint="delete_keypair", methods=["DELETE"]),
         ]
 
     def handle(self, request: Request, ctx_for: Any) -> tuple[Response, Ctx | None]:
@@ -906,15 +1177,16 @@ class ComputeAPI(ServiceAPI):
             "config_drive": "",
             "key_name": server.key_name,
             "OS-SRV-USG:launched_at": iso_micro(server.launched_at),
-            "OS-SRV-USG:terminated_at": None,
+            "OS-SRV-USG:terminated_at": iso_micro(server.deleted_at),
             "OS-EXT-STS:task_state": server.task_state,
             "OS-EXT-STS:vm_state": server.vm_state,
             "OS-EXT-STS:power_state": server.power_state,
             "os-extended-volumes:volumes_attached": [
                 {"id": v, "delete_on_termination": False} for v in server.volume_ids
             ],
-            "security_groups": [{"name": "default"}],
         }
+        if addresses:  # Nova names the groups of the server's ports, and omits none
+            body["security_groups"] = [{"name": "default"}]
         if mv >= (2, 47):
             body["flavor"] = {
                 "vcpus": f.vcpus,
@@ -954,6 +1226,20 @@ class ComputeAPI(ServiceAPI):
                     "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.id[:8]}",
                 }
             )
+            if mv >= (2, 3):
+                body.update(
+                    {
+                        "OS-EXT-SRV-ATTR:hostname": server.name,
+                        "OS-EXT-SRV-ATTR:kernel_id": "",
+                        "OS-EXT-SRV-ATTR:launch_index": server.launch_index,
+                        "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                        "OS-EXT-SRV-ATTR:reservation_id": server.reservation_id,
+                        "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                        "OS-EXT-SRV-ATTR:user_data": None,
+                    }
+                )
+        if mv >= (2, 90):  # the hostname is everyone's since 2.90
+            body["OS-EXT-SRV-ATTR:hostname"] = server.name
         return body
 
     # -- servers ---------------------------------------------------------------------------
@@ -989,6 +1275,11 @@ class ComputeAPI(ServiceAPI):
         locked = query_flag(args.get("locked"))
         name_re = re.compile(args["name"]) if args.get("name") else None
         since = parse_time(args["changes-since"]) if args.get("changes-since") else None
+        # Deleted servers: only with deleted=true (admins; others' is ignored, as Nova's
+        # policy drops it), and alongside the rest with changes-since unless deleted= says.
+        deleted = query_flag(args.get("deleted")) if ctx.is_admin else None
+        if deleted is None:
+            deleted = None if since is not None else False
         sort_key = args.get("sort_key", "created_at")
         if sort_key not in _SORT_KEYS:
             raise bad_request(f"Invalid sort_key {sort_key}")
@@ -996,9 +1287,17 @@ class ComputeAPI(ServiceAPI):
         limit = min(int(args.get("limit", 1000)), 1000)
         marker = args.get("marker")
         with self.cloud.lock:
+            state = self.state
+            pool = (
+                list(state.servers.values())
+                if deleted is False
+                else list(state.deleted.values())
+                if deleted
+                else [*state.servers.values(), *state.deleted.values()]
+            )
             rows = [
                 s
-                for s in self.state.servers.values()
+                for s in pool
                 if (project is None or s.project_id == project)
                 and (image is None or s.image_id == image)
                 and (status is None or s.status == status)
@@ -1075,9 +1374,11 @@ class ComputeAPI(ServiceAPI):
         image_id = spec.get("imageRef") or None
         if image_id:
             try:
-                self.cloud.image.get(ctx, image_id)
+                image = self.cloud.image.get(ctx, image_id)
             except SimError as exc:
                 raise bad_request(f"Image {image_id} could not be found.") from exc
+            if image.status != "active":
+                raise bad_request(f"Image {image_id} is not active.")
         flavor_ref = str(spec.get("flavorRef", "")).rstrip("/").rsplit("/", 1)[-1]
         server = self.state.create_server(
             project_id=ctx.project_id,
@@ -1090,6 +1391,7 @@ class ComputeAPI(ServiceAPI):
             volume_ids=volumes,
             key_name=spec.get("key_name"),
             ctx=ctx,
+            asynchronous=True,
         )
         base = base_url(request)
         return json_response(
@@ -1120,7 +1422,7 @@ class ComputeAPI(ServiceAPI):
 
     def delete_server(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
         assert ctx is not None
-        self.state.delete(ctx, sid)
+        self.state.delete(ctx, sid, asynchronous=True)
         return empty(204)
 
     def server_action(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
@@ -1129,8 +1431,30 @@ class ComputeAPI(ServiceAPI):
         if not isinstance(body, dict) or len(body) != 1:
             raise bad_request("Malformed request body")
         name, arg = next(iter(body.items()))
-        self.state.action(ctx, sid, name, arg)
+        if name == "createImage":
+            return self._create_image(request, ctx, sid, arg)
+        if name not in TRANSITIONS and name not in ("lock", "unlock"):
+            raise not_implemented(self.name, "POST", f"{request.path} {{{name!r}: ...}}")
+        self.state.action(ctx, sid, name, arg, asynchronous=True)
+        if name == "rescue":
+            return json_response({"adminPass": "sim-rescue-password"})
         return empty(202)
+
+    def _create_image(self, request: Request, ctx: Ctx, sid: str, arg: Any) -> Response:
+        spec = arg if isinstance(arg, dict) else {}
+        name = spec.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise bad_request("Invalid input for field/attribute name.")
+        metadata = spec.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise bad_request("Invalid input for field/attribute metadata.")
+        image_id = self.state.snapshot(
+            ctx, sid, name, {str(k): str(v) for k, v in metadata.items()}, asynchronous=True
+        )
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        if mv >= (2, 45):
+            return json_response({"image_id": image_id}, 202)
+        return empty(202, {"Location": f"{self.cloud.image_url}/v2/images/{image_id}"})
 
     # -- metadata --------------------------------------------------------------------------
     def get_metadata(self, request: Request, ctx: Ctx | None, sid: str) -> Response:
@@ -1224,5 +1548,82 @@ class ComputeAPI(ServiceAPI):
     def list_server_groups(self, request: Request, ctx: Ctx | None) -> Response:
         return json_response({"server_groups": []})
 
+    # -- keypairs (a user's, not a project's) ---------------------------------------------
+    def _keypair_owner(self, request: Request, ctx: Ctx) -> str:
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        wanted = request.args.get("user_id") if mv >= (2, 10) else None
+        if wanted and wanted != ctx.user_id and not ctx.is_admin:
+            raise forbidden(
+                "Policy doesn't allow os_compute_api:os-keypairs:index to be performed."
+            )
+        return wanted or ctx.user_id
+
     def list_keypairs(self, request: Request, ctx: Ctx | None) -> Response:
-        return json_response({"keypairs": []})
+        assert ctx is not None
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        owner = self._keypair_owner(request, ctx)
+        with self.cloud.lock:
+            rows = sorted(
+                (k for (uid, _), k in self.state.keypairs.items() if uid == owner),
+                key=lambda k: k.name,
+            )
+            return json_response(
+                {"keypairs": [{"keypair": k.to_api(mv, detail=False)} for k in rows]}
+            )
+
+    def get_keypair(self, request: Request, ctx: Ctx | None, name: str) -> Response:
+        assert ctx is not None
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        with self.cloud.lock:
+            found = self.state.keypairs.get((self._keypair_owner(request, ctx), name))
+            if found is None:
+                raise not_found("Keypair", name)
+            return json_response({"keypair": found.to_api(mv, detail=True)})
+
+    def create_keypair(self, request: Request, ctx: Ctx | None) -> Response:
+        assert ctx is not None
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        spec = read_json(request).get("keypair") or {}
+        name = spec.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[\w .@-]{1,255}", name):
+            raise bad_request("Invalid input for field/attribute name.")
+        key_type = spec.get("type", "ssh") if mv >= (2, 2) else "ssh"
+        if key_type not in ("ssh", "x509"):
+            raise bad_request("Invalid input for field/attribute type.")
+        owner = spec.get("user_id") if mv >= (2, 10) and ctx.is_admin else None
+        owner = owner or ctx.user_id
+        public_key = spec.get("public_key")
+        private_key = None
+        if not public_key:
+            if mv >= (2, 92):
+                raise bad_request(
+                    "Invalid input for field/attribute keypair: 'public_key' is required"
+                )
+            private_key, public_key = generate_keypair()
+        with self.cloud.lock:
+            if (owner, name) in self.state.keypairs:
+                raise conflict(f"Key pair '{name}' already exists.", "conflictingRequest")
+            keypair = Keypair(
+                name=name,
+                user_id=owner,
+                public_key=public_key,
+                fingerprint=fingerprint(public_key),
+                created_at=self.cloud.clock.now(),
+                type=key_type,
+                id=len(self.state.keypairs) + 1,
+            )
+            self.state.keypairs[(owner, name)] = keypair
+        body = keypair.to_api(mv, detail=False)
+        body["user_id"] = owner
+        if private_key:
+            body["private_key"] = private_key
+        return json_response({"keypair": body}, 201 if mv >= (2, 2) else 200)
+
+    def delete_keypair(self, request: Request, ctx: Ctx | None, name: str) -> Response:
+        assert ctx is not None
+        mv: tuple[int, int] = request.environ["sim.microversion"]
+        with self.cloud.lock:
+            owner = self._keypair_owner(request, ctx)
+            if self.state.keypairs.pop((owner, name), None) is None:
+                raise not_found("Keypair", name)
+        return empty(204 if mv >= (2, 2) else 202)

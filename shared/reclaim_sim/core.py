@@ -92,6 +92,12 @@ class SimConfig:
     compute_host: str = "sim-compute"
     #: Nova ``shelved_offload_time``: 0 offloads at once, -1 never, N seconds (sim clock) later.
     shelved_offload_time: int = 0
+    #: How long each asynchronous step of a Nova server task takes, in wall-clock seconds
+    #: (boot, stop, start, shelve, then offload, delete, snapshot...), when asked for
+    #: through the API: the server shows its task state (``powering-off``, ``shelving``,
+    #: ``deleting``...) meanwhile, as on a real cloud. 0 (the default): the task is done
+    #: before the API answers, which keeps scenarios and the demo deterministic.
+    task_seconds: float = 0.0
     #: Nova ``[notifications] notification_format`` (Nova's default: unversioned).
     notification_format: NotificationFormat = "unversioned"
     #: Nova ``[notifications] notify_on_state_change`` (Nova's default: None, no updates).

@@ -475,6 +475,7 @@ class IdentityAPI(ServiceAPI):
             Rule("/v3", endpoint="version", methods=["GET"]),
             Rule("/v3/auth/tokens", endpoint="issue_token", methods=["POST"]),
             Rule("/v3/auth/tokens", endpoint="check_token", methods=["GET", "HEAD"]),
+            Rule("/v3/auth/tokens", endpoint="revoke_token", methods=["DELETE"]),
             Rule("/v3/auth/projects", endpoint="auth_projects", methods=["GET"]),
             Rule("/v3/projects", endpoint="list_projects", methods=["GET"]),
             Rule("/v3/projects", endpoint="create_project", methods=["POST"]),
@@ -498,6 +499,7 @@ class IdentityAPI(ServiceAPI):
             Rule("/v3/users/<uid>", endpoint="delete_user", methods=["DELETE"]),
             Rule("/v3/users/<uid>/projects", endpoint="user_projects", methods=["GET"]),
             Rule("/v3/roles", endpoint="list_roles", methods=["GET"]),
+            Rule("/v3/roles/<rid>", endpoint="get_role", methods=["GET"]),
             Rule("/v3/role_assignments", endpoint="role_assignments", methods=["GET"]),
             Rule("/v3/domains", endpoint="list_domains", methods=["GET"]),
             Rule("/v3/domains/<did>", endpoint="get_domain", methods=["GET"]),
@@ -610,6 +612,20 @@ class IdentityAPI(ServiceAPI):
             200,
             {"X-Subject-Token": token.id},
         )
+
+    def revoke_token(self, request: Request, ctx: Ctx | None) -> Response:
+        """``DELETE /v3/auth/tokens``: the subject token stops working at once (a user may
+        revoke their own tokens; an admin any)."""
+        assert ctx is not None
+        state = self.state
+        with self.cloud.lock:
+            token = state.tokens.get(request.headers.get("X-Subject-Token", ""))
+            if token is None or state.context_for_token(token.id) is None:
+                raise SimError(404, "Could not find token.", "NotFound")
+            if token.user_id != ctx.user_id and not ctx.is_admin:
+                raise forbidden("You are not authorized to perform the requested action.")
+            del state.tokens[token.id]
+        return empty(204)
 
     def _token_body(self, token: Token, base: str) -> dict[str, Any]:
         state = self.state
@@ -806,15 +822,33 @@ class IdentityAPI(ServiceAPI):
         return empty()
 
     # -- roles, assignments, domains -------------------------------------------------------
+    def _role(self, name: str, rid: str, base: str) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "name": name,
+            "domain_id": None,
+            "links": {"self": f"{base}/identity/v3/roles/{rid}"},
+        }
+
     def list_roles(self, request: Request, ctx: Ctx | None) -> Response:
+        base = base_url(request)
+        wanted = request.args.get("name")
         return json_response(
             {
                 "roles": [
-                    {"id": rid, "name": name, "domain_id": None}
+                    self._role(name, rid, base)
                     for name, rid in self.state.role_ids.items()
+                    if wanted is None or name == wanted
                 ]
             }
         )
+
+    def get_role(self, request: Request, ctx: Ctx | None, rid: str) -> Response:
+        """A role by id; 404 by name, as Keystone (openstacksdk's find_role then lists)."""
+        for name, known in self.state.role_ids.items():
+            if known == rid:
+                return json_response({"role": self._role(name, rid, base_url(request))})
+        raise SimError(404, f"Could not find role: {rid}.", "NotFound")
 
     def role_assignments(self, request: Request, ctx: Ctx | None) -> Response:
         self._admin(ctx)
@@ -823,6 +857,7 @@ class IdentityAPI(ServiceAPI):
         role_f = args.get("role.id")
         names = "include_names" in args
         state = self.state
+        base = base_url(request)
         out = []
         with self.cloud.lock:
             if project_f and "effective" in args and project_f not in state.projects:
@@ -834,14 +869,21 @@ class IdentityAPI(ServiceAPI):
                 for role in sorted(roles):
                     if role_f and role_f not in (role, state.role_ids[role]):
                         continue
+                    rid = state.role_ids[role]
                     entry: dict[str, Any] = {
                         "user": {"id": uid},
                         "scope": {"project": {"id": pid}},
-                        "role": {"id": state.role_ids[role]},
+                        "role": {"id": rid},
+                        "links": {
+                            "assignment": f"{base}/identity/v3/projects/{pid}/users/{uid}"
+                            f"/roles/{rid}"
+                        },
                     }
                     if names:
                         entry["user"]["name"] = state.users[uid].name
+                        entry["user"]["domain"] = dict(DEFAULT_DOMAIN)
                         entry["scope"]["project"]["name"] = state.projects[pid].name
+                        entry["scope"]["project"]["domain"] = dict(DEFAULT_DOMAIN)
                         entry["role"]["name"] = role
                     out.append(entry)
         return json_response(

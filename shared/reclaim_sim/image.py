@@ -261,6 +261,40 @@ class ImageState:
             self._notify("image.activate", self._payload(image), ctx)
             return image
 
+    def set_active(self, ctx: Ctx | None, image_id: str, *, active: bool) -> Image:
+        """Deactivate (``active`` False) or reactivate an image: admins only (Glance's
+        default policy), and only between ``active`` and ``deactivated``."""
+        verb = "reactivate" if active else "deactivate"
+        with self.cloud.transaction():
+            image = self.get(ctx, image_id)
+            if ctx is not None and not ctx.is_admin:
+                raise SimError(403, f"You are not authorized to {verb} this image.", "Forbidden")
+            if image.status not in ("active", "deactivated"):
+                raise SimError(
+                    403, f"Not allowed to {verb} image in status '{image.status}'", "Forbidden"
+                )
+            wanted = "active" if active else "deactivated"
+            if image.status != wanted:
+                image.status = wanted
+                image.updated_at = self.cloud.clock.now()
+                self._notify("image.update", self._payload(image), ctx)
+            return image
+
+    def tag(self, ctx: Ctx | None, image_id: str, tag: str, *, add: bool) -> Image:
+        """Add or remove one tag (the owner or an admin); removing a missing tag is a 404."""
+        with self.cloud.transaction():
+            image = self.get(ctx, image_id)
+            self._check_owner(ctx, image)
+            if add and tag not in image.tags:
+                image.tags.append(tag)
+            elif not add:
+                if tag not in image.tags:
+                    raise SimError(404, f"Tag {tag} not found", "NotFound")
+                image.tags.remove(tag)
+            image.updated_at = self.cloud.clock.now()
+            self._notify("image.update", self._payload(image), ctx)
+            return image
+
     # -- members ---------------------------------------------------------------------------
     def add_member(self, ctx: Ctx | None, image_id: str, member_id: str) -> Member:
         with self.cloud.transaction():
@@ -481,6 +515,10 @@ class ImageAPI(ServiceAPI):
             Rule("/v2/images/<iid>", endpoint="delete_image", methods=["DELETE"]),
             Rule("/v2/images/<iid>/file", endpoint="upload", methods=["PUT"]),
             Rule("/v2/images/<iid>/file", endpoint="download", methods=["GET"]),
+            Rule("/v2/images/<iid>/actions/deactivate", endpoint="deactivate", methods=["POST"]),
+            Rule("/v2/images/<iid>/actions/reactivate", endpoint="reactivate", methods=["POST"]),
+            Rule("/v2/images/<iid>/tags/<tag>", endpoint="add_tag", methods=["PUT"]),
+            Rule("/v2/images/<iid>/tags/<tag>", endpoint="remove_tag", methods=["DELETE"]),
             Rule("/v2/images/<iid>/members", endpoint="list_members", methods=["GET"]),
             Rule("/v2/images/<iid>/members", endpoint="add_member", methods=["POST"]),
             Rule("/v2/images/<iid>/members/<mid>", endpoint="get_member", methods=["GET"]),
@@ -585,8 +623,30 @@ class ImageAPI(ServiceAPI):
         self.state.upload(ctx, iid, request.get_data())
         return empty(204)
 
+    def deactivate(self, request: Request, ctx: Ctx | None, iid: str) -> Response:
+        self.state.set_active(ctx, iid, active=False)
+        return empty(204)
+
+    def reactivate(self, request: Request, ctx: Ctx | None, iid: str) -> Response:
+        self.state.set_active(ctx, iid, active=True)
+        return empty(204)
+
+    def add_tag(self, request: Request, ctx: Ctx | None, iid: str, tag: str) -> Response:
+        self.state.tag(ctx, iid, tag, add=True)
+        return empty(204)
+
+    def remove_tag(self, request: Request, ctx: Ctx | None, iid: str, tag: str) -> Response:
+        self.state.tag(ctx, iid, tag, add=False)
+        return empty(204)
+
     def download(self, request: Request, ctx: Ctx | None, iid: str) -> Response:
         image = self.state.get(ctx, iid)
+        if image.status == "deactivated" and not (ctx and ctx.is_admin):
+            raise SimError(
+                403,
+                "The requested image has been deactivated. Image data download is forbidden.",
+                "Forbidden",
+            )
         data = self.state.data.get(image.id)
         if data is None:
             return empty(204)

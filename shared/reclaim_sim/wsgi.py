@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,9 @@ class ServiceAPI:
     name: str = ""
     prefix: str = ""
     public_endpoints: frozenset[str] = frozenset()
+    #: the headers that carry the request id on every response (oslo.middleware's, and the
+    #: compatibility header a service adds to it)
+    request_id_headers: tuple[str, ...] = ("X-OpenStack-Request-Id",)
 
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
@@ -106,10 +111,10 @@ class ServiceAPI:
             return handler(request, ctx, **values), ctx
         except SimError as err:
             return self.error(err), ctx
-        except MethodNotAllowed:
-            return self.error(SimError(405, "Method not allowed", "HTTPMethodNotAllowed")), ctx
-        except NotFound:
-            return self.error(SimError(404, f"{request.path} not found", "itemNotFound")), ctx
+        except (MethodNotAllowed, NotFound):
+            # An API the simulation does not serve: never a 404 or 405 that a client could
+            # take for "already gone" or "not supported by this cloud".
+            return self.error(not_implemented(self.name, request.method, request.path)), ctx
         except HTTPException as exc:  # pragma: no cover - werkzeug redirect etc.
             return self.error(SimError(exc.code or 500, str(exc), None)), ctx
 
@@ -133,8 +138,16 @@ class SimApp:
         return None
 
     def respond(self, request: Request) -> Response:
-        cloud = self.cloud
+        """The service's answer, with the request id every OpenStack service sends."""
+        request_id = f"req-{uuid.uuid4()}"
         svc = self.find(request.path)
+        response = self._respond(request, svc, request_id)
+        for header in svc.request_id_headers if svc else ServiceAPI.request_id_headers:
+            response.headers[header] = request_id
+        return response
+
+    def _respond(self, request: Request, svc: ServiceAPI | None, request_id: str) -> Response:
+        cloud = self.cloud
         if svc is None:
             return self.root(request)
         method = request.method
@@ -142,7 +155,9 @@ class SimApp:
         token = request.headers.get("X-Auth-Token")
 
         def ctx_for() -> Ctx | None:
-            return cloud.identity.context_for_token(token) if token else None
+            found = cloud.identity.context_for_token(token) if token else None
+            # the service's own request id: in its notifications' context as in its answer
+            return dataclasses.replace(found, request_id=request_id) if found else None
 
         rule = cloud.faults.take(svc.name, method, request.path)
         if rule is not None:
@@ -196,6 +211,16 @@ class SimApp:
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def not_implemented(service: str, method: str, path: str) -> SimError:
+    """501 for a request the simulated cloud does not serve, saying so."""
+    return SimError(
+        501,
+        f"The simulated cloud (reclaim_sim) does not implement {method} {path} of its "
+        f"{service} service; a real cloud may serve it.",
+        "notImplemented",
+    )
 
 
 def base_url(request: Request) -> str:
