@@ -367,6 +367,14 @@ def create_app(
         assert isinstance(exc, HTTPException)
         return refuse(request, exc.status_code, exc.detail)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette answers a failure outside every middleware: the headers are added here
+        response = refuse(request, 500, "Something failed on our side. Try again in a while.")
+        https_only = (HSTS,) if request.url.scheme == "https" else ()
+        for name, value in (*_HEADERS, *https_only, (b"cache-control", b"no-store")):
+            response.headers[name.decode()] = value.decode()
+        return response
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
@@ -388,7 +396,7 @@ def create_app(
             ),
             Middleware(CsrfGuard, refuse=refuse),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.web = web
     return app
