@@ -678,3 +678,17 @@ def test_two_processes_keep_two_resources_of_a_project_past_its_limit(
             c.close()
     granted = [s for s in (SERVER, NEIGHBOUR) if shelve_timer(moto_store, s).extension]
     assert len(granted) == 1, f"the project's limit is 1, {len(granted)} granted"
+
+
+def test_signing_out_forgets_the_pages_links_opened_too(browser: TestClient, world: World) -> None:
+    # on a shared computer: a mail's link opened, then a sign-in, then signing out; the
+    # next person at that browser sees none of it
+    token = sign(
+        LinkGrant("server", GAMMA_VM, world.projects["gamma"], READER, T0 + timedelta(days=60)), KEY
+    )
+    assert browser.get(f"/l/{token}").status_code == 200
+    sign_in(browser, "ann")
+    browser.post("/signout", data={"csrf_token": csrf_of(browser.get("/projects").text)})
+    r = browser.get(f"/resource/server/{GAMMA_VM}")
+    assert r.status_code == 403
+    assert "gamma-secret-work" not in r.text

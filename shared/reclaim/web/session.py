@@ -291,9 +291,9 @@ async def signin(request: Request) -> Response:
 
 
 async def signout(request: Request) -> Response:
-    """Forget the sign-in (and the CSRF token that went with it)."""
-    request.session.pop(KEY, None)
-    request.session.pop("csrf", None)
+    """Forget the sign-in, and everything else the session held (the CSRF token, the pages
+    mail links opened): the next person at a shared browser starts afresh."""
+    request.session.clear()
     flash(request, "You have signed out.")
     return RedirectResponse(request.scope.get("root_path", "") + "/signin", 303)
 
