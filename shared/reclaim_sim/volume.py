@@ -4,8 +4,8 @@ As Cinder does: microversions are gated (``OpenStack-API-Version: volume X.Y``, 
 none is asked, 406 above :data:`MAX_MICROVERSION`), a volume's keys follow the microversion
 and the caller's role (host, migration and provider fields for administrators only), a
 volume is ``creating``, ``extending`` or ``deleting`` for
-:attr:`VolumeState.transition_seconds` (wall clock; 0, the default, finishes at once, though
-the create answer still says ``creating``), and a volume can be renamed, extended and given
+:attr:`VolumeState.transition_seconds` (wall clock; ``SimConfig.task_seconds`` unless set, 0
+by default: it finishes at once, though the create answer still says ``creating``), and a volume can be renamed, extended and given
 metadata."""
 
 from __future__ import annotations
@@ -115,9 +115,20 @@ class VolumeState:
         self.volumes: dict[str, Volume] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.backups: dict[str, Backup] = {}
-        #: how long (wall-clock seconds) a volume stays creating, extending or deleting
-        #: (Cinder's driver at work; clients poll for the end, as openstacksdk's waits do)
-        self.transition_seconds = 0.0
+        self._transition_seconds: float | None = None
+
+    @property
+    def transition_seconds(self) -> float:
+        """How long (wall-clock seconds) a volume stays creating, extending or deleting
+        (Cinder's driver at work; clients poll for the end, as openstacksdk's waits do):
+        ``SimConfig.task_seconds``, Nova's step, unless set here."""
+        if self._transition_seconds is not None:
+            return self._transition_seconds
+        return self.cloud.config.task_seconds
+
+    @transition_seconds.setter
+    def transition_seconds(self, value: float | None) -> None:
+        self._transition_seconds = value
 
     # -- transitions ---------------------------------------------------------------------
     def _start(self, vol: Volume, status: str) -> bool:

@@ -151,10 +151,11 @@ def test_volume_rename_extend_and_metadata(tenant: Tenant) -> None:
 
 @pytest.fixture
 def slow_volumes(sim_cloud: Cloud) -> Iterator[Cloud]:
-    """Volumes take 0.5 s (wall clock) to create, extend and delete."""
+    """Volumes take 0.5 s (wall clock) to create, extend and delete (Nova's steps take
+    their SimConfig.task_seconds, 0)."""
     sim_cloud.volume.transition_seconds = 0.5
     yield sim_cloud
-    sim_cloud.volume.transition_seconds = 0.0
+    sim_cloud.volume.transition_seconds = None
 
 
 def test_volume_changes_take_time_as_clients_expect(tenant: Tenant, slow_volumes: Cloud) -> None:
