@@ -884,7 +884,12 @@ def sim_target() -> Iterator[Target]:
 
     cloud = Cloud(
         clock=SimClock(),
-        config=SimConfig(notification_format="both", notify_on_state_change="vm_and_task_state"),
+        config=SimConfig(
+            notification_format="both",
+            notify_on_state_change="vm_and_task_state",
+            # servers and volumes take time, as on the real services (0 would be instant)
+            task_seconds=0.5,
+        ),
     )
     image = cloud.image.create_image(
         owner=cloud.admin_project_id,
@@ -894,8 +899,6 @@ def sim_target() -> Iterator[Target]:
         disk_format="raw",
         container_format="bare",
     )
-    # volumes take time, as with Cinder's driver (Nova's states are the simulation's own)
-    cloud.volume.transition_seconds = 0.5
     with SimServer(cloud) as server:
         admin = server.connect()
         try:
