@@ -11,6 +11,7 @@ import pytest
 
 from reclaim.bus.settings import BusSettings
 from reclaim.mailer.ledger import MailLedger
+from reclaim.mailer.render import Renderer
 from reclaim.store import open_store
 from reclaim.sweeper import Breaker, OpenStackCloud, OsloNotices, RecordingNotices, Sweeper
 from reclaim.timers import Timer
@@ -424,6 +425,27 @@ def test_a_late_first_notice_gets_the_whole_warning_period_from_its_delivery(
     assert world.mutations() == []
     assert [o.result for o in sweeper.sweep(NOW + timedelta(days=32, hours=1)).outcomes] == ["done"]
     assert world.cloud.compute.servers.get(sid) is None or world.mutations() != []
+
+
+def test_a_late_notice_counts_its_days_from_its_publication(
+    world: World, cloud_port: OpenStackCloud
+) -> None:
+    """Shelved 200 days ago, never warned: the mail sent today states the date 30 days ahead
+    and "in 30 days" (it counted from the notice's original date: "in 196 days"); a mail
+    rendered after its date says no count at all, never a negative one."""
+    sid = world.server(state="shelved_offloaded")
+    world.timer(sid, rule="delete", delivered=False)
+    notices = RecordingNotices()
+    make_sweeper(world, cloud_port, notices).sweep(NOW)
+    (warning,) = notices.messages
+    assert warning.published_at == NOW
+
+    text = " ".join(Renderer(links=None).render(warning).text.split())
+    assert "on Tuesday 31 March 2026 at 09:00 UTC, in 30 days." in text
+
+    late = warning.model_copy(update={"published_at": NOW + timedelta(days=31)})
+    text = " ".join(Renderer(links=None).render(late).text.split())
+    assert "on Tuesday 31 March 2026 at 09:00 UTC. This cannot be undone." in text
 
 
 def test_no_action_whose_notices_reached_nobody(world: World, cloud_port: OpenStackCloud) -> None:

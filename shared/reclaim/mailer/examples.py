@@ -36,7 +36,8 @@ def _server(
     return NoticeMessage(
         kind=kind, resource_type="server", resource_id=_SERVER, project_id=_PROJECT,
         user_id=_USER, action=action, due_at=_DAY,
-        notice_at=_DAY - timedelta(days=before) if before else None, clause=clause,
+        notice_at=_DAY - timedelta(days=before) if before else None,
+        published_at=_DAY - timedelta(days=before) if before else None, clause=clause,
         detail={"name": "analysis-vm", "state": "stopped", "image_id": _IMAGE, **detail},
         dedupe_key=f"server|{_SERVER}|{rule}|{kind}|example",
     )  # fmt: skip
@@ -46,7 +47,7 @@ def _project(kind: str, action: str, clause: str, before: int, **detail: str) ->
     return NoticeMessage(
         kind=kind, resource_type="project", resource_id=_PROJECT, project_id=_PROJECT,
         action=action, due_at=_DAY, notice_at=_DAY - timedelta(days=before) if before else None,
-        clause=clause,
+        published_at=_DAY - timedelta(days=before) if before else None, clause=clause,
         detail={"allocation_id": "alloc-2025-0147", "contacts": "pi.beta@example.edu", **detail},
         dedupe_key=f"project|{_PROJECT}|{kind}|example",
     )  # fmt: skip

@@ -53,6 +53,14 @@ def days_between(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() / 86400)
 
 
+def days_left(notice: NoticeMessage) -> int | None:
+    """Whole days from the notice's publication (else its scheduled date, for notices
+    published before ``published_at`` existed) to its action; None when not ahead: a mail
+    never states a count for a date already past. Pure."""
+    days = days_between(notice.published_at or notice.notice_at, notice.due_at)
+    return days if days is not None and days > 0 else None
+
+
 def or_list(words: Iterable[str]) -> str:
     """``stopped or suspended``; ``paused, stopped or suspended``: alternatives in a sentence,
     sorted. Pure."""
@@ -189,7 +197,7 @@ def mail_context(
     ``project_name`` (its name alone, for subjects),
     ``servers`` (the servers the notice lists, :func:`server_labels`), ``os`` (an image's
     operating system, :func:`os_label`), ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
-    ``days_left`` (from the notice's own date to the action), ``delay`` (the period of the
+    ``days_left`` (from the notice's publication to the action, see :func:`days_left`), ``delay`` (the period of the
     notice's own rule, see :func:`rule_delay`; write it with the ``duration`` filter),
     ``policy`` (the MAILER's policy settings, for the periods of other rules: its
     configuration, which may differ from the sweeper's), ``detail``, ``clause``, ``site``,
@@ -217,7 +225,7 @@ def mail_context(
         "due": long_date(notice.due_at),
         "due_date": short_date(notice.due_at),
         "notice_date": short_date(notice.notice_at),
-        "days_left": days_between(notice.notice_at, notice.due_at),
+        "days_left": days_left(notice),
         "delay": rule_delay(notice, policy),
         "policy": policy,
         "detail": d,

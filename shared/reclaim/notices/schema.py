@@ -56,6 +56,11 @@ class NoticeMessage(BaseModel):
     action: str = Field("", description="what will be (or was) done: shelve, delete, cleanup...")
     due_at: datetime | None = Field(None, description="when the action is due (UTC)")
     notice_at: datetime | None = Field(None, description="when this notice was due to go out")
+    published_at: datetime | None = Field(
+        None,
+        description="when the sweeper published it (its clock): mails count the days left "
+        "from here, so a late notice states the right count",
+    )
     delay: Duration | None = Field(
         None,
         description="the rule's period: how long its condition lasts before the action is due "

@@ -67,10 +67,16 @@ def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
     return "|".join((*timer.key, kind, when))
 
 
-def owner_notice(timer: Timer, notice: Notice, due_at: datetime | None = None) -> NoticeMessage:
+def owner_notice(
+    timer: Timer,
+    notice: Notice,
+    due_at: datetime | None = None,
+    published_at: datetime | None = None,
+) -> NoticeMessage:
     """The owner's warning for a timer's notice, stating ``due_at`` (default: the timer's
-    due date) as the action's date. Its ``notice_id`` depends on the timer and the notice
-    only, so the sweeper finds the mailer's ledger records of it by that id."""
+    due date) as the action's date, published at ``published_at`` (the sweep's clock; the
+    mail counts its days left from there). Its ``notice_id`` depends on the timer and the
+    notice only, so the sweeper finds the mailer's ledger records of it by that id."""
     return NoticeMessage(
         kind=notice.kind,
         resource_type=timer.resource_type,
@@ -80,6 +86,7 @@ def owner_notice(timer: Timer, notice: Notice, due_at: datetime | None = None) -
         action=timer.action,
         due_at=due_at or timer.due_at,
         notice_at=notice.due_at,
+        published_at=published_at,
         delay=timer.delay,
         clause=timer.clause,
         detail=dict(timer.detail),

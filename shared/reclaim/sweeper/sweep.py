@@ -386,7 +386,7 @@ class Sweeper:
             return self._settle(claimed, now, decision, (), before_notice=True)
         sent: list[str] = []
         for n, date in sending:
-            self._publish(owner_notice(claimed, n, date))
+            self._publish(owner_notice(claimed, n, date, now))
             sent.append(n.kind)
 
         def record(cur: Timer) -> Timer:
