@@ -35,7 +35,7 @@ def test_sweep_dry_run_then_for_real_then_audit(world: World, env: str) -> None:
 
     real = runner.invoke(app, ["sweep", "--store", env, "--now", now])
     assert real.exit_code == 0, real.output
-    assert "done 1; notices 0" in real.stdout and sid[:8] in real.stdout
+    assert "done 1; notices 1, alerts 0" in real.stdout and sid[:8] in real.stdout
     assert world.shelves(sid) == 1
 
     history = runner.invoke(app, ["audit", "server", sid, "--store", env, "--json"])

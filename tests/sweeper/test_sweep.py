@@ -473,3 +473,27 @@ def test_two_sweepers_over_1000_due_timers_act_exactly_once(world: World, sim_se
     reports = _race(world, sim_server, 1000, f"memory://{world.store.table}")
     assert sum(o.result == "done" for r in reports for o in r.outcomes) == 1000
     assert all(r.outcomes for r in reports)  # both did part of the work
+
+
+def test_the_report_counts_what_went_on_the_bus(world: World, cloud_port: OpenStackCloud) -> None:
+    """The summary agrees with the bus: a finished action's notice counts as sent, an
+    operator alert as an alert, and a dry run sends nothing (it says what would go out)."""
+    done = world.server()
+    world.timer(done)
+    other = world.cloud.identity.create_project(f"other-{id(world)}")
+    moved = world.server(project_id=other.id)
+    world.timer(moved)  # its owner changed: skipped, and operators are told
+    warned = world.server()
+    world.timer(warned, since=NOW - timedelta(days=10), delivered=False)  # 7-day notice due
+    notices = RecordingNotices()
+
+    dry = make_sweeper(world, cloud_port, notices).sweep(NOW, dry_run=True)
+    assert notices.messages == []
+    assert (dry.notices_sent(), dry.alerts_sent(), dry.would_send()) == (0, 0, 1)
+    assert not dry.published
+
+    real = make_sweeper(world, cloud_port, notices).sweep(NOW)
+    kinds = notices.kinds()
+    assert sorted(kinds) == ["action_skipped", "shelve_upcoming", "shelved"]
+    assert dict(real.published) == {k: 1 for k in kinds}
+    assert (real.notices_sent(), real.alerts_sent(), real.would_send()) == (2, 1, 0)

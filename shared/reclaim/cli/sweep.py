@@ -84,6 +84,9 @@ def _report_json(report: SweepReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "counts": dict(report.counts()),
         "notices_sent": report.notices_sent(),
+        "alerts_sent": report.alerts_sent(),
+        "would_send": report.would_send(),
+        "published": dict(sorted(report.published.items())),
         "notices_failed": report.notices_failed,
         "stopped": report.stopped,
         "breaker_opened": report.breaker_opened,
@@ -205,8 +208,12 @@ def sweep(
         _summary(report, view, out)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "nothing due"
         failed = f", {report.notices_failed} not sent" if report.notices_failed else ""
-        said = "notices that would go out" if report.dry_run else "notices"
-        out.print(f"{counts}; {said} {report.notices_sent()}{failed}")
+        said = (
+            f"notices that would go out {report.would_send()}"
+            if report.dry_run
+            else f"notices {report.notices_sent()}, alerts {report.alerts_sent()}"
+        )
+        out.print(f"{counts}; {said}{failed}")
         if report.dry_run and report.stopped and report.stopped != "deadline":
             would = report.counts()["would-act"]
             out.print(

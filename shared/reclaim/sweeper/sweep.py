@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from reclaim.mailer.ledger import MailLedger
+from reclaim.notices.kinds import OPERATOR_KINDS
 from reclaim.settings import PolicySettings, SweepSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.store.quarantine import Quarantine
@@ -123,12 +124,24 @@ class SweepReport:
     notices_failed: int = 0
     #: Keys of stored items that do not decode, skipped (``reclaim store quarantine list``).
     unreadable: list[str] = field(default_factory=list)
+    #: What the bus took during the pass, by kind: warnings, the notices of finished
+    #: actions and operator alerts alike (a dry run publishes nothing).
+    published: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> Counter[str]:
         return Counter(o.result for o in self.outcomes)
 
     def notices_sent(self) -> int:
-        return sum(len(o.notices) for o in self.outcomes)
+        """Notices to people the bus took: warnings and what finished actions report."""
+        return sum(n for kind, n in self.published.items() if kind not in OPERATOR_KINDS)
+
+    def alerts_sent(self) -> int:
+        """Operator alerts the bus took."""
+        return sum(n for kind, n in self.published.items() if kind in OPERATOR_KINDS)
+
+    def would_send(self) -> int:
+        """A dry run's warnings that a real sweep would publish now."""
+        return sum(len(o.notices) for o in self.outcomes) if self.dry_run else 0
 
 
 class _CapReached(Exception):
@@ -168,6 +181,8 @@ class Sweeper:
         self.allocation_end_property = allocation_end_property
         self._sleep = sleep
         self._lock = threading.Lock()
+        #: The running pass's count of what the bus took (its report's ``published``).
+        self._published: Counter[str] = Counter()
         #: One hold at a time, so that a resource's rules held for one cause alert once.
         self._holding = threading.Lock()
 
@@ -191,6 +206,8 @@ class Sweeper:
             blocked=self.breaker.status().open,
         )
         report.breaker_was_open = state.blocked
+        with self._lock:
+            self._published = report.published
         mark = self.store.read_mark()
         with ThreadPoolExecutor(max_workers=self.settings.parallelism) as pool:
             inflight: set[Future[Outcome]] = set()
@@ -286,6 +303,8 @@ class Sweeper:
             self.notices.publish(message)
         except Exception as exc:
             raise NoticeFailed(message, exc) from exc
+        with self._lock:
+            self._published[message.kind] += 1
 
     def _handle(self, timer: Timer, now: datetime, dry: bool, state: _PassState) -> Outcome:
         floor = self.settings.min_notice_lead
