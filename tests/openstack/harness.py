@@ -489,7 +489,7 @@ def start_api(run: Run, service: str) -> None:
             "--access-logfile",
             str(logs / f"{service}-access.log"),
             "--access-logformat",
-            '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"',  # the user agent last
             "--error-logfile",
             str(logs / f"{service}-gunicorn.log"),
             f"wsgi_{service}:application",
