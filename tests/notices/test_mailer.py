@@ -202,7 +202,8 @@ class Process:
         )  # fmt: skip
         self.lines: list[str] = []
         self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         if not self.ready.wait(30):
             self.proc.kill()
             raise AssertionError("mailer did not start: " + "".join(self.lines[-20:]))
@@ -213,6 +214,13 @@ class Process:
             self.lines.append(line)
             if "mailer_listening" in line:
                 self.ready.set()
+
+    def log_after_exit(self, timeout: float = 30) -> list[str]:
+        """Every line the exited process wrote: the reader may still be draining the pipe
+        when ``wait`` returns (seen under load: the last line missing), so wait for its EOF."""
+        self.reader.join(timeout)
+        assert not self.reader.is_alive(), f"log still open {timeout} s after the exit"
+        return list(self.lines)
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -311,7 +319,7 @@ def test_the_mailer_stops_promptly_on_sigterm_after_mailing(
     took = time.monotonic() - started
     print(f"mailer stopped {took:.2f}s after SIGTERM")
     assert code == 0
-    events = [r["event"] for r in log_records(mailer.lines)]  # one JSON schema
+    events = [r["event"] for r in log_records(mailer.log_after_exit())]  # one JSON schema
     assert events[-1] == "mailer_stopped" and {"mailer_listening", "mail", "signal"} <= set(events)
     # a sanity bound only (the machine may be loaded): it stopped within a second, not ~7 s
     assert took < 4, f"the mailer took {took:.1f}s to stop"
