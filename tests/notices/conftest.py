@@ -80,7 +80,7 @@ class Mailbox:
         with self._lock:
             return [(m["To"].addresses[0].addr_spec, str(m["Subject"]).strip()) for m in self.mails]
 
-    def wait(self, count: int, timeout: float = 30) -> list[EmailMessage]:
+    def wait(self, count: int, timeout: float = 120) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:

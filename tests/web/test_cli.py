@@ -49,7 +49,7 @@ def test_web_serves_healthz_on_localhost_and_stops_on_sigterm() -> None:
                 return ""
 
         assert wait_for(healthy, timeout=30) == "ok\n"
-        assert sigterm_exit_code(proc, within=5) == 0  # about 0.2 s on a quiet machine
+        assert sigterm_exit_code(proc, within=15) == 0  # 0.2 s quiet; the old stop took 8 s
     finally:
         if proc.poll() is None:
             proc.kill()
