@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.openstack)
             item.add_marker(pytest.mark.slow)
-            # the real services are slow on a loaded machine (CI runs the tier beside the suite)
+            # the real services are slow on a loaded machine
             item.add_marker(pytest.mark.timeout(1500))
 
 
