@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,15 @@ def test_json_tells_the_same_timeline_and_the_cloud_left() -> None:
     assert story["deleted"] == ["analysis", "assembler", "pipeline", "viz"]
     assert {i["name"] for i in story["images"]} == {"ubuntu-24.04", "ubuntu-20.04"}
     assert story["alerts"] == 1 and story["mails"] >= 40
+    # each story's first mail carries a signed link to its resource, for its recipient
+    from reclaim.demo import WEB_KEY, WEB_URL
+    from reclaim.web.links import verify
+
+    links = story["links"]
+    assert set(links) == {"1", "2", "3", "4", "5", "6"}
+    assert links["1"]["mail"] == "shelve_upcoming -> ana (analysis)"
+    for entry in links.values():
+        assert entry["link"].startswith(f"{WEB_URL}/l/")
+        token = entry["link"].split("/l/")[1]
+        grant = verify(token, WEB_KEY, datetime(2026, 1, 1, tzinfo=UTC))
+        assert grant.resource_id and "@" in grant.recipient  # signed for one resource, one person

@@ -38,6 +38,10 @@ HORIZON = timedelta(days=400)
 #: The namespace of the demo's ids (:func:`_id`).
 _IDS = uuid.UUID("0e4f7c1a-9b2d-5e3f-8a6b-1c2d3e4f5a6b")
 OPERATORS = "ops@cloud.example"
+#: Where the demo's mails send their signed links (``web.base_url``), and the key that
+#: signs them: fixed, so the output is the same in every run; a demo key, never a real one.
+WEB_URL = "http://127.0.0.1:8080"
+WEB_KEY = "reclaim-demo-only-link-key"
 FALLBACK = "help@cloud.example"
 
 #: The policy's stories (seed: resource-recovery-policies.txt), numbered as the timeline
@@ -76,6 +80,8 @@ class Story:
     #: mails the SMTP server accepted, and how many of them went to the operators
     mails: int = 0
     alerts: int = 0
+    #: each story's first mail with a link: (``kind -> recipient (resource)``, its link)
+    links: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def story_of(rule: str, resource_type: str) -> int:
@@ -177,7 +183,8 @@ class Demo:
         from reclaim.mailer.render import Renderer
         from reclaim.mailer.smtp import SmtpSender
         from reclaim.notices.context import Site
-        from reclaim.settings import MailerSettings
+        from reclaim.settings import MailerSettings, WebSettings
+        from reclaim.web.links import mail_links
 
         m = MailerSettings(
             smtp_host="127.0.0.1", smtp_port=port, operators=(OPERATORS,),
@@ -187,7 +194,9 @@ class Demo:
             KeystoneDirectory(admin), fallback=m.fallback_contact, operators=m.operators,
             member_roles=m.member_roles,
         )  # fmt: skip
-        renderer = Renderer(None, Site(cloud_name="the demo cloud"))
+        web = WebSettings(base_url=WEB_URL, secret_key=WEB_KEY)
+        self._links = mail_links(web, clock=self.clock.now)
+        renderer = Renderer(None, Site(cloud_name="the demo cloud"), links=self._links)
         return Mailer(
             m, addresses, SmtpSender(m), MailLedger(self.store), renderer, clock=self.clock.now
         )
@@ -340,6 +349,14 @@ class Demo:
         self.say(story, "notice", f"{m.kind} -> {to} ({self.name(m.resource_id)})")
         if m.operator:
             self.story.alerts += 1
+        if story and story not in self.story.links and sent.to and self._links is not None:
+            from reclaim.mailer.addresses import Person
+
+            first = sorted(sent.to)[0]
+            link = self._links(m, Person(first))  # the link that recipient's mail carries
+            if link:
+                who = f"{m.kind} -> {self._people.get(first, first)} ({self.name(m.resource_id)})"
+                self.story.links[story] = (who, link)
 
     # -- the story ------------------------------------------------------------------
     def play(self) -> Story:

@@ -228,6 +228,10 @@ def demo(json_out: JsonOpt = False) -> None:
                 "images": story.images,
                 "mails": story.mails,
                 "alerts": story.alerts,
+                "links": {
+                    str(n): {"mail": who, "link": link}
+                    for n, (who, link) in sorted(story.links.items())
+                },
             }
         )
         return
@@ -257,6 +261,14 @@ def demo(json_out: JsonOpt = False) -> None:
     console.print(
         f"mails accepted by the SMTP server: {story.mails} (operator alerts: {story.alerts})"
     )
+    console.print(
+        "each mail links to its resource's page on `reclaim web` (web.base_url, signed with "
+        "web.secret_key for its recipient); each story's first (full links: --json):",
+        soft_wrap=True,
+    )
+    for n, (who, link) in sorted(story.links.items()):
+        # the token signs the resource's id, random for some: left out to keep this steady
+        console.print(f"  {n} {escape(who)}: {link.split('/l/')[0]}/l/…", soft_wrap=True)
     console.print(f"[dim]played in {time.monotonic() - started:.1f} s of wall time[/]")
 
 
