@@ -106,7 +106,11 @@ def test_ten_thousand_hostile_bodies_are_dead_lettered_and_good_ones_applied(
     assert len(letters) == len(bad)
     assert all(lt.reason for lt in letters)
     assert any(lt.truncated for lt in letters)
-    assert m.value("reclaim_bus_applied_total") == len(good)
+    # each good event applied once, or again only where the broker delivered it again (a
+    # connection lost before the ack, at least once, as the bus promises): the table above
+    # shows that a second apply changed nothing
+    redelivered = m.value("reclaim_bus_received_total") - len(items)
+    assert 0 <= m.value("reclaim_bus_applied_total") - len(good) <= redelivered
     assert m.value("reclaim_bus_requeued_total") == 0
     # Still up: one more good event is applied.
     late = nova_event("srv-late", "power_off", "stopped", T0)
