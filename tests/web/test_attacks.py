@@ -629,14 +629,7 @@ def test_a_failure_inside_is_a_page_with_the_security_headers(
     assert "Traceback" not in r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the per-project extension limit is read then written (requests.py keep: "
-    "Extensions.count, then store.replace, then ledger.record): two keeps on two resources "
-    "of a project in two processes (two Lambda environments) both see room for one and both "
-    "are granted; needs a conditional counter per project and window",
-)
-def test_two_processes_keep_two_resources_of_a_project_past_its_limit(
+def test_two_processes_keeping_two_resources_of_a_project_stay_within_its_limit(
     moto_store: DynamoTimerStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reclaim.web.requests import Extensions

@@ -20,6 +20,7 @@ from reclaim.web.requests import (
     EXTENSION_LIMIT,
     DecisionError,
     ExemptionRequests,
+    Extensions,
     approve,
     refuse,
 )
@@ -264,3 +265,22 @@ def test_keep_adds_its_whole_amount_to_the_date_the_person_was_shown(
         assert "Wednesday 18 March 2026" in page  # day 17
         after = keep_it(c, page)
         assert "It will now be shelved on Wednesday 1 April 2026" in after  # day 17 + 14
+
+
+def test_a_projects_slots_are_taken_once_each_and_free_again_after_the_window(
+    moto_store: DynamoTimerStore,
+) -> None:
+    ledger = Extensions(moto_store)
+    at, window = T0, timedelta(days=30)
+    first = ledger.claim_slot("p-slots", 2, window, at)
+    second = ledger.claim_slot("p-slots", 2, window, at)
+    assert first and second and first != second
+    assert ledger.claim_slot("p-slots", 2, window, at + timedelta(days=29)) is None
+    assert ledger.claim_slot("p-other", 2, window, at), "another project has its own"
+    # a grant that did not happen gives its slot back; another's slot is not given back
+    ledger.free_slot("p-slots", first.split("#")[0] + "#not-mine")
+    assert ledger.claim_slot("p-slots", 2, window, at) is None
+    ledger.free_slot("p-slots", first)
+    assert ledger.claim_slot("p-slots", 2, window, at)
+    # a window after its grant, a slot is free again
+    assert ledger.claim_slot("p-slots", 2, window, at + window)

@@ -15,7 +15,8 @@ the cloud, the exemption every re-check honours, so the next sweep skips the ser
 Every decision is in the request and in the audit of the server's pending timers.
 
 The records live in the timer table under their own keys, never in the due index:
-``pk = extensions#<project>`` (one item per grant) and ``pk = exemption_requests``.
+``pk = extensions#<project>`` (one item per grant), ``pk = extension_slots#<project>`` (the
+project's limit, taken by conditional writes) and ``pk = exemption_requests``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,40 @@ class Extensions(TableItems):
                 "expires_at": {"N": str(int((at + RETENTION).timestamp()))},
             },
             ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def claim_slot(
+        self, project_id: str, limit: int, window: timedelta, at: datetime
+    ) -> str | None:
+        """Take one of the project's ``limit`` slots for a grant at ``at`` (a slot is free
+        again ``window`` after the grant that took it), with a conditional write: two
+        grants at once, in two processes, never take the same slot. The slot's key, for
+        :meth:`free_slot`, or None when all are taken."""
+        token = uuid.uuid4().hex
+        for n in range(limit):
+            if self._put_if(
+                Item={
+                    "pk": {"S": f"extension_slots#{project_id}"},
+                    "sk": {"S": f"slot#{n}"},
+                    "free_at": {"S": (at + window).isoformat()},
+                    "token": {"S": token},
+                    "expires_at": {"N": str(int((at + RETENTION).timestamp()))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #f <= :now",
+                ExpressionAttributeNames={"#f": "free_at"},
+                ExpressionAttributeValues={":now": {"S": at.isoformat()}},
+            ):
+                return f"{n}#{token}"
+        return None
+
+    def free_slot(self, project_id: str, slot: str) -> None:
+        """Give back a slot taken by :meth:`claim_slot` for a grant that did not happen."""
+        n, token = slot.split("#", 1)
+        self._delete_if(
+            Key={"pk": {"S": f"extension_slots#{project_id}"}, "sk": {"S": f"slot#{n}"}},
+            ConditionExpression="#t = :token",
+            ExpressionAttributeNames={"#t": "token"},
+            ExpressionAttributeValues={":token": {"S": token}},
         )
 
     def count(self, project_id: str, since: datetime) -> int:
@@ -218,6 +253,17 @@ def keep(
         since = now - settings.web.extension_window
         project_grants = ledger.count(current.project_id, since) if current.project_id else 0
         can = offer(current, settings, now, timers, project_grants)
+        slot = None
+        if can.by is not None and current.project_id:
+            # the count above is a read: the project's limit holds by a conditional slot
+            slot = ledger.claim_slot(
+                current.project_id,
+                settings.web.max_extensions_per_project,
+                settings.web.extension_window,
+                now,
+            )
+            if slot is None:
+                can = offer(current, settings, now, timers, settings.web.max_extensions_per_project)
         if can.by is None:
             if can.limit:
                 _publish(
@@ -250,6 +296,8 @@ def keep(
             moved = moved.model_copy(update={"lease_owner": None, "lease_until": None})
         stored = store.replace(current, moved)
         if stored is None:
+            if slot is not None and current.project_id:
+                ledger.free_slot(current.project_id, slot)
             continue  # changed meanwhile (a sweep, an event): read it again
         if current.project_id:
             ledger.record(stored, can.by, who, now)
