@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 from reclaim.settings import Settings
 from reclaim.store import DynamoTimerStore
 from reclaim.web.app import CSP, create_app
-from tests.web.conftest import BASE, link_token
+from tests.web.conftest import BASE, Clock, link_token, stop_server, web_settings
+from tests.web.keystone_world import served
 
 
 def test_healthz_answers_ok(client: TestClient) -> None:
@@ -77,3 +78,46 @@ def test_the_session_cookie_is_httponly_and_lax(client: TestClient) -> None:
     assert "httponly" in cookie and "samesite=lax" in cookie
     assert "secure" not in cookie  # http://localhost
     assert BASE.startswith("http://")
+
+
+def test_a_slow_store_call_holds_up_no_other_request(
+    moto_store: DynamoTimerStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages and forms call the store and the cloud, which block: they run in worker
+    threads, so one slow call (a throttled table) leaves the other visitors served."""
+    import threading
+
+    import httpx2 as httpx
+
+    from reclaim.web.requests import ExemptionRequests
+
+    stop_server(moto_store)
+    app = create_app(web_settings(), moto_store, clock=clock)
+    entered, release = threading.Event(), threading.Event()
+    get = ExemptionRequests.get
+
+    def slow(self: ExemptionRequests, rid: str) -> object:
+        entered.set()
+        release.wait(timeout=120)
+        return get(self, rid)
+
+    monkeypatch.setattr(ExemptionRequests, "get", slow)
+    pages: list[int] = []
+    with (
+        served(app) as url,
+        httpx.Client(base_url=url, follow_redirects=True, timeout=150) as visitor,
+    ):
+
+        def open_page() -> None:
+            pages.append(visitor.get(f"/l/{link_token()}").status_code)
+
+        waiting = threading.Thread(target=open_page)
+        waiting.start()
+        assert entered.wait(timeout=60), "the page did not reach the store"
+        try:
+            with httpx.Client(base_url=url, timeout=30) as other:
+                assert other.get("/healthz").status_code == 200
+        finally:
+            release.set()
+            waiting.join(timeout=150)
+    assert pages == [200]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hmac
 import importlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,8 @@ from urllib.parse import parse_qs
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -167,6 +169,21 @@ def web_of(request: Request) -> Web:
     """The application's :class:`Web`."""
     web: Web = request.app.state.web
     return web
+
+
+def with_form(
+    handler: Callable[[Request, FormData], Response],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A form's endpoint: the form is read on the event loop, then ``handler``, which calls
+    the store and the cloud (blocking calls), runs in a worker thread, as Starlette runs a
+    plain ``def`` page: one slow call holds up no other request."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(handler, request, form)
+
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
 
 
 def flash(request: Request, text: str) -> None:

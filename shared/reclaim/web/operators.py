@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -38,7 +39,7 @@ from reclaim.deadletters import DeadLetterStore
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.cloud import CloudError
 from reclaim.timers import Timer
-from reclaim.web.app import Web, flash, web_of
+from reclaim.web.app import Web, flash, web_of, with_form
 from reclaim.web.projects import Row, rows_of, sort_rows
 from reclaim.web.requests import (
     DecisionError,
@@ -116,7 +117,7 @@ def _pending(web: Web) -> list[Timer]:
     return list(web.store.pending())
 
 
-async def operators_page(request: Request) -> Response:
+def operators_page(request: Request) -> Response:
     """Everything an operator looks at, on one page."""
     me = operator(request)
     if isinstance(me, Response):
@@ -153,13 +154,12 @@ def _back(request: Request, anchor: str) -> Response:
     return RedirectResponse(f"{request.scope.get('root_path', '')}/operators#{anchor}", 303)
 
 
-async def reset_breaker(request: Request) -> Response:
+def reset_breaker(request: Request, form: FormData) -> Response:
     """Close the breaker, with the operator's reason."""
     me = operator(request)
     if isinstance(me, Response):
         return me
     web = web_of(request)
-    form = await request.form()
     why = clean_reason(str(form.get("reason", "")))
     if not why:
         flash(request, "Say why the breaker may be closed; it was left as it was.")
@@ -175,13 +175,12 @@ async def reset_breaker(request: Request) -> Response:
     return _back(request, "breaker")
 
 
-async def decide(request: Request) -> Response:
+def decide(request: Request, form: FormData) -> Response:
     """Approve or refuse one exemption request, with the operator's reason."""
     me = operator(request)
     if isinstance(me, Response):
         return me
     web = web_of(request)
-    form = await request.form()
     decision = str(form.get("decision", ""))
     why = str(form.get("reason", ""))
     found: ExemptionRequest | None = ExemptionRequests(web.store).get(
@@ -214,6 +213,6 @@ async def decide(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/operators", operators_page, methods=["GET"]),
-    Route("/operators/breaker/reset", reset_breaker, methods=["POST"]),
-    Route("/operators/requests/{request_id}", decide, methods=["POST"]),
+    Route("/operators/breaker/reset", with_form(reset_breaker), methods=["POST"]),
+    Route("/operators/requests/{request_id}", with_form(decide), methods=["POST"]),
 ]

@@ -136,7 +136,7 @@ def with_actions(rows: list[Row], timers: list[Timer], web: Web, who: str) -> li
     return out
 
 
-async def projects_page(request: Request) -> Response:
+def projects_page(request: Request) -> Response:
     """The projects the signed-in person may see, and what is scheduled on each."""
     me = require(request)
     if isinstance(me, Response):
@@ -157,7 +157,7 @@ async def projects_page(request: Request) -> Response:
     return web.render(request, "projects.html", {**_nav(me), "projects": listed})
 
 
-async def project_page(request: Request) -> Response:
+def project_page(request: Request) -> Response:
     """One project's scheduled actions, sorted as the query string asks."""
     me = require(request)
     if isinstance(me, Response):

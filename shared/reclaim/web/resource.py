@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -23,7 +24,7 @@ from reclaim.notices.context import long_date
 from reclaim.notices.kinds import kind_of
 from reclaim.sweeper.sweep import planned_date
 from reclaim.timers import Timer
-from reclaim.web.app import Viewer, Web, flash, web_of
+from reclaim.web.app import Viewer, Web, flash, web_of, with_form
 from reclaim.web.links import BadLink, link_access, remember, verify
 from reclaim.web.requests import (
     ExemptionRequests,
@@ -145,7 +146,7 @@ def lookup(web: Web, request: Request) -> tuple[list[Timer], Viewer]:
     return timers, viewer
 
 
-async def open_link(request: Request) -> Response:
+def open_link(request: Request) -> Response:
     """A mail's link: remember its grant in the session, then show the resource's page."""
     limit_use(request)
     web = web_of(request)
@@ -195,7 +196,7 @@ def page_context(web: Web, request: Request, timers: list[Timer], viewer: Viewer
     }
 
 
-async def resource_page(request: Request) -> Response:
+def resource_page(request: Request) -> Response:
     """What will happen to the resource, when and why, and what the visitor may do."""
     web = web_of(request)
     timers, viewer = lookup(web, request)
@@ -208,13 +209,12 @@ def _back(request: Request) -> Response:
     return RedirectResponse(f"{root}/resource/{resource_type}/{resource_id}", status_code=303)
 
 
-async def keep_it(request: Request) -> Response:
+def keep_it(request: Request, form: FormData) -> Response:
     """ "Keep it": postpone one scheduled action once, for a reason (see
     :func:`reclaim.web.requests.keep`); back to the page, which says what happened."""
     limit_use(request)
     web = web_of(request)
     timers, viewer = lookup(web, request)
-    form = await request.form()
     rule = str(form.get("rule", ""))
     timer = next((t for t in timers if t.rule == rule and t.state == "pending"), None)
     if timer is None:
@@ -231,7 +231,7 @@ async def keep_it(request: Request) -> Response:
     return _back(request)
 
 
-async def ask_exempt(request: Request) -> Response:
+def ask_exempt(request: Request, form: FormData) -> Response:
     """Ask the operators to exempt the server (see :func:`reclaim.web.requests.ask_exemption`)."""
     limit_use(request)
     web = web_of(request)
@@ -240,7 +240,6 @@ async def ask_exempt(request: Request) -> Response:
     resource_type, _rid = _resource(request)
     if not (web.settings.web.exemption_requests and resource_type == "server" and live):
         raise HTTPException(403, "Exemptions cannot be asked for this resource here.")
-    form = await request.form()
     _ok, message = ask_exemption(web.store, web.notices, live[0], viewer.who,
                                  str(form.get("reason", "")), web.now())  # fmt: skip
     flash(request, message)
@@ -250,6 +249,8 @@ async def ask_exempt(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/l/{token}", open_link, methods=["GET"]),
     Route("/resource/{resource_type}/{resource_id}", resource_page, methods=["GET"]),
-    Route("/resource/{resource_type}/{resource_id}/keep", keep_it, methods=["POST"]),
-    Route("/resource/{resource_type}/{resource_id}/exempt", ask_exempt, methods=["POST"]),
+    Route("/resource/{resource_type}/{resource_id}/keep", with_form(keep_it), methods=["POST"]),
+    Route(
+        "/resource/{resource_type}/{resource_id}/exempt", with_form(ask_exempt), methods=["POST"]
+    ),
 ]
