@@ -272,12 +272,6 @@ def browser(site: Starlette) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions are a signed cookie only (Starlette SessionMiddleware, app.py): signing "
-    "out clears the browser's copy, but a copy of the cookie taken before still signs in "
-    "until the Keystone token expires; needs a server-side sign-in id revoked at sign-out",
-)
 def test_a_cookie_copied_before_sign_out_is_worth_nothing_after(
     browser: TestClient, site: Starlette, world: World
 ) -> None:

@@ -5,7 +5,9 @@
 the projects they may see (id and name) and whether they are an operator, with the token's
 ``expires_at``. The session cookie is signed, not encrypted: it holds no token and no
 secret, only what the pages show. A sign-in is dropped once the token's expiry passes,
-whatever the cookie's own lifetime, so no session outlives its Keystone token.
+whatever the cookie's own lifetime, so no session outlives its Keystone token. Each sign-in
+also has an id recorded in the table (``pk = web_signin#<id>``, kept until the token
+expires): signing out deletes it, so a copy of the cookie taken before is worth nothing.
 
 Sign-in attempts are rate-limited in this process (the ``limits`` library, in memory):
 every attempt counts against the remote address, every refused one against the user
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +40,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reclaim.settings import Settings
+from reclaim.store.items import TableItems
 from reclaim.web.app import Viewer, flash, web_of
 from reclaim.web.keystone import (
     Identity,
@@ -78,9 +82,39 @@ class SignedIn:
         return f"{self.user_name} ({self.user_id}) signed in with Keystone"
 
 
-def remember(identity: Identity) -> dict[str, Any]:
-    """The session's record of a sign-in (pure)."""
+class SignIns(TableItems):
+    """The sign-ins that have not signed out: one item per sign-in id, until its token
+    expires (the table's TTL removes it after)."""
+
+    what = "sign-ins"
+
+    @staticmethod
+    def _key(sid: str) -> dict[str, Any]:
+        return {"pk": {"S": f"web_signin#{sid}"}, "sk": {"S": "signin"}}
+
+    def record(self, sid: str, user_id: str, expires_at: datetime) -> None:
+        self._call(
+            "put_item",
+            Item={
+                **self._key(sid),
+                "user_id": {"S": user_id},
+                "expires_at": {"N": str(int(expires_at.timestamp()) + 1)},
+            },
+        )
+
+    def live(self, sid: str) -> bool:
+        """Whether the sign-in ``sid`` was recorded and has not signed out."""
+        found = self._call("get_item", Key=self._key(sid), ConsistentRead=True)
+        return "Item" in found
+
+    def drop(self, sid: str) -> None:
+        self._call("delete_item", Key=self._key(sid))
+
+
+def remember(identity: Identity, sid: str) -> dict[str, Any]:
+    """The session's record of a sign-in ``sid`` (pure)."""
     return {
+        "sid": sid,
         "user_id": identity.user_id,
         "user_name": identity.user_name[:MAX_NAME],
         "projects": [[p.id, p.name[:MAX_NAME]] for p in identity.projects][:MAX_SESSION_PROJECTS],
@@ -117,10 +151,18 @@ def signed_in(request: Request, now: datetime | None = None) -> SignedIn | None:
     dropped from the session)."""
     if "session" not in request.scope or KEY not in request.session:
         return None
-    found = recall(request.session[KEY], now or datetime.now(UTC))
+    record = request.session[KEY]
+    found = recall(record, now or datetime.now(UTC))
+    if found is not None and not SignIns(*_table(request)).live(str(record.get("sid", ""))):
+        found = None  # signed out (this is a copy of the cookie), or from before sign-in ids
     if found is None:
         request.session.pop(KEY, None)
     return found
+
+
+def _table(request: Request) -> tuple[Any, str]:
+    store = web_of(request).store
+    return store.client, store.table
 
 
 def require(request: Request) -> SignedIn | Response:
@@ -226,7 +268,7 @@ def _form(request: Request, status: int = 200, **context: Any) -> Response:
     )
 
 
-async def signin_page(request: Request) -> Response:
+def signin_page(request: Request) -> Response:
     """The sign-in form (or, when signed in already, the projects page)."""
     if signed_in(request) is not None:
         return RedirectResponse(
@@ -283,16 +325,24 @@ async def signin(request: Request) -> Response:
         )
     # a new CSRF token with the new rights: a token seen before signing in is worth nothing
     request.session.pop("csrf", None)
-    request.session[KEY] = remember(identity)
+    sid = uuid.uuid4().hex
+    await run_in_threadpool(
+        SignIns(*_table(request)).record, sid, identity.user_id, identity.expires_at
+    )
+    request.session[KEY] = remember(identity, sid)
     log.info(
         "signed in: %s (%s), operator=%s", identity.user_name, identity.method, identity.operator
     )
     return RedirectResponse(request.scope.get("root_path", "") + next_path, 303)
 
 
-async def signout(request: Request) -> Response:
-    """Forget the sign-in, and everything else the session held (the CSRF token, the pages
-    mail links opened): the next person at a shared browser starts afresh."""
+def signout(request: Request) -> Response:
+    """Forget the sign-in, here and in the table (a copy of the cookie signs in no more),
+    and everything else the session held (the CSRF token, the pages mail links opened):
+    the next person at a shared browser starts afresh."""
+    record = request.session.get(KEY)
+    if isinstance(record, dict) and record.get("sid"):
+        SignIns(*_table(request)).drop(str(record["sid"]))
     request.session.clear()
     flash(request, "You have signed out.")
     return RedirectResponse(request.scope.get("root_path", "") + "/signin", 303)
