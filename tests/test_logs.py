@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,8 +47,19 @@ def test_listen_logs_one_json_schema(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(exe), "listen"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         lines = lines_until(proc, '"listening"', timeout=120)
-        assert sigterm_exit_code(proc, within=60) == 0
-        lines += (proc.stderr.read() if proc.stderr else "").splitlines(keepends=True)
+        # read the rest as it comes: a listener whose stderr pipe filled up (nobody reading)
+        # would block on its next log line and never stop
+        rest: list[str] = []
+        reader = threading.Thread(target=lambda: rest.extend(proc.stderr or ()), daemon=True)
+        reader.start()
+        try:
+            code = sigterm_exit_code(proc, within=60)
+        except (AssertionError, subprocess.TimeoutExpired) as exc:
+            log = "".join(lines + rest)
+            raise AssertionError(f"listen did not stop: {exc}; its log:\n{log}") from exc
+        assert code == 0
+        reader.join(timeout=30)
+        lines += rest
     finally:
         proc.kill()
         proc.wait()
