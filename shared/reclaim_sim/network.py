@@ -977,38 +977,23 @@ class NetworkAPI(ServiceAPI):
                 methods=["PUT"],
             ),
         ]
+        # the same five calls on every collection: list, create, show, update, delete
+        calls = (
+            ("", "list_rows", "GET"),
+            ("", "create_row", "POST"),
+            ("/<rid>", "get_row", "GET"),
+            ("/<rid>", "update_row", "PUT"),
+            ("/<rid>", "delete_row", "DELETE"),
+        )
         for collection in COLLECTIONS:
             rules += [
                 Rule(
-                    f"{v}/{collection}",
-                    endpoint="list_rows",
-                    methods=["GET"],
+                    f"{v}/{collection}{tail}",
+                    endpoint=endpoint,
+                    methods=[method],
                     defaults={"collection": collection},
-                ),
-                Rule(
-                    f"{v}/{collection}",
-                    endpoint="create_row",
-                    methods=["POST"],
-                    defaults={"collection": collection},
-                ),
-                Rule(
-                    f"{v}/{collection}/<rid>",
-                    endpoint="get_row",
-                    methods=["GET"],
-                    defaults={"collection": collection},
-                ),
-                Rule(
-                    f"{v}/{collection}/<rid>",
-                    endpoint="update_row",
-                    methods=["PUT"],
-                    defaults={"collection": collection},
-                ),
-                Rule(
-                    f"{v}/{collection}/<rid>",
-                    endpoint="delete_row",
-                    methods=["DELETE"],
-                    defaults={"collection": collection},
-                ),
+                )
+                for tail, endpoint, method in calls
             ]
         return rules
 
