@@ -14,7 +14,7 @@ from reclaim.policy.servers import SHELVE
 from reclaim.settings import Settings, WebSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.notices import RecordingNotices
-from reclaim.timers import mark_notice_sent
+from reclaim.timers import AuditEntry, close, mark_notice_sent
 from reclaim.web.app import create_app
 from reclaim.web.links import LinkGrant, sign
 
@@ -76,6 +76,14 @@ def warn(store: DynamoTimerStore, server: str, at: datetime) -> None:
                 new = mark_notice_sent(new, n, at)
         if new != t:
             assert store.replace(t, new) is not None
+
+
+def fail_for_good(store: DynamoTimerStore, server: str, at: datetime, why: str) -> None:
+    """The server's shelve as a sweep leaves it after its last try failed (timers.close)."""
+    (timer,) = store.timers_for("server", server)
+    entry = AuditEntry(at=at, what="shelve", outcome="failed",
+                       detail={"why": why, "rule": timer.rule, "by": "sweeper-a"})  # fmt: skip
+    assert store.replace(timer, close(timer, "failed", entry)) is not None
 
 
 def link_token(

@@ -37,6 +37,7 @@ from tests.web.conftest import (
     SERVER,
     T0,
     Clock,
+    fail_for_good,
     link_token,
     stop_server,
     web_settings,
@@ -363,6 +364,35 @@ def test_a_member_cannot_approve_an_exemption_nor_reset_the_breaker(
             assert r.status_code == 403
     (still,) = ExemptionRequests(moto_store).all()
     assert still.state == "pending"
+
+
+# -- what only operators see: actions failed for good ----------------------------------
+
+#: A Keystone token as it would leak through an error message or a payload.
+TOKEN = "gAAAAABm" + "Zk9xT2hUeVdQ" * 12
+
+
+def test_a_failed_action_is_for_operators_only_and_its_reason_is_text(
+    site: Starlette, moto_store: DynamoTimerStore, world: World
+) -> None:
+    why = f"shelve failed 5 times: {SCRIPT} (X-Auth-Token: {TOKEN})"
+    fail_for_good(moto_store, ALPHA_VM, T0 + timedelta(days=7), why)
+    with TestClient(site, base_url=BASE, follow_redirects=True) as c:
+        assert c.get("/operators").url.path == "/signin"
+        sign_in(c, "ann")  # a member of the failed server's own project
+        r = c.get("/operators")
+        assert r.status_code == 403 and "shelve failed" not in r.text
+        for page in (c.get(f"/projects/{world.projects['alpha']}"),
+                     c.get(f"/resource/server/{ALPHA_VM}")):  # fmt: skip
+            assert "shelve failed" not in page.text and "reclaim reconcile" not in page.text
+    with TestClient(site, base_url=BASE, follow_redirects=True) as olga:
+        sign_in(olga, "olga")
+        page = olga.get("/operators")
+        section = page.text.split('id="failed"')[1].split("</section>")[0]
+        assert "shelve failed 5 times: &lt;script&gt;" in section
+        assert "<script>" not in page.text and "<img src=x" not in page.text
+        assert TOKEN[:20] not in page.text and "X-Auth-Token: ***" in section
+        assert_headers(page)
 
 
 # -- script and HTML in every field people type ------------------------------------------

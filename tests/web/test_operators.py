@@ -8,16 +8,18 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from reclaim.deadletters import DeadLetterStore, dead_letter
+from reclaim.policy.servers import SHELVE
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.notices import RecordingNotices
 from reclaim.web.app import create_app
 from reclaim.web.requests import ExemptionRequests, ask_exemption
-from tests.web.conftest import BASE, T0, Clock, stop_server, web_settings
+from tests.web.conftest import BASE, T0, Clock, fail_for_good, stop_server, web_settings
 from tests.web.keystone_world import World, csrf_of, sign_in, world
 
 __all__ = ["world"]
@@ -134,3 +136,55 @@ def test_dead_letters_are_listed(olga: TestClient, moto_store: DynamoTimerStore)
     section = page.text.split('id="letters"')[1]
     assert letter.id[:12] in section and "body is not JSON" in section
     assert "1 message reclaim could not use" in section
+
+
+def failed_section(page: str) -> str:
+    return page.split('id="failed"')[1].split("</section>")[0]
+
+
+def test_actions_failed_for_good_are_listed_with_what_to_run(
+    olga: TestClient, world: World, moto_store: DynamoTimerStore
+) -> None:
+    assert "No action has failed for good." in olga.get("/operators").text
+    fail_for_good(moto_store, SOON_VM, T0 + timedelta(days=7),
+                  "shelve failed 5 times: Nova answered 500 on POST /servers/action")  # fmt: skip
+    fail_for_good(moto_store, LATER_VM, T0 + timedelta(days=20), "shelve failed 5 times: 409")
+    page = olga.get("/operators").text
+    section = failed_section(page)
+    assert "2 actions failed past their retries" in section
+    # latest first, each with its resource, rule, reason, date and the commands to run
+    assert section.index("later-vm") < section.index("due-soon-vm")
+    assert "Nova answered 500 on POST /servers/action" in section
+    assert "<code>shelve</code> (shelve)" in section
+    assert '<time datetime="2026-03-08T10:00:00+00:00">2026-03-08</time>' in section
+    assert f"reclaim audit server {SOON_VM}" in section
+    assert f"reclaim reconcile --project {world.projects['alpha']}" in section
+    assert f'href="/resource/server/{SOON_VM}"' in section
+    # nor are they counted as failing or due any more (they left the due index)
+    assert "due-soon-vm" not in page.split('id="soon"')[1].split("</section>")[0]
+
+
+def test_a_failed_action_whose_resource_changed_since_is_not_listed(
+    olga: TestClient, moto_store: DynamoTimerStore
+) -> None:
+    failed_at = T0 + timedelta(days=7)
+    fail_for_good(moto_store, SOON_VM, failed_at, "shelve failed 5 times: 500")
+    assert "due-soon-vm" in failed_section(olga.get("/operators").text)
+    # the person started the server a day after: the run is closed later, nothing to do
+    moto_store.apply([SHELVE.cancel(SOON_VM, event_time=failed_at + timedelta(days=1))])
+    (timer,) = moto_store.timers_for("server", SOON_VM)
+    assert timer.state == "failed"  # the store keeps the closed run as it was
+    assert "No action has failed for good." in olga.get("/operators").text
+
+
+def test_a_store_that_refuses_the_scan_leaves_the_rest_of_the_page(
+    olga: TestClient, moto_store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(**kwargs: object) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Scan")
+
+    monkeypatch.setattr(moto_store.client, "scan", refused)
+    page = olga.get("/operators")
+    assert page.status_code == 200
+    assert "The store did not give the list of failed actions now." in page.text
+    assert "due-soon-vm" in page.text.split('id="soon"')[1]

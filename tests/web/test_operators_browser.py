@@ -18,7 +18,7 @@ from reclaim.web.app import create_app
 from reclaim.web.requests import ask_exemption, keep
 from tests.notices.test_browser import browser, overflow, pytestmark
 from tests.support.waiting import wait_for
-from tests.web.conftest import T0, Clock, stop_server, web_settings
+from tests.web.conftest import T0, Clock, fail_for_good, stop_server, web_settings
 from tests.web.keystone_world import PASSWORDS, World, served, world
 from tests.web.test_project_browser import SHOTS, capture
 
@@ -42,6 +42,12 @@ def site(world: World, moto_store: DynamoTimerStore) -> Iterator[str]:
     (t2,) = moto_store.timers_for("server", "d0000000-0000-4000-8000-000000000003")
     keep(moto_store, web_settings().model_copy(), notices, t2, "ann (8d700b) signed in with Keystone",
          "Conference demo on the 20th.", NOW)  # fmt: skip
+    stop_server(moto_store, "d0000000-0000-4000-8000-000000000004", alpha,
+                at=T0 - timedelta(days=30), name="old-build-box")  # fmt: skip
+    fail_for_good(moto_store, "d0000000-0000-4000-8000-000000000004", NOW - timedelta(hours=3),
+                  "action failed 5 times: shelve server d0000000-0000-4000-8000-000000000004: "
+                  "409 Conflict: Cannot 'shelve' instance while it is in task_state "
+                  "image_uploading")  # fmt: skip
     Breaker(moto_store).open(
         NOW - timedelta(hours=2), "cap reached: 50 destructive actions in one sweep"
     )
@@ -58,7 +64,7 @@ def site(world: World, moto_store: DynamoTimerStore) -> Iterator[str]:
 
 
 def test_an_operator_reads_the_page_and_resets_the_breaker(
-    browser: Any, site: str, moto_store: DynamoTimerStore, tmp_path: Path
+    browser: Any, site: str, world: World, moto_store: DynamoTimerStore, tmp_path: Path
 ) -> None:
     browser.delete_all_cookies()
     browser.get(f"{site}/operators")
@@ -72,6 +78,9 @@ def test_an_operator_reads_the_page_and_resets_the_breaker(
     assert browser.find_elements("css selector", "button[value=approve]")
     assert "Conference demo on the 20th." in text  # postponed, with who asked and why
     assert "body is not JSON" in text
+    failed = browser.find_element("css selector", "#failed ~ table").text
+    assert "old-build-box" in failed and "task_state image_uploading" in failed
+    assert f"reclaim reconcile --project {world.projects['alpha']}" in failed
     assert overflow(browser) <= 0
     capture(browser, Path(SHOTS or tmp_path) / "operators.png")
     browser.find_element("id", "breaker-reason").send_keys(

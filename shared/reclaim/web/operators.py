@@ -9,6 +9,8 @@
 * actions postponed at their people's request ("keep it"), with who asked and why;
 * actions held (waiting for a warning to reach someone, a hold, a finished shelve...) and
   actions failing (tried and not done yet);
+* actions that failed for good (:func:`failed_timers`): resource, rule, reason, since when,
+  and the commands an operator runs about them (``reclaim audit``, ``reclaim reconcile``);
 * actions due in the next 7 days;
 * dead letters (:mod:`reclaim.deadletters`), read-only: ``reclaim deadletters replay``
   replays them through the bus.
@@ -17,18 +19,23 @@ Every change is audited with who made it and why: a breaker reset in the breaker
 (``reset_by``, ``reset_reason``), a decision in the request and in the audit of the
 server's timers (:func:`reclaim.web.requests.approve`), and each in the log.
 
-The timers come from one pass over the due index. Timers marked failed leave that index
-(their run is closed, with an operator alert when it happened), so they are not listed here:
-``reclaim audit`` shows a resource's history.
+The pending timers come from one pass over the due index. Timers marked failed leave that
+index (their run is closed, with an operator alert when it happened): they are found by a
+scan of the table that sends back only the items holding one (:func:`failed_timers`), the
+page's one read that grows with the table. The list is read-only: no store operation
+retries a failed action. ``reclaim reconcile`` re-reads the resource and starts a new run
+if the rule still holds (the sweeper then tries again); an event about the resource does
+the same, or ends it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,11 +43,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reclaim.deadletters import DeadLetterStore
+from reclaim.store import DynamoTimerStore, StoreError
+from reclaim.store.dynamodb import TIMERS_SK, decode_item
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.cloud import CloudError
 from reclaim.timers import Timer
 from reclaim.web.app import Web, flash, web_of, with_form
-from reclaim.web.projects import Row, rows_of, sort_rows
+from reclaim.web.projects import Row, label_of, rows_of, sort_rows
 from reclaim.web.requests import (
     DecisionError,
     ExemptionRequest,
@@ -57,6 +66,15 @@ SOON = timedelta(days=7)
 DECIDED_SHOWN = 20
 #: Dead letters shown (latest first).
 LETTERS_SHOWN = 50
+#: Actions failed for good shown (latest first).
+FAILED_SHOWN = 50
+#: Characters of a reason (or a message's head) shown.
+SHOWN_TEXT = 300
+#: Resource types whose timers ``reclaim reconcile`` rebuilds from the cloud.
+RECONCILED = frozenset({"server", "image", "project"})
+#: How a failed timer shows in a stored item's JSON (``doc``): what the scan filters on.
+_FAILED_IN_DOC = '"state":"failed"'
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 log = logging.getLogger("reclaim.web")
 
@@ -95,6 +113,94 @@ def sections(rows: list[Row], now: datetime) -> dict[str, Any]:
         "soon": [r for r in ordered if r.item.when is not None and r.item.when <= now + SOON],
         "postponed": [postponed_of(r) for r in ordered if r.timer.extension],
     }
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An action that failed for good, and what an operator runs about it."""
+
+    timer: Timer
+    label: str
+    name: str
+    reason: str
+    at: datetime | None
+    commands: tuple[tuple[str, str], ...]
+
+
+def shortened(text: str, limit: int = SHOWN_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis saying it was. Pure."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def commands_for(timer: Timer) -> tuple[tuple[str, str], ...]:
+    """(what it does, command) an operator runs about a failed ``timer``. Pure."""
+    audit = ("Its history", f"reclaim audit {timer.resource_type} {timer.resource_id}")
+    if timer.resource_type not in RECONCILED:
+        return (audit,)
+    project = timer.resource_id if timer.resource_type == "project" else timer.project_id
+    scope = f" --project {project}" if project else ""
+    return (audit, ("Try again if the rule still holds", f"reclaim reconcile{scope}"))
+
+
+def failed_of(timer: Timer) -> Failed | None:
+    """``timer`` as the page lists an action failed for good; None when it did not fail, or
+    when its resource changed after the failure (an event closed the run later: started,
+    deleted... by someone), which leaves nothing to look at. Pure."""
+    if timer.state != "failed":
+        return None
+    entry = next((e for e in reversed(timer.history) if e.outcome == "failed"), None)
+    at = entry.at if entry is not None else None
+    if at is not None and timer.closed_at is not None and timer.closed_at > at:
+        return None
+    reason = entry.detail.get("why", "") if entry is not None else ""
+    return Failed(
+        timer,
+        label_of(timer.resource_type),
+        str(timer.detail.get("name", "")),
+        shortened(reason),
+        at,
+        commands_for(timer),
+    )
+
+
+def failed_timers(store: DynamoTimerStore) -> list[Timer]:
+    """Every stored timer marked failed: a scan of the table (they are in no index) whose
+    filter sends back only the resource items holding one; items that do not decode are
+    left out (``reclaim store quarantine`` lists them). Raises :class:`StoreError`."""
+    kwargs: dict[str, Any] = {
+        "TableName": store.table,
+        "FilterExpression": "#sk = :sk AND contains(#doc, :failed)",
+        "ExpressionAttributeNames": {"#sk": "sk", "#doc": "doc"},
+        "ExpressionAttributeValues": {":sk": {"S": TIMERS_SK}, ":failed": {"S": _FAILED_IN_DOC}},
+    }
+    found: list[Timer] = []
+    while True:
+        try:
+            out = store.client.scan(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"scan for failed timers on {store.table}: {exc}") from exc
+        for item in out.get("Items", []):
+            try:
+                stored = decode_item(item)
+            except Exception:
+                continue
+            found.extend(t for t in stored.timers.values() if t.state == "failed")
+        if "LastEvaluatedKey" not in out:
+            return found
+        kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def failed_section(web: Web) -> dict[str, Any]:
+    """The page's "failed for good" section: the latest :data:`FAILED_SHOWN`, how many
+    there are, and whether the store could be read."""
+    try:
+        timers = failed_timers(web.store)
+    except StoreError as exc:
+        log.warning("operators' page: failed actions not listed: %s", exc)
+        return {"failed": [], "failed_total": 0, "failed_unread": True}
+    listed = [f for t in timers if (f := failed_of(t)) is not None]
+    listed.sort(key=lambda f: f.at or _EPOCH, reverse=True)
+    return {"failed": listed[:FAILED_SHOWN], "failed_total": len(listed), "failed_unread": False}
 
 
 def _instant(text: str) -> datetime | None:
@@ -146,6 +252,7 @@ def operators_page(request: Request) -> Response:
             "can_approve": web.cloud is not None,
             "soon_days": SOON.days,
             **sections(rows_of(_pending(web), web), now),
+            **failed_section(web),
         },
     )
 
