@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
 import logging
+import re
 import threading
 import zlib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx2 as httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.policy.servers import SHELVE
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.notices import RecordingNotices
@@ -393,6 +396,71 @@ def test_a_failed_action_is_for_operators_only_and_its_reason_is_text(
         assert "<script>" not in page.text and "<img src=x" not in page.text
         assert TOKEN[:20] not in page.text and "X-Auth-Token: ***" in section
         assert_headers(page)
+
+
+def hostile_letters(store: DynamoTimerStore, at: datetime) -> list[DeadLetter]:
+    """Dead letters as a hostile sender makes them: script everywhere, a 1 MB body, a token
+    in a field named for it and one bare, a reason kept without scrubbing (a replay's),
+    invisible characters that turn text around."""
+    body = {
+        "event_type": f"compute.instance.{SCRIPT}",
+        "payload": {"name": SCRIPT, "note": f"\u202egnp.exe\u200b {TOKEN}"},
+        "_context_auth_token": TOKEN,
+        "padding": "A " * 600_000,
+    }
+    big = dead_letter(body, stage="parse", reason=f"bad {SCRIPT}", now=at)
+    raw = dead_letter(
+        f"{TOKEN} \u202egnp.exe\u200b " + (SCRIPT + "\n") * 20, stage="decode",
+        reason="body is not JSON", now=at, routing_key=SCRIPT,
+    )  # fmt: skip
+    again = raw.model_copy(update={"reason": f"ValueError: password=hunter2 {SCRIPT}"})
+    letters = DeadLetterStore.beside(store)
+    letters.record([big])
+    letters.put(again)
+    return [big, again]
+
+
+def test_hostile_dead_letters_show_escaped_short_and_masked_to_operators_only(
+    site: Starlette, moto_store: DynamoTimerStore, clock: Clock
+) -> None:
+    big, _ = hostile_letters(moto_store, clock.now)
+    assert big.body_size > 1_000_000 and big.truncated
+    with TestClient(site, base_url=BASE, follow_redirects=True) as c:
+        sign_in(c, "ann")
+        r = c.get("/operators")
+        assert r.status_code == 403 and "could not use" not in r.text
+    with TestClient(site, base_url=BASE, follow_redirects=True) as olga:
+        sign_in(olga, "olga")
+        page = olga.get("/operators")
+    assert page.status_code == 200
+    assert_headers(page)
+    section = page.text.split('id="letters"')[1]
+    assert "2 messages reclaim could not use" in section
+    assert "<script>" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;" in section
+    assert TOKEN[:12] not in page.text and "hunter2" not in page.text
+    assert "password=***" in section and "*** \ufffdgnp.exe\ufffd" in section
+    assert "\u202e" not in page.text and "\u200b" not in page.text
+    assert len(page.text) < 40_000  # a 1 MB message shows as its head and its size
+    assert f"{big.body_size} bytes, only the head kept" in section
+    heads = re.findall(r'data-label="Message"><code>([^<]*)</code>', section)
+    assert len(heads) == 2 and all(len(html.unescape(h)) <= 160 for h in heads)
+
+
+def test_no_form_replays_a_dead_letter(
+    site: Starlette, moto_store: DynamoTimerStore, clock: Clock
+) -> None:
+    big, _ = hostile_letters(moto_store, clock.now)
+    with TestClient(site, base_url=BASE, follow_redirects=True) as olga:
+        sign_in(olga, "olga")
+        page = olga.get("/operators")
+        assert "/deadletters" not in page.text.split('id="letters"')[1]  # commands only
+        token = csrf_of(page.text)
+        for path in (f"/operators/deadletters/{big.id}/replay", "/operators/deadletters/replay"):
+            assert olga.post(path, data={"csrf_token": token, "id": big.id}).status_code == 404
+            assert olga.post(path, data={"id": big.id}).status_code == 403
+    (kept,) = [d for d in DeadLetterStore.beside(moto_store).list() if d.id == big.id]
+    assert kept.state == "open" and kept.attempts == 1
 
 
 # -- script and HTML in every field people type ------------------------------------------

@@ -128,14 +128,25 @@ def test_a_request_is_refused_with_a_reason_for_the_person(
     assert "No request is waiting." in r.text and "use a snapshot" in r.text
 
 
-def test_dead_letters_are_listed(olga: TestClient, moto_store: DynamoTimerStore) -> None:
-    letter = dead_letter(b"{not json", stage="decode", reason="body is not JSON",
-                         routing_key="notifications.info", now=T0)  # fmt: skip
-    DeadLetterStore.beside(moto_store).record([letter])
-    page = olga.get("/operators")
-    section = page.text.split('id="letters"')[1]
-    assert letter.id[:12] in section and "body is not JSON" in section
-    assert "1 message reclaim could not use" in section
+def test_dead_letters_are_listed_latest_first_with_the_command_that_replays_each(
+    olga: TestClient, moto_store: DynamoTimerStore
+) -> None:
+    old = dead_letter(b"{not json", stage="decode", reason="body is not JSON",
+                      routing_key="notifications.info", now=T0)  # fmt: skip
+    new = dead_letter(
+        {"event_type": "compute.instance.power_off.end", "payload": {"nova_object.name": "x"}},
+        stage="parse", reason="payload: field required", now=T0 + timedelta(hours=3),
+    )  # fmt: skip
+    DeadLetterStore.beside(moto_store).record([old, new])
+    section = olga.get("/operators").text.split('id="letters"')[1]
+    assert "2 messages reclaim could not use" in section
+    assert section.index(new.id) < section.index(old.id)
+    assert "<code>compute.instance.power_off.end</code>" in section
+    assert "parse: payload: field required" in section and "decode: body is not JSON" in section
+    assert '<time datetime="2026-03-01T13:00:00+00:00">2026-03-01T13:00:00Z</time>' in section
+    assert f"reclaim deadletters replay {new.id}" in section
+    assert "reclaim deadletters replay --all" in section
+    assert "<code>{not json</code>" in section and "9 bytes" in section
 
 
 def failed_section(page: str) -> str:

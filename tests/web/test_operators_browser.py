@@ -53,7 +53,11 @@ def site(world: World, moto_store: DynamoTimerStore) -> Iterator[str]:
     )
     DeadLetterStore.beside(moto_store).record(
         [dead_letter(b'{"oslo.message": "{truncated', stage="decode", reason="body is not JSON",
-                     routing_key="notifications.info", now=NOW - timedelta(hours=5))]
+                     routing_key="notifications.info", now=NOW - timedelta(hours=5)),
+         dead_letter({"event_type": "compute.instance.shelve_offload.end", "priority": "INFO",
+                      "payload": {"nova_object.data": {"uuid": "d0000000"}}}, stage="parse",
+                     reason="payload.nova_object.data.state: field required",
+                     now=NOW - timedelta(hours=1))]
     )  # fmt: skip
     app = create_app(
         web_settings(keystone_url=world.auth_url), moto_store, clock=Clock(NOW),
@@ -77,7 +81,9 @@ def test_an_operator_reads_the_page_and_resets_the_breaker(
     assert "It drives the telescope" in text
     assert browser.find_elements("css selector", "button[value=approve]")
     assert "Conference demo on the 20th." in text  # postponed, with who asked and why
-    assert "body is not JSON" in text
+    letters = browser.find_element("css selector", "#letters ~ table").text
+    assert letters.index("shelve_offload") < letters.index("body is not JSON")  # latest first
+    assert "reclaim deadletters replay " in letters
     failed = browser.find_element("css selector", "#failed ~ table").text
     assert "old-build-box" in failed and "task_state image_uploading" in failed
     assert f"reclaim reconcile --project {world.projects['alpha']}" in failed

@@ -60,6 +60,7 @@ from reclaim.notices.context import long_date, short_date
 from reclaim.settings import Settings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.notices import NoticePort, RecordingNotices
+from reclaim.views import stamp
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -214,6 +215,7 @@ def templates_env() -> jinja2.Environment:
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
     env.filters["duration"] = human_duration
+    env.filters["stamp"] = stamp  # as the commands show times: 2026-03-15T09:00:00Z
     return env
 
 

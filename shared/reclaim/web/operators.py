@@ -12,8 +12,11 @@
 * actions that failed for good (:func:`failed_timers`): resource, rule, reason, since when,
   and the commands an operator runs about them (``reclaim audit``, ``reclaim reconcile``);
 * actions due in the next 7 days;
-* dead letters (:mod:`reclaim.deadletters`), read-only: ``reclaim deadletters replay``
-  replays them through the bus.
+* dead letters (:mod:`reclaim.deadletters`), latest first, read-only: when, event type,
+  why, the head of the message (:func:`letter_of`: secrets masked, cut short, escaped as
+  every text is) and the ``reclaim deadletters replay`` command for each. The page does
+  not replay them itself: a replay runs the policy and writes timers with batched reads the
+  web's own role (``template.yaml``) is not given, and replays a letter however often asked.
 
 Every change is audited with who made it and why: a breaker reset in the breaker's item
 (``reset_by``, ``reset_reason``), a decision in the request and in the audit of the
@@ -31,6 +34,8 @@ the same, or ends it.
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +47,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from reclaim.deadletters import DeadLetterStore
+from reclaim.deadletters import DeadLetter, DeadLetterStore
+from reclaim.redact import MASK, scrub_text
 from reclaim.store import DynamoTimerStore, StoreError
 from reclaim.store.dynamodb import TIMERS_SK, decode_item
 from reclaim.sweeper.breaker import Breaker
@@ -68,8 +74,14 @@ DECIDED_SHOWN = 20
 LETTERS_SHOWN = 50
 #: Actions failed for good shown (latest first).
 FAILED_SHOWN = 50
-#: Characters of a reason (or a message's head) shown.
+#: Characters of a reason shown.
 SHOWN_TEXT = 300
+#: Characters of a dead letter's message shown (its head), and of its event type.
+HEAD_SHOWN = 160
+EVENT_TYPE_SHOWN = 80
+#: A run of token-like characters too long for an id (a UUID is 36): a Keystone token, a
+#: key, a secret with no name in front that :func:`reclaim.redact.scrub_text` would know.
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=]{40,}")
 #: Resource types whose timers ``reclaim reconcile`` rebuilds from the cloud.
 RECONCILED = frozenset({"server", "image", "project"})
 #: How a failed timer shows in a stored item's JSON (``doc``): what the scan filters on.
@@ -132,6 +144,57 @@ def shortened(text: str, limit: int = SHOWN_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def visible(text: str) -> str:
+    """``text`` on one line, with nothing invisible: every run of blanks one space, control
+    and format characters (bidirectional overrides, zero widths) shown as U+FFFD. Pure."""
+    return "".join(
+        c if unicodedata.category(c)[0] != "C" else "\ufffd" for c in " ".join(text.split())
+    )
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter as the page shows it: every text from the message masked and short."""
+
+    id: str
+    received_at: datetime
+    stage: str
+    event_type: str
+    reason: str
+    head: str
+    size: int
+    truncated: bool
+    deliveries: int
+    replay: str
+
+
+def masked(text: str) -> str:
+    """``text`` without secrets: named ones (:func:`reclaim.redact.scrub_text`) and long
+    token-like runs masked. Pure."""
+    return _OPAQUE.sub(MASK, scrub_text(text))
+
+
+def letter_of(letter: DeadLetter) -> Letter:
+    """What the page shows of ``letter``: its reason, event type and the head of its body
+    with secrets masked, on one line, cut short (the body is whoever sent it's). Pure."""
+    if letter.body_encoding == "base64":
+        head = "(not text)"
+    else:
+        head = shortened(visible(masked(letter.body)), HEAD_SHOWN)
+    return Letter(
+        id=letter.id,
+        received_at=letter.received_at,
+        stage=letter.stage,
+        event_type=shortened(visible(masked(letter.event_type or "")), EVENT_TYPE_SHOWN),
+        reason=shortened(visible(masked(letter.reason))),
+        head=head,
+        size=letter.body_size,
+        truncated=letter.truncated,
+        deliveries=letter.deliveries,
+        replay=f"reclaim deadletters replay {letter.id}",
+    )
+
+
 def commands_for(timer: Timer) -> tuple[tuple[str, str], ...]:
     """(what it does, command) an operator runs about a failed ``timer``. Pure."""
     audit = ("Its history", f"reclaim audit {timer.resource_type} {timer.resource_id}")
@@ -157,7 +220,7 @@ def failed_of(timer: Timer) -> Failed | None:
         timer,
         label_of(timer.resource_type),
         str(timer.detail.get("name", "")),
-        shortened(reason),
+        shortened(visible(reason)),
         at,
         commands_for(timer),
     )
@@ -247,7 +310,7 @@ def operators_page(request: Request) -> Response:
             "reset_at": _instant(breaker.reset_at),
             "asked": [r for r in requests if r.state == "pending"],
             "decided": decided,
-            "letters": list(reversed(letters))[:LETTERS_SHOWN],
+            "letters": [letter_of(d) for d in reversed(letters[-LETTERS_SHOWN:])],
             "letters_total": len(letters),
             "can_approve": web.cloud is not None,
             "soon_days": SOON.days,
