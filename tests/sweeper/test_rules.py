@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reclaim.commands import TimerCommand
 from reclaim.settings import PolicySettings
 from reclaim.sweeper.rules import ServerSnapshot, decide_delete, decide_shelve
 from reclaim.timers import Timer
@@ -48,7 +49,6 @@ def test_shelve_acts_when_the_rule_holds() -> None:
     ("live", "kind", "words"),
     [
         (replace(STOPPED, status="ACTIVE", vm_state="active"), "skip", "status ACTIVE"),
-        (replace(STOPPED, updated_at=T0 + timedelta(hours=2)), "skip", "changed"),
         (replace(STOPPED, locked=True), "hold", "locked"),
         (replace(STOPPED, metadata={"reclaim:exempt": "yes"}), "skip", "exempt"),
         (replace(STOPPED, project_id="p2"), "skip", "owner changed"),
@@ -98,12 +98,6 @@ def test_delete_acts_only_on_a_server_shelved_for_the_whole_period() -> None:
     [
         (replace(SHELVED, status="ACTIVE", vm_state="active"), "skip", "status ACTIVE"),
         (replace(SHELVED, status="SHUTOFF", vm_state="stopped"), "skip", "status SHUTOFF"),
-        (replace(SHELVED, updated_at=T0 + timedelta(days=3)), "skip", "changed"),
-        (
-            replace(SHELVED, status="SHELVED", updated_at=T0 + timedelta(minutes=5)),
-            "skip",
-            "changed",
-        ),
         (replace(SHELVED, locked=True), "hold", "locked"),
         (replace(SHELVED, metadata={"reclaim:exempt": "1"}), "skip", "exempt"),
         (replace(SHELVED, project_id="p2"), "skip", "owner changed"),
@@ -193,3 +187,168 @@ def test_no_action_before_the_first_delivery_plus_the_longest_lead() -> None:
     )
     assert delivery_hold(sent, due, due - 7 * DAY) is None
     assert delivery_hold(sent.model_copy(update={"notices": ()}), due, None) is None
+
+
+# -- a server that changed after the timer's start ----------------------------------------
+def _run(action: str = "shelve") -> Timer:
+    """A pending run as events make it: one observation at ``T0``, notices 7 d and 1 d."""
+    from reclaim.policy.servers import DELETE_SHELVED, SHELVE
+    from reclaim.timers import merge
+
+    rule = SHELVE if action == "shelve" else DELETE_SHELVED
+    delay = POLICY.shelve_after if action == "shelve" else POLICY.delete_shelved_after
+    run = merge(
+        None,
+        rule.schedule(
+            "s1",
+            since=T0,
+            delay=delay,
+            event_time=T0,
+            notices=(("warn", 7 * DAY), ("warn", DAY)),
+            project_id="p1",
+        ),
+    )
+    assert run is not None and run.state == "pending"
+    return run
+
+
+@pytest.mark.parametrize(
+    ("action", "live"),
+    [
+        ("shelve", replace(STOPPED, updated_at=T0 + timedelta(hours=2))),
+        ("shelve", replace(STOPPED, status="SUSPENDED", vm_state="suspended", updated_at=T0 + DAY)),
+        ("delete", replace(SHELVED, updated_at=T0 + timedelta(days=3))),
+        ("delete", replace(SHELVED, status="SHELVED", updated_at=T0 + timedelta(minutes=5))),
+    ],
+)
+def test_a_change_after_the_start_in_the_rules_state_restarts_from_the_change(
+    action: str, live: ServerSnapshot
+) -> None:
+    decide = decide_shelve if action == "shelve" else decide_delete
+    decision = decide(timer(action), live, POLICY)
+    assert decision.kind == "restart"
+    assert decision.since == live.updated_at
+    assert decision.reason.startswith(f"restarted: server changed at {live.updated_at:%Y-%m-%d}")
+
+
+@pytest.mark.parametrize(
+    ("action", "live", "kind"),
+    [
+        # the change ended the condition: closed as before, never restarted
+        (
+            "shelve",
+            replace(STOPPED, status="ACTIVE", vm_state="active", updated_at=T0 + DAY),
+            "skip",
+        ),
+        (
+            "shelve",
+            replace(STOPPED, metadata={"reclaim:exempt": "yes"}, updated_at=T0 + DAY),
+            "skip",
+        ),
+        ("shelve", replace(STOPPED, project_id="p2", updated_at=T0 + DAY), "skip"),
+        ("shelve", replace(STOPPED, locked=True, updated_at=T0 + DAY), "hold"),
+        (
+            "delete",
+            replace(SHELVED, status="SHUTOFF", vm_state="stopped", updated_at=T0 + DAY),
+            "skip",
+        ),
+        ("delete", replace(SHELVED, task_state="unshelving", updated_at=T0 + DAY), "wait"),
+        # within the tolerance (and the offload's grace) nothing restarts
+        ("shelve", replace(STOPPED, updated_at=T0 + timedelta(seconds=4)), "act"),
+        ("delete", replace(SHELVED, updated_at=T0 + timedelta(hours=20)), "act"),
+    ],
+)
+def test_a_change_that_ends_the_condition_or_is_within_tolerance_does_not_restart(
+    action: str, live: ServerSnapshot, kind: str
+) -> None:
+    decide = decide_shelve if action == "shelve" else decide_delete
+    assert decide(timer(action), live, POLICY).kind == kind
+
+
+@pytest.mark.parametrize("action", ["shelve", "delete"])
+def test_a_restarted_period_runs_from_the_change_with_every_notice_again(action: str) -> None:
+    from reclaim.sweeper.rules import action_date, restart_period
+    from reclaim.timers import mark_notice_sent
+
+    run = _run(action)
+    assert run.due_at is not None
+    warned = mark_notice_sent(run, run.notices[0], run.notices[0].due_at)
+    warned = warned.model_copy(update={"attempts": 2})
+    changed = T0 + 3 * DAY
+
+    restarted = restart_period(warned, changed)
+
+    assert restarted.state == "pending" and restarted.since == changed
+    assert restarted.due_at == changed + run.delay > run.due_at
+    assert [(n.before, n.due_at, n.sent_at) for n in restarted.notices] == [
+        (7 * DAY, changed + run.delay - 7 * DAY, None),
+        (DAY, changed + run.delay - DAY, None),
+    ]
+    assert restarted.attempts == 0
+    # never earlier than the date the notices already given announced
+    assert action_date(restarted) is not None and action_date(warned) is not None
+    assert action_date(restarted) > action_date(warned)  # type: ignore[operator]
+
+
+def test_a_restarted_period_keeps_an_extension_granted() -> None:
+    from reclaim.sweeper.rules import restart_period
+    from reclaim.timers import AuditEntry, extend
+
+    run = extend(_run(), 10 * DAY, T0 + DAY, AuditEntry(at=T0 + DAY, what="extend"))
+    restarted = restart_period(run, T0 + 2 * DAY)
+    assert restarted.due_at == T0 + 2 * DAY + POLICY.shelve_after + 10 * DAY
+
+
+def test_events_merge_into_a_restarted_period_as_into_any_run() -> None:
+    """An older event redelivered changes nothing; a newer observation keeps the restarted
+    date; a newer end of the condition (started) cancels it."""
+    from reclaim.policy.servers import SHELVE
+    from reclaim.sweeper.rules import restart_period
+    from reclaim.timers import merge
+
+    changed = T0 + 3 * DAY
+    restarted = restart_period(_run(), changed)
+
+    def stopped(at: datetime) -> list[TimerCommand]:
+        return SHELVE.schedule(
+            "s1", since=at, delay=POLICY.shelve_after, event_time=at, project_id="p1",
+            notices=(("warn", 7 * DAY), ("warn", DAY)),
+        )  # fmt: skip
+
+    assert merge(restarted, stopped(T0)) == restarted
+    renamed = merge(restarted, stopped(changed + timedelta(seconds=1)))
+    assert renamed is not None
+    assert (renamed.since, renamed.due_at, renamed.notices) == (
+        restarted.since,
+        restarted.due_at,
+        restarted.notices,
+    )
+    started = merge(restarted, [SHELVE.cancel("s1", event_time=changed + DAY)])
+    assert started is not None and started.state == "cancelled"
+
+
+def test_only_a_pending_run_restarts() -> None:
+    from reclaim.sweeper.rules import restart_period
+
+    with pytest.raises(ValueError, match="pending"):
+        restart_period(_run().model_copy(update={"state": "skipped"}), T0 + DAY)
+
+
+def test_a_reconcile_leaves_a_restarted_period_as_it_is() -> None:
+    """The next reconcile lists the server with the same ``updated``: no drift, no move."""
+    from reclaim.reconcile.observe import plan_server, server_notification
+    from reclaim.sweeper.rules import restart_period
+
+    changed = T0 + 3 * DAY  # Nova's updated_at: whole seconds
+    restarted = restart_period(_run(), changed)
+    listing = {
+        "id": "s1",
+        "tenant_id": "p1",
+        "OS-EXT-STS:vm_state": "stopped",
+        "updated": f"{changed:%Y-%m-%dT%H:%M:%SZ}",
+        "locked": False,
+    }
+    plans = plan_server(server_notification(listing), [restarted], POLICY, changed + 2 * DAY)
+    (shelve,) = [p for p in plans if p.rule == "shelve"]
+    assert shelve.change == "unchanged"
+    assert shelve.after is not None and shelve.after.due_at == restarted.due_at

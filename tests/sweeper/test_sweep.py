@@ -91,7 +91,7 @@ def _start(w: World, sid: str) -> None:
         ("started", "skipped", "skipped", "status ACTIVE"),
         ("locked", "held", "pending", "locked"),
         ("exempt", "skipped", "skipped", "exempt"),
-        ("touched", "skipped", "skipped", "after the timer's start"),
+        ("touched", "restarted", "pending", "restarted: server changed at"),
         ("deleted", "gone", "gone", "no longer exists"),
         ("other-owner", "skipped", "skipped", "owner changed"),
     ],

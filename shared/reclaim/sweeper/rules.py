@@ -1,7 +1,9 @@
 """The re-check before an action: given a timer and the live resource, act or not. Pure.
 
 Every rule fails closed: anything that does not positively confirm the timer's condition
-means no action now. A resource that no longer exists closes the timer as gone.
+means no action now. A resource that no longer exists closes the timer as gone. A server
+that changed after the timer's start but is still in the rule's state restarts the rule's
+period from the change (:func:`restart_period`) rather than losing its timer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from reclaim.models.glance import ImagePayload
 from reclaim.models.neutron import SecurityGroupRule
 from reclaim.policy.acceptable_use import eol_since, exposed_ports
 from reclaim.settings import PolicySettings
-from reclaim.timers import Notice, Timer
+from reclaim.timers import MAX_OBSERVATIONS, Notice, Observation, Timer
 
 #: Nova's API status for each vm_state the policy names.
 STATUS_OF_VM_STATE = {
@@ -88,12 +90,16 @@ class Decision:
     * ``gone``: the resource no longer exists, close as gone;
     * ``wait``: cannot tell now (busy, incomplete read), leave pending and try later;
     * ``hold``: a reason that persists (allocation not confirmed, server locked): leave
-      pending, tell operators once, look again later; the owner is not warned meanwhile.
+      pending, tell operators once, look again later; the owner is not warned meanwhile;
+    * ``restart``: the rule still applies but the resource changed at ``since``, after the
+      timer's start: no action now, the rule's period starts again from ``since``
+      (:func:`restart_period`).
     """
 
-    kind: Literal["act", "done", "skip", "gone", "wait", "hold"]
+    kind: Literal["act", "done", "skip", "gone", "wait", "hold", "restart"]
     reason: str = ""
     report: bool = False
+    since: datetime | None = None
 
 
 ACT = Decision("act", "rule still holds")
@@ -141,6 +147,12 @@ def _common(timer: Timer, server: ServerSnapshot | None, policy: PolicySettings)
 
 
 def _unchanged_since(timer: Timer, server: ServerSnapshot, allowance: timedelta) -> Decision | None:
+    """None when the server has not changed since the timer's start (within ``allowance``).
+
+    Called once the server is known to be in a state the rule applies to. Nova moves
+    ``updated_at`` on any change (a rename, a lock then unlock, metadata), so a change
+    does not end the condition: it restarts the rule's period from the change.
+    """
     if server.locked is None:
         return Decision("wait", "live server does not say whether it is locked")
     if server.locked:
@@ -149,11 +161,43 @@ def _unchanged_since(timer: Timer, server: ServerSnapshot, allowance: timedelta)
         return Decision("wait", "no updated_at or timer start to compare (incomplete read)")
     if server.updated_at > timer.since + allowance:
         return Decision(
-            "skip",
-            f"server changed at {server.updated_at.isoformat()}, after the timer's start "
-            f"{timer.since.isoformat()}",
+            "restart",
+            f"restarted: server changed at {server.updated_at.isoformat()}, after the "
+            f"timer's start {timer.since.isoformat()}",
+            since=server.updated_at,
         )
     return None
+
+
+def restart_period(timer: Timer, changed: datetime) -> Timer:
+    """The pending ``timer`` with its run restarted at ``changed``. Pure.
+
+    As if the condition had begun at ``changed``: the start is ``changed``, the action due
+    the rule's period (and any extension granted) after it, every notice to be given
+    again for the new date, no failed attempt counted. The evidence matches, so that later
+    events merge into it as into any run (:func:`reclaim.timers.merge`): the run is closed
+    just before ``changed`` (an older event, redelivered, changes nothing) and holds one
+    observation at ``changed``, besides any newer one. ``changed`` is after the timer's
+    start, so the action is never due earlier than before.
+    """
+    if timer.state != "pending":
+        raise ValueError(f"only a pending timer can restart, not a {timer.state} one")
+    closed = changed - timedelta(microseconds=1)
+    later = tuple(o for o in timer.observations if o.at > changed)
+    observations = (Observation(at=changed, since=changed), *later[-(MAX_OBSERVATIONS - 1) :])
+    due = changed + timer.delay + timer.extension
+    return timer.model_copy(
+        update={
+            "observations": observations,
+            "closed_at": max(closed, timer.closed_at) if timer.closed_at else closed,
+            "since": changed,
+            "due_at": due,
+            "notices": tuple(
+                Notice(kind=k, before=b, due_at=due - b) for k, b in timer.notice_spec
+            ),
+            "attempts": 0,
+        }
+    )
 
 
 def decide_shelve(

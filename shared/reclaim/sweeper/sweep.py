@@ -17,6 +17,12 @@ backoff (its lease pushed out) and marked failed, with an operator alert, after
 ``max_attempts``. Destructive actions are capped per sweep and per project: past a cap the
 sweep stops, the rest stays pending, an alert goes out and the breaker opens until reset.
 A dry run reads but writes nothing: no claim, no notice, no mutating cloud request.
+
+A server that changed after its timer's start (Nova moves ``updated_at`` on a rename, a
+lock, metadata) but is still in the rule's state is not acted on: its timer is restated
+with the rule's period restarting from the change, its notices to be given again. The
+write is conditional on the run the sweep claimed: if an event ended or moved it
+meanwhile, or another sweeper took it, the restatement is dropped.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from reclaim.sweeper.rules import (
     delivery_hold,
     next_work,
     notices_due,
+    restart_period,
     warning_lead,
 )
 from reclaim.timers import AuditEntry, Notice, Timer, close, mark_notice_sent
@@ -90,7 +97,9 @@ Result = Literal[
     "would-skip",
     "would-notify",
     "would-hold",
+    "would-restart",
     "held",
+    "restarted",
 ]
 
 
@@ -506,6 +515,8 @@ class Sweeper:
                 preview = actions.preview(self._ctx(now), timer, live)
         except CloudError as exc:
             return _outcome(timer, "waiting", str(exc), kinds)
+        if decision.kind == "restart":
+            return _outcome(timer, "would-restart", decision.reason)
         if decision.kind != "act":
             return _outcome(timer, "would-skip", f"{decision.kind}: {decision.reason}")
         if not act:
@@ -669,7 +680,8 @@ class Sweeper:
         *,
         before_notice: bool = False,
     ) -> Outcome:
-        """Close, hold or release a timer the re-check did not let act (or warn about)."""
+        """Close, hold, restart or release a timer the re-check did not let act (or warn
+        about)."""
         if decision.kind == "wait":
             # keep the claim for one lease: the next sweep after it looks again
             return _outcome(claimed, "waiting", decision.reason, sent)
@@ -678,6 +690,8 @@ class Sweeper:
             kind = CLEANUP_UNCONFIRMED if unsure else ACTION_HELD
             alert = operator_alert(kind, claimed, decision.reason) if decision.report else None
             return self._hold(claimed, now, decision.reason, None, alert)
+        if decision.kind == "restart":
+            return self._restart(claimed, now, decision, sent)
         state = {"done": "done", "skip": "skipped", "gone": "gone"}[decision.kind]
         entry = AuditEntry(
             at=now,
@@ -695,6 +709,48 @@ class Sweeper:
             self._publish(alert)
         result: Result = "done" if decision.kind == "done" else state  # type: ignore[assignment]
         return _outcome(claimed, result, decision.reason, sent)
+
+    def _restart(
+        self, claimed: Timer, now: datetime, decision: Decision, sent: tuple[str, ...]
+    ) -> Outcome:
+        """Restate the claimed run with the rule's period restarted at ``decision.since``
+        (audited), unless the run changed meanwhile: then leave it as it is now."""
+        changed = decision.since
+        assert changed is not None
+        floor = self.settings.min_notice_lead
+        restated: list[Timer] = []
+
+        def change(cur: Timer) -> Timer:
+            restated.clear()
+            if not _same_run(cur, claimed):
+                return _release(cur, self.owner_id)  # an event or a sweeper came first
+            new = restart_period(cur, changed)
+            entry = AuditEntry(
+                at=now,
+                what=cur.action,
+                outcome="restarted",
+                detail={
+                    "why": decision.reason,
+                    "rule": cur.rule,
+                    "by": self.owner_id,
+                    "since": new.since.isoformat() if new.since else "",
+                    "due_at": new.due_at.isoformat() if new.due_at else "",
+                },
+            )
+            new = new.model_copy(update={"history": (*new.history, entry)})
+            restated.append(new)
+            after = next_work(new, floor)
+            if after is not None and after > now:
+                return new.model_copy(update={"lease_owner": NOTICE_HOLD, "lease_until": after})
+            # work due already: keep the claim for its lease, so the next sweep does it
+            return new
+
+        stored = self._commit(claimed, change)
+        if stored is None or not restated:
+            why = f"timer changed meanwhile, not restarted ({decision.reason})"
+            return _outcome(claimed, "contended", why, sent)
+        due = stored.due_at.isoformat() if stored.due_at else "-"
+        return _outcome(stored, "restarted", f"{decision.reason}; now due {due}", sent)
 
     def _failure(
         self,
@@ -739,11 +795,7 @@ class Sweeper:
         self, claimed: Timer, state: Literal["done", "failed", "skipped", "gone"], entry: AuditEntry
     ) -> None:
         def finish(cur: Timer) -> Timer:
-            if (
-                cur.state == "pending"
-                and cur.since == claimed.since
-                and cur.due_at == claimed.due_at
-            ):
+            if _same_run(cur, claimed):
                 return close(cur, state, entry)
             # a newer run began meanwhile: keep it, only record what happened
             return _release(
@@ -853,6 +905,16 @@ def _release(timer: Timer, owner: str) -> Timer:
     if timer.lease_owner == owner:
         return timer.model_copy(update={"lease_owner": None, "lease_until": None})
     return timer
+
+
+def _same_run(current: Timer, claimed: Timer) -> bool:
+    """Whether ``current`` is still the pending run that was claimed (no event ended or
+    moved it since)."""
+    return (
+        current.state == "pending"
+        and current.since == claimed.since
+        and current.due_at == claimed.due_at
+    )
 
 
 def _count_attempt(timer: Timer) -> Timer:
