@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from reclaim.deadletters import DeadLetter, DeadLetterStore, dead_letter
 from reclaim.policy.servers import SHELVE
 from reclaim.store import DynamoTimerStore
+from reclaim.sweeper import OpenStackCloud
 from reclaim.sweeper.notices import RecordingNotices
 from reclaim.timers import Timer
 from reclaim.web.app import CSP, create_app
@@ -506,6 +507,27 @@ def test_script_in_names_and_reasons_is_shown_as_text_everywhere(
         assert_headers(p)
     assert "&lt;script&gt;" in pages[0].text
     assert "&lt;script&gt;" in pages[-1].text
+
+
+def test_a_project_name_from_keystone_is_text_and_read_only_for_who_may_see_the_resource(
+    world: World, moto_store: DynamoTimerStore, clock: Clock
+) -> None:
+    cloud = world.server.cloud
+    hostile = cloud.identity.create_project(f"p-{SCRIPT}"[:64]).id
+    stop_server(moto_store, ALPHA_VM, hostile, name="alpha-analysis")
+    site = create_app(web_settings(), moto_store, clock=clock,
+                      cloud=OpenStackCloud(world.server.connect()))  # fmt: skip
+    cloud.requests.clear()
+    with TestClient(site, base_url=BASE, follow_redirects=True) as c:
+        # a link for another resource: refused, and Keystone is not asked about the project
+        open_link(c)
+        assert c.get(f"/resource/server/{ALPHA_VM}").status_code == 403
+        assert not cloud.requests.filter(method="GET", path_regex=f"/projects/{hostile}")
+        page = c.get(f"/l/{link_token(ALPHA_VM, hostile)}")
+    assert page.status_code == 200
+    assert_headers(page)
+    assert "<script>" not in page.text and "<img src=x" not in page.text
+    assert "p-&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
 
 
 # -- security headers on every answer ----------------------------------------------------

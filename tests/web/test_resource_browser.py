@@ -78,7 +78,8 @@ def test_a_person_keeps_a_server_from_the_link_in_their_mail(
     ada = Person("ada@example.org", "Ada", user)
 
     settings = web_settings()
-    app = create_app(settings, moto_store, clock=Clock(NOW))
+    app = create_app(settings, moto_store, clock=Clock(NOW),
+                     cloud=OpenStackCloud(sim_server.connect()))  # fmt: skip
     with served(app) as url:
         links = mail_links(web_settings(base_url=url).web)
         renderer = Renderer(policy=policy, links=links)
@@ -92,6 +93,7 @@ def test_a_person_keeps_a_server_from_the_link_in_their_mail(
         wait_for(lambda: browser.current_url == f"{url}/resource/server/{server}")
         page = text_of(browser)
         assert "Server “ocean-model”" in page
+        assert f"Project climate ({project})" in page  # its name, from Keystone
         assert "It will be shelved on Sunday 15 March 2026 at 09:00 UTC" in page
         assert "This server has been stopped since 2026-03-01." in page
         assert "shelved after 2 weeks in said state" in page  # the clause, configured period

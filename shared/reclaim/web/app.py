@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import hmac
 import importlib
+import logging
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +66,7 @@ from reclaim.sweeper.notices import NoticePort, RecordingNotices
 from reclaim.views import stamp
 
 HERE = Path(__file__).parent
+log = logging.getLogger("reclaim.web")
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
@@ -99,11 +103,13 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 @dataclass(frozen=True)
 class Viewer:
     """Who is looking at a resource, and through what: ``who`` names them in audits
-    (``mail link to a@example.org``), ``via`` is ``link`` or the sign-in's name."""
+    (``mail link to a@example.org``), ``via`` is ``link`` or the sign-in's name;
+    ``project_name`` the resource's project's name when the check knows it (a sign-in)."""
 
     who: str
     via: str
     project_id: str | None = None
+    project_name: str = ""
 
 
 class AccessCheck(Protocol):
@@ -115,9 +121,20 @@ class AccessCheck(Protocol):
 
 
 class CloudWrites(Protocol):
-    """The cloud writes the web pages make (an approved exemption's server metadata)."""
+    """The cloud writes the web pages make (an approved exemption's server metadata). A
+    cloud that also reads Keystone projects (``project(id)`` with a ``name``, as
+    :class:`reclaim.sweeper.cloud.OpenStackCloud`) names them (:meth:`Web.project_name`)."""
 
     def set_server_metadata(self, server_id: str, key: str, value: str) -> Any: ...
+
+
+#: How long a project's name read from Keystone is used before it is read again; a read
+#: that failed is tried again sooner. At most :data:`NAMES_KEPT` names are kept.
+NAMES_TTL = 600.0
+NAMES_RETRY = 60.0
+NAMES_KEPT = 2048
+#: Characters of a project name shown (as a sign-in keeps them).
+MAX_PROJECT_NAME = 64
 
 
 @dataclass
@@ -131,9 +148,36 @@ class Web:
     templates: Jinja2Templates
     cloud: CloudWrites | None = None
     access: list[AccessCheck] = field(default_factory=list)
+    _names: dict[str, tuple[float, str]] = field(default_factory=dict, repr=False)
+    _names_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def project_name(self, project_id: str) -> str:
+        """The name Keystone gives ``project_id``, read through the cloud and remembered a
+        while (:data:`NAMES_TTL`); empty without a cloud that reads projects, or when the
+        read fails or finds none (the page then shows the id: never an error page)."""
+        read = getattr(self.cloud, "project", None)
+        if read is None:
+            return ""
+        now = time.monotonic()
+        with self._names_lock:
+            kept = self._names.get(project_id)
+        if kept is not None and now < kept[0]:
+            return kept[1]
+        try:
+            found = read(project_id)
+            name = str(getattr(found, "name", "") or "")[:MAX_PROJECT_NAME]
+            until = now + NAMES_TTL
+        except Exception as exc:
+            log.warning("project %s: its name was not read from Keystone: %s", project_id, exc)
+            name, until = "", now + NAMES_RETRY
+        with self._names_lock:
+            if len(self._names) >= NAMES_KEPT:
+                self._names.clear()
+            self._names[project_id] = (until, name)
+        return name
 
     def viewer(
         self, request: Request, resource_type: str, resource_id: str, project_id: str | None

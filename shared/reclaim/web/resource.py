@@ -3,7 +3,9 @@ may do about it (keep it for longer, ask for an exemption).
 
 ``GET /l/{token}`` opens a mail's link (:mod:`reclaim.web.links`): the grant goes into the
 session and the browser is sent on to ``GET /resource/{type}/{id}``, which shows the page to
-a visitor whom some access check lets see it (:meth:`reclaim.web.app.Web.viewer`).
+a visitor whom some access check lets see it (:meth:`reclaim.web.app.Web.viewer`). Its
+project is named as the visitor's sign-in names it, else as Keystone does
+(:meth:`reclaim.web.app.Web.project_name`), else by its id.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ def page_context(web: Web, request: Request, timers: list[Timer], viewer: Viewer
         "resource_id": resource_id,
         "name": named,
         "project_id": project,
+        "project_name": (viewer.project_name or web.project_name(project)) if project else "",
         "pending": pending,
         "viewer": viewer,
         "asked": asked,

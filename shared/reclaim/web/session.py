@@ -182,7 +182,8 @@ def access(
     found = signed_in(request)
     if found is None or not found.may_see(project_id):
         return None
-    return Viewer(who=found.who, via="keystone", project_id=project_id)
+    name = found.projects.get(project_id, "") if project_id else ""
+    return Viewer(who=found.who, via="keystone", project_id=project_id, project_name=name)
 
 
 class SignInLimits:
