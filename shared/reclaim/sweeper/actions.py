@@ -27,6 +27,7 @@ from reclaim.sweeper.notices import (
     ACTION_SKIPPED,
     NoticeMessage,
     NoticePort,
+    about,
     dedupe_key,
     operator_alert,
 )
@@ -117,14 +118,8 @@ def _server_notice(timer: Timer, kind: str, reason: str) -> NoticeMessage:
     )
     return NoticeMessage(
         kind=kind,
-        resource_type=timer.resource_type,
-        resource_id=timer.resource_id,
-        project_id=timer.project_id,
-        user_id=timer.user_id,
-        action=timer.action,
-        due_at=timer.due_at,
+        **about(timer),
         delay=timer.delay,
-        clause=timer.clause,
         detail={"name": name, "why": reason, "what_now": how},
     )
 
@@ -419,13 +414,7 @@ def _delete_images(ctx: Context, timer: Timer, images: list[ImageSnapshot]) -> D
         messages.append(
             NoticeMessage(
                 kind=IMAGES_DELETED,
-                resource_type=owner_type,
-                resource_id=owner,
-                project_id=timer.project_id,
-                user_id=timer.user_id,
-                action="delete_images",
-                due_at=timer.due_at,
-                clause=timer.clause,
+                **about(timer),
                 detail={"images": ",".join(deleted), "kept_protected": ",".join(kept)},
             )
         )
@@ -489,15 +478,13 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
                 told_projects.add(member)
         for project_id, user_id, server_ids, why in dependents:
             messages.append(
-                NoticeMessage(
-                    kind=IMAGE_GOING_AWAY,
-                    resource_type="image",
-                    resource_id=image.id,
-                    project_id=project_id,
-                    user_id=user_id,
+                _dependent_notice(
+                    timer,
+                    IMAGE_GOING_AWAY,
+                    image.id,
+                    (project_id, user_id),
                     action="delete_images",
                     due_at=goes,
-                    clause=timer.clause,
                     detail={
                         "image_name": image.name,
                         "image_owner": f"{owner_type} {owner}",
@@ -508,7 +495,6 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
                         "server_names": server_names(servers, server_ids),
                         "keep_a_copy": KEEP_A_COPY.format(image=image.id),
                     },
-                    dedupe_key=_each(timer, IMAGE_GOING_AWAY, image.id, project_id, user_id),
                 )
             )
     return Done(
@@ -518,11 +504,34 @@ def _scan_dependents(ctx: Context, timer: Timer, images: list[ImageSnapshot]) ->
     )
 
 
-def _each(timer: Timer, kind: str, *whom: str | None) -> str:
-    """The dedupe key of one of the notices a warning timer sends (one per image and
-    dependent): the same on a republication, another for its reminder (a timer of its own),
-    which the mailer would otherwise take for the warning already mailed."""
-    return "|".join((dedupe_key(timer, kind, timer.due_at), *(w or "-" for w in whom)))
+def _dependent_notice(
+    timer: Timer,
+    kind: str,
+    image_id: str,
+    whom: tuple[str | None, str | None],
+    *,
+    action: str,
+    due_at: datetime | None,
+    detail: dict[str, str],
+) -> NoticeMessage:
+    """One of the notices a warning timer sends about an image, to one dependent
+    (``whom``: their project and user). Its dedupe key is the same on a republication and
+    another for its reminder (a timer of its own), which the mailer would otherwise take
+    for the warning already mailed."""
+    project_id, user_id = whom
+    parts = (dedupe_key(timer, kind, timer.due_at), image_id, project_id, user_id)
+    return NoticeMessage(
+        kind=kind,
+        resource_type="image",
+        resource_id=image_id,
+        project_id=project_id,
+        user_id=user_id,
+        action=action,
+        due_at=due_at,
+        clause=timer.clause,
+        detail=detail,
+        dedupe_key="|".join(p or "-" for p in parts),
+    )
 
 
 def server_names(servers: list[ServerRef], ids: list[str]) -> str:
@@ -538,15 +547,13 @@ def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
     for srv in servers:
         by_owner.setdefault((srv.project_id, srv.user_id), []).append(srv.id)
     messages = [
-        NoticeMessage(
-            kind=EOL_IMAGE,
-            resource_type="image",
-            resource_id=image.id,
-            project_id=project_id,
-            user_id=user_id,
+        _dependent_notice(
+            timer,
+            EOL_IMAGE,
+            image.id,
+            owner,
             action="warn_eol",
             due_at=None,
-            clause=timer.clause,
             detail={
                 "image_name": image.name,
                 "eol_at": timer.detail.get("eol_at", ""),
@@ -555,11 +562,8 @@ def _warn_eol(ctx: Context, timer: Timer, image: ImageSnapshot) -> Done:
                 "server_names": server_names(servers, ids),
                 "what_now": MIGRATE,
             },
-            dedupe_key=_each(timer, EOL_IMAGE, image.id, project_id, user_id),
         )
-        for (project_id, user_id), ids in sorted(
-            by_owner.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or "")
-        )
+        for owner, ids in sorted(by_owner.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))
     ]
     return Done(
         messages=tuple(messages),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from reclaim.notices.schema import (
     EVENT_PREFIX,
@@ -61,6 +61,33 @@ CLEANUP_UNCONFIRMED = "cleanup_unconfirmed"
 NOTICES_UNDELIVERED = "notices_undelivered"
 
 
+class About(TypedDict):
+    """What a notice about a timer is about: the resource, its owner, the rule's action, its
+    date and the policy clause (the fields of :class:`NoticeMessage` that say so)."""
+
+    resource_type: str
+    resource_id: str
+    project_id: str | None
+    user_id: str | None
+    action: str
+    due_at: datetime | None
+    clause: str
+
+
+def about(timer: Timer, due_at: datetime | None = None) -> About:
+    """The fields of a notice about ``timer``, stating ``due_at`` (default: the timer's due
+    date) as the action's date. Pure."""
+    return About(
+        resource_type=timer.resource_type,
+        resource_id=timer.resource_id,
+        project_id=timer.project_id,
+        user_id=timer.user_id,
+        action=timer.action,
+        due_at=due_at or timer.due_at,
+        clause=timer.clause,
+    )
+
+
 def dedupe_key(timer: Timer, kind: str, due_at: datetime | None) -> str:
     """The same for every publication of one notice of one run of one timer."""
     when = due_at.isoformat() if due_at else "-"
@@ -79,16 +106,10 @@ def owner_notice(
     notice only, so the sweeper finds the mailer's ledger records of it by that id."""
     return NoticeMessage(
         kind=notice.kind,
-        resource_type=timer.resource_type,
-        resource_id=timer.resource_id,
-        project_id=timer.project_id,
-        user_id=timer.user_id,
-        action=timer.action,
-        due_at=due_at or timer.due_at,
+        **about(timer, due_at),
         notice_at=notice.due_at,
         published_at=published_at,
         delay=timer.delay,
-        clause=timer.clause,
         detail=dict(timer.detail),
         dedupe_key=dedupe_key(timer, notice.kind, notice.due_at),
     )
@@ -106,13 +127,7 @@ def operator_alert(kind: str, timer: Timer | None, reason: str, **detail: str) -
         )
     return NoticeMessage(
         kind=kind,
-        resource_type=timer.resource_type,
-        resource_id=timer.resource_id,
-        project_id=timer.project_id,
-        user_id=timer.user_id,
-        action=timer.action,
-        due_at=timer.due_at,
-        clause=timer.clause,
+        **about(timer),
         detail={"reason": reason, "rule": timer.rule, **dict(timer.detail), **detail},
         dedupe_key=dedupe_key(timer, kind, timer.due_at),
         operator=True,
