@@ -28,7 +28,9 @@ def sim() -> Iterator[SimServer]:
     cloud.close()
 
 
-@pytest.mark.parametrize("command", [["sweep", "--dry-run"], ["plan"], ["reconcile"], ["run"]])
+@pytest.mark.parametrize(
+    "command", [["sweep", "--dry-run"], ["plan"], ["reconcile"], ["run"], ["mailer"]]
+)
 @pytest.mark.parametrize("value", ["", "  ", "someday"])
 def test_an_empty_or_unreadable_now_is_refused_before_anything_runs(
     command: list[str], value: str

@@ -40,6 +40,17 @@ START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 _n = itertools.count(1)
 
 
+@dataclass
+class MailClock:
+    """The mailer's clock in these tests: the simulated time the notices are about (mails
+    count their days from it, and say so when their date has passed), set by the test."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -191,9 +202,15 @@ def mailer_settings(smtp: Smtp) -> MailerSettings:
 
 
 @pytest.fixture
+def mail_clock() -> MailClock:
+    return MailClock()
+
+
+@pytest.fixture
 def run_mailer(
-    keystone: SimServer, table: DynamoTimerStore, bus_url: str, mailer_settings: MailerSettings
-) -> Iterator[Any]:
+    keystone: SimServer, table: DynamoTimerStore, bus_url: str, mailer_settings: MailerSettings,
+    mail_clock: MailClock,
+) -> Iterator[Any]:  # fmt: skip
     started: list[MailerService] = []
 
     def start() -> MailerService:
@@ -203,8 +220,9 @@ def run_mailer(
             operators=mailer_settings.operators,
         )
         core = Mailer(
-            mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer()
-        )
+            mailer_settings, addresses, SmtpSender(mailer_settings), MailLedger(table), Renderer(),
+            clock=mail_clock,
+        )  # fmt: skip
         service = MailerService(mailer_settings, core, BusSettings(transport_url=bus_url)).start()
         started.append(service)
         return service

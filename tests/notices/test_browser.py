@@ -98,3 +98,26 @@ def test_the_end_of_life_mail_lists_the_servers_by_name(browser: Any, tmp_path: 
     shot = tmp_path / "eol.png"
     screenshot(browser, html, tmp_path / "eol.html", shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_late_warning_says_so_in_a_browser(browser: Any, tmp_path: Path) -> None:
+    """A warning read two days after its date: the reader sees that the date has passed,
+    the date before which nothing happens if it is the first warning, and what to do now."""
+    from datetime import timedelta
+
+    (notice,) = [n for n in examples() if n.kind == "delete_upcoming"]
+    assert notice.due_at is not None
+    html = (
+        Renderer(policy=PolicySettings())
+        .render(notice, READER, notice.due_at + timedelta(days=2))
+        .html
+    )
+    text = show(browser, html, tmp_path / "late.html")
+    assert overflow(browser) <= 0
+    assert browser.title == 'Your shelved server "analysis-vm" was due to be deleted on 2026-03-15'
+    paragraphs = [p.text for p in browser.find_elements("tag name", "p")]
+    (late,) = [p for p in paragraphs if p.startswith("This mail reaches you late")]
+    assert "Sunday 15 March 2026 at 09:00 UTC, a date that has passed" in late
+    # published 30 days before its date, read 2 days after it: 30 days from the reading
+    assert "it will not happen before Thursday 16 April 2026 at 09:00 UTC" in late
+    assert "will be deleted on" not in text and "If it is still there, unshelve it now" in text

@@ -33,7 +33,7 @@ from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OpenStackCloud, OsloNotices, Sweeper
 from reclaim.sweeper.notices import owner_notice
 from reclaim_sim import SimServer
-from tests.notices.conftest import START, People, Smtp
+from tests.notices.conftest import START, MailClock, People, Smtp
 from tests.support.logs import log_records
 
 pytestmark = pytest.mark.rabbitmq
@@ -50,7 +50,7 @@ def settle(smtp: Smtp, count: int) -> list[tuple[str, str]]:
 
 def test_a_stopped_server_warns_its_owner_twice_with_the_shelve_date_once_each(
     keystone: SimServer, people: People, table: DynamoTimerStore, smtp: Smtp, bus_url: str,
-    run_mailer: Any,
+    run_mailer: Any, mail_clock: MailClock,
 ) -> None:  # fmt: skip
     cloud = keystone.cloud
     image = cloud.image.create_image(
@@ -72,8 +72,11 @@ def test_a_stopped_server_warns_its_owner_twice_with_the_shelve_date_once_each(
         SweepSettings(),
     )  # fmt: skip
     early = sweeper.sweep(START + timedelta(days=6))
-    first = sweeper.sweep(START + timedelta(days=7))
-    second = sweeper.sweep(START + timedelta(days=13))
+    mail_clock.now = START + timedelta(days=7)  # each mail is sent on the day of its sweep
+    first = sweeper.sweep(mail_clock.now)
+    smtp.box.wait(1)
+    mail_clock.now = START + timedelta(days=13)
+    second = sweeper.sweep(mail_clock.now)
     again = sweeper.sweep(START + timedelta(days=13, hours=1))
     (timer,) = [t for t in table.timers_for("server", sid) if t.rule == "shelve"]
     # a sweeper that crashed after publishing, before recording: the notice goes out again
@@ -124,7 +127,10 @@ def test_notices_sent_before_the_mailer_first_starts_wait_for_it(
             KeystoneDirectory(keystone.connect()), fallback=settings.fallback_contact,
             operators=settings.operators,
         )  # fmt: skip
-        core = Mailer(settings, addresses, SmtpSender(settings), MailLedger(table), Renderer())
+        core = Mailer(
+            settings, addresses, SmtpSender(settings), MailLedger(table), Renderer(),
+            clock=MailClock(),
+        )  # fmt: skip
         service = MailerService(settings, core, bus).start()
         got = settle(smtp, 1)
         assert got == [
@@ -197,7 +203,7 @@ class Process:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reclaim.mailer"], env=env, cwd=ROOT,
+            [sys.executable, "-m", "reclaim.mailer", "--now", START.isoformat()], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: list[str] = []

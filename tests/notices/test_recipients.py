@@ -29,7 +29,7 @@ from reclaim.settings import MailerSettings
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper import OsloNotices
 from reclaim_sim import SimServer
-from tests.notices.conftest import START, Smtp, _n, free_port
+from tests.notices.conftest import START, MailClock, Smtp, _n, free_port
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -43,7 +43,9 @@ def mailer_for(keystone: SimServer, table: DynamoTimerStore, settings: MailerSet
         fallback=settings.fallback_contact,
         operators=settings.operators,
     )
-    return Mailer(settings, addresses, SmtpSender(settings), MailLedger(table), Renderer())
+    return Mailer(
+        settings, addresses, SmtpSender(settings), MailLedger(table), Renderer(), clock=MailClock()
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 
 from reclaim.cli.bus import DurableOpt, bus_or_exit
-from reclaim.cli.common import cloud_or_exit, fail, settings_or_exit, store_or_exit
+from reclaim.cli.common import (
+    clock_or_exit,
+    cloud_or_exit,
+    fail,
+    settings_or_exit,
+    store_or_exit,
+)
 from reclaim.settings import MailerSettings
 
 
@@ -32,6 +38,15 @@ def mailer(
     smtp_port: Annotated[int | None, typer.Option("--smtp-port", help="SMTP port.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="Listener pool (queue).")] = None,
     durable: DurableOpt = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Another clock: an ISO 8601 time or a clock URL (the simulated cloud's "
+            "http://127.0.0.1:PORT/_sim/clock), for the dates mails count from (a mail sent "
+            "after the date it announces says so), links' expiry and the delivery records.",
+        ),
+    ] = None,
     examples: Annotated[
         Path | None,
         typer.Option(
@@ -45,12 +60,13 @@ def mailer(
     from reclaim.web.links import mail_links
 
     settings = settings_or_exit()
+    clock = clock_or_exit(now)
     given = {"smtp_host": smtp_host, "smtp_port": smtp_port, "pool": pool, "cloud": cloud}
     m = MailerSettings.model_validate(
         {**settings.mailer.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
     site = Site(cloud_name=m.cloud_name, support=m.support, policy_url=m.policy_url)
-    renderer = Renderer(m.templates or None, site, links=mail_links(settings.web))
+    renderer = Renderer(m.templates or None, site, links=mail_links(settings.web, clock=clock))
     if examples is not None:
         from reclaim.mailer.examples import example_links, write_examples
 
@@ -84,7 +100,7 @@ def mailer(
         operators=m.operators,
         member_roles=m.member_roles,
     )
-    core = Mailer(m, addresses, SmtpSender(m), MailLedger(timer_store), renderer)
+    core = Mailer(m, addresses, SmtpSender(m), MailLedger(timer_store), renderer, clock=clock)
     url = bus or m.transport_url or settings.bus.transport_url
     bus_settings = bus_or_exit(transport_url=url, durable_queues=durable)
     try:

@@ -174,8 +174,8 @@ class Mailer:
                 return Delivery(nid, kind, person.address, "kept")
         except StoreError as exc:
             raise Retry(f"ledger: {exc}") from exc
-        rendered = self.renderer.render(notice, person)
         now = self.clock()
+        rendered = self.renderer.render(notice, person, now)
         mail = build_mail(rendered, person, settings=self.settings, mail_id=nid, kind=kind, at=now)
         try:
             result = self._send(mail, nid, person.address)
@@ -248,9 +248,9 @@ class Mailer:
         result: Literal["sent", "already-sent", "refused"] = "already-sent"
         if not self.ledger.sent(did, address):
             person = kept[-1].person
-            rendered = self.renderer.render_digest(notices, person)
-            subject = rendered.subject
             now = self.clock()
+            rendered = self.renderer.render_digest(notices, person, now)
+            subject = rendered.subject
             mail = build_mail(
                 rendered, person, settings=self.settings, mail_id=did, kind="digest", at=now
             )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,23 +159,35 @@ class Renderer:
         )
         return Rendered(subject, _tidy(text), html.strip() + "\n")
 
-    def render(self, notice: NoticeMessage, recipient: Person | None = None) -> Rendered:
-        """Subject, text and HTML of ``notice`` for ``recipient``."""
+    def render(
+        self, notice: NoticeMessage, recipient: Person | None = None, now: datetime | None = None
+    ) -> Rendered:
+        """Subject, text and HTML of ``notice`` for ``recipient``, as of ``now`` (the mailer's
+        clock; None: as of the notice's publication). A notice whose date is past at ``now``
+        says so instead of announcing it (``passed``, see :func:`mail_context`)."""
         variables = mail_context(
-            notice, self.site, self.policy, recipient=recipient, link=self._link(notice, recipient)
-        )
+            notice, self.site, self.policy, now=now, recipient=recipient,
+            link=self._link(notice, recipient),
+        )  # fmt: skip
         return self._render(self.template_for(notice.kind), variables)
 
     def _link(self, notice: NoticeMessage, recipient: Person | None) -> str:
         """The signed link to the notice's page for ``recipient`` ("" for none)."""
         return self.links(notice, recipient) if self.links is not None else ""
 
-    def render_digest(self, notices: list[NoticeMessage], recipient: Person | None) -> Rendered:
-        """One mail gathering ``notices`` (in due order) for ``recipient``."""
+    def render_digest(
+        self, notices: list[NoticeMessage], recipient: Person | None, now: datetime | None = None
+    ) -> Rendered:
+        """One mail gathering ``notices`` (in due order) for ``recipient``, as of ``now``."""
         ordered = sorted(notices, key=lambda n: (n.due_at is None, n.due_at, n.notice_id))
         items = [
             mail_context(
-                n, self.site, self.policy, recipient=recipient, link=self._link(n, recipient)
+                n,
+                self.site,
+                self.policy,
+                now=now,
+                recipient=recipient,
+                link=self._link(n, recipient),
             )
             for n in ordered
         ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reclaim.notices.kinds import kind_of
+from reclaim.notices.kinds import DATE_CHANGED, kind_of
 from reclaim.notices.schema import NoticeMessage
 
 if TYPE_CHECKING:
@@ -53,12 +53,58 @@ def days_between(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() / 86400)
 
 
-def days_left(notice: NoticeMessage) -> int | None:
-    """Whole days from the notice's publication (else its scheduled date, for notices
-    published before ``published_at`` existed) to its action; None when not ahead: a mail
-    never states a count for a date already past. Pure."""
-    days = days_between(notice.published_at or notice.notice_at, notice.due_at)
+def read_at(notice: NoticeMessage, now: datetime | None = None) -> datetime | None:
+    """When the mail of ``notice`` is rendered: ``now`` (the mailer's clock) when given, else
+    the notice's publication (else its scheduled date, for notices published before
+    ``published_at`` existed): a mail rendered without a clock reads as if sent on time.
+    Pure."""
+    return now or notice.published_at or notice.notice_at
+
+
+def days_left(notice: NoticeMessage, now: datetime | None = None) -> int | None:
+    """Whole days from the mail's rendering (see :func:`read_at`) to the notice's action;
+    None when not ahead: a mail never states a count for a date already past. Pure."""
+    days = days_between(read_at(notice, now), notice.due_at)
     return days if days is not None and days > 0 else None
+
+
+def date_passed(notice: NoticeMessage, now: datetime | None = None) -> bool:
+    """Whether the notice announced its action's date as ahead and that date is no longer
+    ahead when the mail is rendered (see :func:`read_at`): a notice delivered late (the
+    mailer was down, or the digest held it). Such a mail must not announce the date as
+    ahead. A notice of something done (its date at or before its publication) is never
+    "passed"; one that does not say when it was published is judged by its kind. Pure."""
+    at = read_at(notice, now)
+    if notice.due_at is None or at is None or notice.due_at > at:
+        return False
+    published = notice.published_at or notice.notice_at
+    return notice.due_at > published if published is not None else kind_of(notice.kind).upcoming
+
+
+def first_warning_floor(notice: NoticeMessage, now: datetime | None = None) -> datetime | None:
+    """For a warning whose date has passed: the date before which its action cannot happen
+    if this is the first warning of it that is delivered, else None. Pure.
+
+    The sweeper holds an action until the rule's whole warning period has run from the first
+    warning delivered (DESIGN §6). The notice does not carry that period, but the lead it
+    was published with (its date minus its publication) is never longer: the date this
+    returns is at or before the one the sweeper honours. Only for warnings (``upcoming``
+    kinds) other than a restated date, which carries no lead of its own.
+    """
+    at = read_at(notice, now)
+    published = notice.published_at or notice.notice_at
+    kind = kind_of(notice.kind)
+    if (
+        not kind.upcoming
+        or notice.kind == DATE_CHANGED
+        or at is None
+        or published is None
+        or notice.due_at is None
+        or not date_passed(notice, now)
+    ):
+        return None
+    lead = notice.due_at - published
+    return at + lead if lead > timedelta(0) else None
 
 
 def or_list(words: Iterable[str]) -> str:
@@ -188,6 +234,8 @@ def mail_context(
     notice: NoticeMessage,
     site: Site | None = None,
     policy: PolicySettings | None = None,
+    *,
+    now: datetime | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The variables every mail template gets. Pure.
@@ -197,7 +245,11 @@ def mail_context(
     ``project_name`` (its name alone, for subjects),
     ``servers`` (the servers the notice lists, :func:`server_labels`), ``os`` (an image's
     operating system, :func:`os_label`), ``due`` / ``due_date`` (long and ISO dates of the action), ``notice_date``,
-    ``days_left`` (from the notice's publication to the action, see :func:`days_left`), ``delay`` (the period of the
+    ``days_left`` (from the mail's rendering at ``now``, the mailer's clock, to the action; see
+    :func:`days_left`), ``passed`` (the action's date is not ahead at ``now``: the mail went
+    out late, see :func:`date_passed`), ``first_warning`` (when ``passed``: the long date
+    before which the action cannot happen if this warning is the first delivered, see
+    :func:`first_warning_floor`; else empty), ``delay`` (the period of the
     notice's own rule, see :func:`rule_delay`; write it with the ``duration`` filter),
     ``policy`` (the MAILER's policy settings, for the periods of other rules: its
     configuration, which may differ from the sweeper's), ``detail``, ``clause``, ``site``,
@@ -225,7 +277,9 @@ def mail_context(
         "due": long_date(notice.due_at),
         "due_date": short_date(notice.due_at),
         "notice_date": short_date(notice.notice_at),
-        "days_left": days_left(notice),
+        "days_left": days_left(notice, now),
+        "passed": date_passed(notice, now),
+        "first_warning": long_date(first_warning_floor(notice, now)),
         "delay": rule_delay(notice, policy),
         "policy": policy,
         "detail": d,
