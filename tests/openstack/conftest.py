@@ -27,6 +27,7 @@ import pytest
 from reclaim.store import open_store
 from tests.openstack import harness
 from tests.support import waiting
+from tests.support.bus_tap import BusTap
 from tests.support.delivery import record_delivered
 from tests.support.dynalite import Dynalite
 
@@ -212,53 +213,9 @@ def timers(cloud: harness.Run, store_url: str) -> list[dict[str, Any]]:
     return list(data if isinstance(data, list) else data.get("timers", []))
 
 
-class BusTap:
-    """What reclaim puts on the run's bus (notices and operator alerts: exchange
-    ``openstack``, topics ``reclaim_notices.*``), read from a queue of the test's own."""
-
-    def __init__(self, cloud: harness.Run) -> None:
-        exchange = kombu.Exchange("openstack", type="topic", durable=False)
-        self.queue = kombu.Queue(
-            f"tap-{uuid.uuid4().hex[:8]}",
-            exchange=exchange,
-            bindings=[
-                kombu.binding(exchange, routing_key=f"reclaim_notices.{p}")
-                for p in ("info", "warn", "error")
-            ],
-            durable=False,
-            auto_delete=False,
-        )
-        self.url = cloud.transport_url.replace("rabbit:", "amqp:", 1)
-        with kombu.Connection(self.url) as conn:
-            self.queue(conn.channel()).declare()
-        self.seen: list[dict[str, Any]] = []
-
-    def payloads(self) -> list[dict[str, Any]]:
-        """Every notice and alert so far (their payloads), in order. (A connection per
-        read: the broker drops one left idle for minutes between sweeps.)"""
-        with kombu.Connection(self.url) as conn:
-            conn.ensure_connection(max_retries=60, interval_start=1, interval_max=5)
-            queue = self.queue(conn.channel())
-            # basic.get: each call answers at once, a message or none (a consumer's first
-            # delivery can take longer than any short wait on a loaded machine)
-            while (message := queue.get(no_ack=True)) is not None:
-                body = message.payload
-                inner = json.loads(body["oslo.message"]) if "oslo.message" in body else body
-                self.seen.append(dict(inner["payload"]))
-        return list(self.seen)
-
-    def kinds(self, resource_id: str) -> list[str]:
-        """The kinds of notice and alert that named ``resource_id``, in order."""
-        return [p["kind"] for p in self.payloads() if p.get("resource_id") == resource_id]
-
-    def close(self) -> None:
-        with kombu.Connection(self.url) as conn:
-            self.queue(conn.channel()).delete()
-
-
 @pytest.fixture
 def tap(cloud: harness.Run) -> Iterator[BusTap]:
-    bus = BusTap(cloud)
+    bus = BusTap(cloud.transport_url)
     yield bus
     bus.close()
 

@@ -28,7 +28,6 @@ import openstack.connection
 from tests.openstack import harness
 from tests.openstack.conftest import (
     AccessLog,
-    BusTap,
     Listener,
     boot,
     iso,
@@ -40,6 +39,7 @@ from tests.openstack.conftest import (
     timers,
     wait_for,
 )
+from tests.support.bus_tap import BusTap
 
 PASSWORD = "project-user-pw"
 

@@ -38,7 +38,6 @@ from tests.openstack import harness
 from tests.openstack.conftest import (
     RECLAIM,
     AccessLog,
-    BusTap,
     Listener,
     boot,
     iso,
@@ -52,6 +51,7 @@ from tests.openstack.conftest import (
     timers,
     wait_for,
 )
+from tests.support.bus_tap import BusTap
 from tests.support.delivery import record_delivered
 
 PASSWORD = "safety-test-pw"
