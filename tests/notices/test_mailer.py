@@ -237,10 +237,11 @@ class Process:
         self.proc.wait(20)
 
 
-def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
-    keystone: SimServer, people: People, smtp: Smtp, bus_url: str, table: DynamoTimerStore,
+def mailer_env(
+    keystone: SimServer, table: DynamoTimerStore, bus_url: str, smtp: Smtp,
     mailer_settings: MailerSettings, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> dict[str, str]:  # fmt: skip
+    """The environment of ``python -m reclaim.mailer`` against the test's cloud and bus."""
     clouds = keystone.write_clouds_yaml(tmp_path / "clouds.yaml")
     env = {
         **os.environ,
@@ -253,6 +254,14 @@ def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
         "RECLAIM_MAILER__RETRY_DELAY": "0.2",
     }
     env.pop("RECLAIM_CONFIG", None)
+    return env
+
+
+def test_kill_9_mid_stream_then_restart_mails_each_notice_exactly_once(
+    keystone: SimServer, people: People, smtp: Smtp, bus_url: str, table: DynamoTimerStore,
+    mailer_settings: MailerSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    env = mailer_env(keystone, table, bus_url, smtp, mailer_settings, tmp_path)
     # The mailer then spends most of its time in SMTP DATA, where a kill loses nothing. The
     # one window that repeats a mail (accepted, not yet recorded) is documented; the kill
     # below waits past it.
@@ -288,26 +297,6 @@ def test_the_mailer_has_no_durability_of_its_own(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RECLAIM_MAILER__DURABLE_QUEUES", "true")
     with pytest.raises(ValueError, match=r"mailer\.durable_queues is gone.*bus\.durable_queues"):
         load_settings()
-
-
-def mailer_env(
-    keystone: SimServer, table: DynamoTimerStore, bus_url: str, smtp: Smtp,
-    mailer_settings: MailerSettings, tmp_path: Path,
-) -> dict[str, str]:  # fmt: skip
-    """The environment of ``python -m reclaim.mailer`` against the test's cloud and bus."""
-    clouds = keystone.write_clouds_yaml(tmp_path / "clouds.yaml")
-    env = {
-        **os.environ,
-        "OS_CLIENT_CONFIG_FILE": str(clouds),
-        "OS_CLOUD": "sim-admin",
-        "RECLAIM_STORE_URL": f"{table.client.meta.endpoint_url}/{table.table}",
-        "RECLAIM_MAILER__TRANSPORT_URL": bus_url,
-        "RECLAIM_MAILER__SMTP_PORT": str(smtp.port),
-        "RECLAIM_MAILER__POOL": mailer_settings.pool,
-        "RECLAIM_MAILER__RETRY_DELAY": "0.2",
-    }
-    env.pop("RECLAIM_CONFIG", None)
-    return env
 
 
 def test_the_mailer_stops_promptly_on_sigterm_after_mailing(

@@ -53,14 +53,49 @@ def _project(kind: str, action: str, clause: str, before: int, **detail: str) ->
     )  # fmt: skip
 
 
+def _rule(kind: str, action: str = "", before: int = 0) -> NoticeMessage:
+    """A notice about a security group rule that exposes MongoDB: dated when it names an
+    ``action``, scheduled ``before`` days ahead of it."""
+    return NoticeMessage(
+        kind=kind, resource_type="security_group_rule", resource_id=_RULE, project_id=_PROJECT,
+        action=action, due_at=_DAY if action else None,
+        notice_at=_DAY - timedelta(days=before) if before else None,
+        clause=EXPOSED_SERVICE.clause,
+        detail={"security_group_id": "sg-0a1b2c", "remote_ip_prefix": "0.0.0.0/0",
+                "protocol": "tcp", "ports": "MongoDB 27017"},
+        dedupe_key=f"rule|{_RULE}|{kind}|example",
+    )  # fmt: skip
+
+
+def _server_alert(
+    kind: str, clause: str, reason: str, user_id: str | None = None, **detail: str
+) -> NoticeMessage:
+    """An operator alert about the server's shelve."""
+    return NoticeMessage(
+        kind=kind, resource_type="server", resource_id=_SERVER, project_id=_PROJECT,
+        user_id=user_id, action="shelve", due_at=_DAY, clause=clause,
+        detail={"reason": reason, "rule": "shelve", **detail, "name": "analysis-vm"},
+        dedupe_key=f"server|{_SERVER}|shelve|{kind}|example",
+    )  # fmt: skip
+
+
+def _project_alert(
+    kind: str, key: str, clause: str = "", action: str = "cleanup", **detail: str
+) -> NoticeMessage:
+    """A notice about the project's ``action`` on the examples' day, deduplicated by
+    ``key``."""
+    return NoticeMessage(
+        kind=kind, resource_type="project", resource_id=_PROJECT, project_id=_PROJECT,
+        action=action, due_at=_DAY, clause=clause, detail=detail, dedupe_key=f"{key}|example",
+    )  # fmt: skip
+
+
 def examples() -> list[NoticeMessage]:
     """One notice per kind of :data:`reclaim.notices.KINDS`, with realistic details."""
     policy = PolicySettings()  # the periods the quoted clauses state: the defaults
     s = SHELVE.clause_for(policy.shelve_after)
     d = DELETE_SHELVED.clause_for(policy.delete_shelved_after)
     c, i = PROJECT_CLEANUP.clause_for(policy.cleanup_after), OWNER_IMAGES.clause
-    rule_detail = {"security_group_id": "sg-0a1b2c", "remote_ip_prefix": "0.0.0.0/0",
-                   "protocol": "tcp", "ports": "MongoDB 27017"}  # fmt: skip
     out = [
         _server("shelve_upcoming", "shelve", "shelve", s, 7),
         _server("shelved", "shelve", "shelve", s, 0),
@@ -114,66 +149,13 @@ def examples() -> list[NoticeMessage]:
             },
             dedupe_key=f"image|{_IMAGE}|eol_image|example",
         ),
-        NoticeMessage(
-            kind="exposed_service",
-            resource_type="security_group_rule",
-            resource_id=_RULE,
-            project_id=_PROJECT,
-            clause=EXPOSED_SERVICE.clause,
-            detail=rule_detail,
-            dedupe_key=f"rule|{_RULE}|exposed_service|example",
+        _rule("exposed_service"),
+        _rule("rule_removal_upcoming", "remove_rule", before=1),
+        _rule("rule_removed", "remove_rule"),
+        _server_alert(
+            "action_failed", s, "409 Conflict: instance is locked", user_id=_USER, attempts="5"
         ),
-        NoticeMessage(
-            kind="rule_removal_upcoming",
-            resource_type="security_group_rule",
-            resource_id=_RULE,
-            project_id=_PROJECT,
-            action="remove_rule",
-            due_at=_DAY,
-            notice_at=_DAY - timedelta(days=1),
-            clause=EXPOSED_SERVICE.clause,
-            detail=rule_detail,
-            dedupe_key=f"rule|{_RULE}|rule_removal_upcoming|example",
-        ),
-        NoticeMessage(
-            kind="rule_removed",
-            resource_type="security_group_rule",
-            resource_id=_RULE,
-            project_id=_PROJECT,
-            action="remove_rule",
-            due_at=_DAY,
-            clause=EXPOSED_SERVICE.clause,
-            detail=rule_detail,
-            dedupe_key=f"rule|{_RULE}|rule_removed|example",
-        ),
-        NoticeMessage(
-            kind="action_failed",
-            resource_type="server",
-            resource_id=_SERVER,
-            project_id=_PROJECT,
-            user_id=_USER,
-            action="shelve",
-            due_at=_DAY,
-            clause=s,
-            detail={
-                "reason": "409 Conflict: instance is locked",
-                "rule": "shelve",
-                "attempts": "5",
-                "name": "analysis-vm",
-            },
-            dedupe_key=f"server|{_SERVER}|shelve|action_failed|example",
-        ),
-        NoticeMessage(
-            kind="action_skipped",
-            resource_type="server",
-            resource_id=_SERVER,
-            project_id=_PROJECT,
-            action="shelve",
-            due_at=_DAY,
-            clause=s,
-            detail={"reason": "server is active again", "rule": "shelve", "name": "analysis-vm"},
-            dedupe_key=f"server|{_SERVER}|shelve|action_skipped|example",
-        ),
+        _server_alert("action_skipped", s, "server is active again"),
         NoticeMessage(
             kind="sweep_cap_reached",
             resource_type="sweep",
@@ -185,35 +167,21 @@ def examples() -> list[NoticeMessage]:
             },
             dedupe_key="sweep|global|sweep_cap_reached|example",
         ),
-        NoticeMessage(
-            kind="cleanup_leftovers",
-            resource_type="project",
-            resource_id=_PROJECT,
-            project_id=_PROJECT,
-            action="cleanup",
-            due_at=_DAY,
+        _project_alert(
+            "cleanup_leftovers",
+            f"project|{_PROJECT}|cleanup_leftovers",
             clause=c,
-            detail={
-                "reason": "2 resources still listed after cleanup",
-                "leftovers": "image 1d2c (protected), security group default",
-            },
-            dedupe_key=f"project|{_PROJECT}|cleanup_leftovers|example",
+            reason="2 resources still listed after cleanup",
+            leftovers="image 1d2c (protected), security group default",
         ),
-        NoticeMessage(
-            kind="mail_undeliverable",
-            resource_type="project",
-            resource_id=_PROJECT,
-            project_id=_PROJECT,
-            action="cleanup",
-            due_at=_DAY,
-            detail={
-                "reason": "1 address(es) of a cleanup_upcoming notice got no mail",
-                "notice_kind": "cleanup_upcoming",
-                "notice_id": "0b7c3e1a-52f4-5d2e-9b1e-3c4d5e6f7a8b",
-                "addresses": "'a@example.edu, b@example.org': The email address is not valid. "
-                "It must have exactly one @-sign.",
-            },
-            dedupe_key=f"mail_undeliverable|project|{_PROJECT}|example",
+        _project_alert(
+            "mail_undeliverable",
+            f"mail_undeliverable|project|{_PROJECT}",
+            reason="1 address(es) of a cleanup_upcoming notice got no mail",
+            notice_kind="cleanup_upcoming",
+            notice_id="0b7c3e1a-52f4-5d2e-9b1e-3c4d5e6f7a8b",
+            addresses="'a@example.edu, b@example.org': The email address is not valid. "
+            "It must have exactly one @-sign.",
         ),
         NoticeMessage(
             kind="store_item_unreadable",
@@ -227,15 +195,11 @@ def examples() -> list[NoticeMessage]:
             dedupe_key=f"server#{_SERVER}|store_item_unreadable",
             operator=True,
         ),
-        NoticeMessage(
-            kind="quota_review",
-            resource_type="project",
-            resource_id=_PROJECT,
-            project_id=_PROJECT,
+        _project_alert(
+            "quota_review",
+            f"project|{_PROJECT}|quota_review",
             action="review",
-            due_at=_DAY,
-            detail={"note": "a kind this mailer has no template for"},
-            dedupe_key=f"project|{_PROJECT}|quota_review|example",
+            note="a kind this mailer has no template for",
         ),
     ]
     assert {n.kind for n in out} >= set(KINDS), "every kind has an example"
