@@ -100,9 +100,11 @@ def test_the_periodic_sweep_acts_on_stored_timers_and_stops_on_request() -> None
 
 
 @contextmanager
-def reclaim_run(tmp_path: Path, bus_url: str, **env: str) -> Iterator[subprocess.Popen[str]]:
-    """``reclaim run`` as a process against a simulated cloud, its log on stderr; killed
-    after the test if it is still running."""
+def reclaim_run(
+    tmp_path: Path, bus_url: str, *args: str, **env: str
+) -> Iterator[subprocess.Popen[str]]:
+    """``reclaim run [args]`` as a process against a simulated cloud, its log on stderr;
+    killed after the test if it is still running."""
     cloud = Cloud(clock=SimClock(T0))
     with SimServer(cloud) as server:
         server.write_clouds_yaml(tmp_path / "clouds.yaml")
@@ -116,7 +118,9 @@ def reclaim_run(tmp_path: Path, bus_url: str, **env: str) -> Iterator[subprocess
             **env,
         }
         exe = Path(sys.executable).with_name("reclaim")
-        proc = subprocess.Popen([str(exe), "run"], env=environ, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [str(exe), "run", *args], env=environ, stderr=subprocess.PIPE, text=True
+        )
         try:
             yield proc
         finally:

@@ -23,7 +23,7 @@ Reconcile = Callable[[datetime], ReconcileReport]
 class Daemon:
     """Consumes events continuously; sweeps every ``run.sweep_every``; reconciles every
     ``reconcile.interval`` (0: never). SIGTERM or SIGINT: stop consuming, finish the sweep in
-    flight, exit."""
+    flight (within ``stop_grace`` seconds), exit."""
 
     def __init__(
         self,
@@ -33,12 +33,15 @@ class Daemon:
         *,
         reconcile: Reconcile | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop_grace: float | None = None,
     ) -> None:
         self.listener = listener
         self.sweeper = sweeper
         self.settings = settings
         self.reconcile = reconcile
         self.clock = clock
+        #: Seconds :meth:`run` may take to stop after a signal, or the process ends anyway.
+        self.stop_grace = stop_grace
         self._stop = threading.Event()
         #: Set once the listener consumes (events published before that may find no queue).
         self.ready = threading.Event()
@@ -94,10 +97,12 @@ class Daemon:
             emit("reconcile_warning", logging.WARNING, warning=warning)
 
     def run(self) -> None:
-        """Start the listener, then sweep (and reconcile) on schedule until told to stop."""
+        """Start the listener, then sweep (and reconcile) on schedule until told to stop
+        (within ``stop_grace`` seconds of the signal, or the process ends anyway:
+        :func:`stop_on_signals`)."""
         sweep_every = self.settings.run.sweep_every.total_seconds()
         reconcile_every = self.settings.reconcile.interval.total_seconds()
-        with stop_on_signals(self._stop):
+        with stop_on_signals(self._stop, grace=self.stop_grace):
             self._serve(sweep_every, reconcile_every)
 
     def _serve(self, sweep_every: float, reconcile_every: float) -> None:

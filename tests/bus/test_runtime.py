@@ -63,12 +63,14 @@ def publish_all(settings: BusSettings, bodies: list[Any], retry: int | None = 3)
 class ListenProcess:
     """``reclaim listen`` as a child process, with its JSON log lines collected."""
 
-    def __init__(self, settings: BusSettings, store_url: str, metrics_port: int = 0) -> None:
+    def __init__(
+        self, settings: BusSettings, store_url: str, metrics_port: int = 0, *args: str
+    ) -> None:
         env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
         self.proc = subprocess.Popen(
             [RECLAIM, "listen", "--transport-url", settings.transport_url, "--pool", settings.pool,
              "--store", store_url, "--metrics-port", str(metrics_port),
-             "--durable" if settings.durable_queues else "--no-durable"],
+             "--durable" if settings.durable_queues else "--no-durable", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         self.lines: list[str] = []
@@ -101,7 +103,9 @@ class ListenProcess:
     def applied(self) -> int:
         return sum(b["applied"] for b in self.events("batch"))
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Send ``sig``; the exit status, which must come within ``timeout`` seconds (a stop
+        takes at most its grace, 30 s by default; under load the exit took 20)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout)

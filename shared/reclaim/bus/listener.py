@@ -98,8 +98,11 @@ class Listener:
         observer: Observer | None = None,
         ingest: IngestSettings | None = None,
         clock: Callable[[], datetime] | None = None,
+        stop_grace: float | None = None,
     ) -> None:
         self.settings = settings
+        #: Seconds :meth:`run` may take to stop after a signal, or the process ends anyway.
+        self.stop_grace = stop_grace
         self.store = store
         self.metrics = metrics or Metrics()
         self.subscription = subscription(exchanges=settings.exchanges)
@@ -176,8 +179,9 @@ class Listener:
         self._stop.set()
 
     def run(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop cleanly."""
-        with stop_on_signals(self._stop):
+        """Start, serve until SIGTERM or SIGINT, then stop cleanly (within ``stop_grace``
+        seconds of the signal, or the process ends anyway: :func:`stop_on_signals`)."""
+        with stop_on_signals(self._stop, grace=self.stop_grace):
             try:
                 self.start()
                 self._stop.wait()

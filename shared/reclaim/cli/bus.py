@@ -13,6 +13,7 @@ from reclaim.cli.common import event_files, fail, print_json, settings_or_exit, 
 from reclaim.cli.output import Column, ColumnOpt, Format, FormatOpt, LongOpt, emit, view_of
 from reclaim.cli.resolve import KEYSTONE_ID, by_name, cloud_entry, unique_match
 from reclaim.settings import describe_error
+from reclaim.signals import STOP_GRACE
 from reclaim.views import stamp
 
 if TYPE_CHECKING:
@@ -33,6 +34,16 @@ DriverOpt = Annotated[
     str | None, typer.Option("--driver", help="Notification driver: messaging (v1) or messagingv2.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines (-f json).")]
+StopGraceOpt = Annotated[
+    float,
+    typer.Option(
+        "--stop-grace",
+        min=0.1,
+        help="Seconds a stop may take after SIGTERM/SIGINT; a stop still under way then is "
+        "abandoned with a stop_overdue line and exit status 70 (messages not acknowledged are "
+        "redelivered).",
+    ),
+]
 DurableOpt = Annotated[
     bool | None,
     typer.Option(
@@ -88,12 +99,14 @@ def listen(
         int | None, typer.Option("--metrics-port", help="Prometheus port on 127.0.0.1 (0: off).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+    stop_grace: StopGraceOpt = STOP_GRACE,
 ) -> None:
     """Consume OpenStack notifications and store their timers until SIGTERM or SIGINT.
 
     A message is acknowledged only once its timers are stored; what cannot be used is kept
     as a dead letter (see ``reclaim deadletters``). Logs are JSON lines on stderr.
     """
+    from reclaim import signals
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
     from reclaim.bus.transport import BusError
@@ -109,10 +122,14 @@ def listen(
     except Exception as exc:
         fail(f"settings: {describe_error(exc)}")
     timer_store = _store(store, create=True)
+    listener = Listener(
+        settings, timer_store, loaded.policy, ingest=loaded.ingest, stop_grace=stop_grace
+    )
     try:
-        Listener(settings, timer_store, loaded.policy, ingest=loaded.ingest).run()
+        listener.run()
     except (OSError, BusError) as exc:
         fail(f"listen: {port_hint(exc, settings, '--metrics-port')}", 1)
+    signals.exit_stopped()
 
 
 def publish(

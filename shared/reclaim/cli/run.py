@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reclaim.cli.bus import DurableOpt, bus_or_exit, port_hint
+from reclaim.cli.bus import DurableOpt, StopGraceOpt, bus_or_exit, port_hint
 from reclaim.cli.common import (
     clock_or_exit,
     cloud_or_exit,
@@ -15,6 +15,7 @@ from reclaim.cli.common import (
     settings_or_exit,
     store_or_exit,
 )
+from reclaim.signals import STOP_GRACE
 
 
 def run(
@@ -37,14 +38,16 @@ def run(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+    stop_grace: StopGraceOpt = STOP_GRACE,
 ) -> None:
     """Listen to notifications; sweep every run.sweep_every; reconcile every reconcile.interval.
 
     Logs are JSON lines on stderr; Prometheus metrics on bus.metrics_port (listener and
     sweeps). Notices go to the same bus as the events it listens to, with the same
-    durability (bus.durable_queues). SIGTERM/SIGINT stop it, also while the broker is down.
+    durability (bus.durable_queues). SIGTERM/SIGINT stop it, also while the broker is down:
+    within --stop-grace seconds, or it exits anyway with status 70.
     """
-
+    from reclaim import signals
     from reclaim.bus import log
     from reclaim.bus.listener import Listener
     from reclaim.bus.transport import BusError
@@ -78,10 +81,14 @@ def run(
     def reconcile(now: datetime) -> ReconcileReport:
         return reconcile_cloud(conn, timer_store, settings, now)
 
+    daemon = Daemon(
+        listener, sweeper, settings, reconcile=reconcile, clock=clock, stop_grace=stop_grace
+    )
     try:
-        Daemon(listener, sweeper, settings, reconcile=reconcile, clock=clock).run()
+        daemon.run()
     except (OSError, BusError) as exc:
         fail(f"run: {port_hint(exc, bus)}", 1)
+    signals.exit_stopped()
 
 
 def register(app: typer.Typer) -> None:
