@@ -17,6 +17,7 @@ from reclaim.policy.servers import SHELVE
 from reclaim.store import DynamoTimerStore
 from reclaim.sweeper.breaker import Breaker
 from reclaim.sweeper.notices import RecordingNotices
+from reclaim.web import operators
 from reclaim.web.app import create_app
 from reclaim.web.requests import ExemptionRequests, ask_exemption
 from tests.web.conftest import BASE, T0, Clock, fail_for_good, stop_server, web_settings
@@ -199,3 +200,15 @@ def test_a_store_that_refuses_the_scan_leaves_the_rest_of_the_page(
     assert page.status_code == 200
     assert "The store did not give the list of failed actions now." in page.text
     assert "due-soon-vm" in page.text.split('id="soon"')[1]
+
+
+def test_a_table_too_large_to_scan_in_time_gives_what_was_read_and_says_so(
+    olga: TestClient, moto_store: DynamoTimerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_for_good(moto_store, SOON_VM, T0 + timedelta(days=7), "shelve failed 5 times: 500")
+    assert "may miss some" not in olga.get("/operators").text
+    monkeypatch.setattr(operators, "SCAN_PAGE", 1)  # one item a page...
+    monkeypatch.setattr(operators, "SCAN_BUDGET", 0.0)  # ...and no time for a second one
+    page = olga.get("/operators")
+    assert page.status_code == 200
+    assert "The table is too large to read whole in 0 seconds" in failed_section(page.text)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,10 @@ EVENT_TYPE_SHOWN = 80
 #: A run of token-like characters too long for an id (a UUID is 36): a Keystone token, a
 #: key, a secret with no name in front that :func:`reclaim.redact.scrub_text` would know.
 _OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=]{40,}")
+#: Items one scan page reads, and the seconds the page spends scanning for failed actions
+#: before it shows what it found (a large table: the page still answers in time).
+SCAN_PAGE = 1000
+SCAN_BUDGET = 10.0
 #: Resource types whose timers ``reclaim reconcile`` rebuilds from the cloud.
 RECONCILED = frozenset({"server", "image", "project"})
 #: How a failed timer shows in a stored item's JSON (``doc``): what the scan filters on.
@@ -226,12 +231,16 @@ def failed_of(timer: Timer) -> Failed | None:
     )
 
 
-def failed_timers(store: DynamoTimerStore) -> list[Timer]:
-    """Every stored timer marked failed: a scan of the table (they are in no index) whose
-    filter sends back only the resource items holding one; items that do not decode are
-    left out (``reclaim store quarantine`` lists them). Raises :class:`StoreError`."""
+def failed_timers(store: DynamoTimerStore, budget: float | None = None) -> tuple[list[Timer], bool]:
+    """The stored timers marked failed, and whether the whole table was read: a scan (they
+    are in no index) whose filter sends back only the resource items holding one, a page of
+    :data:`SCAN_PAGE` items at a time, stopped after the page that used up ``budget``
+    seconds (default :data:`SCAN_BUDGET`). Items that do not decode are left out
+    (``reclaim store quarantine`` lists them). Raises :class:`StoreError`."""
+    deadline = time.monotonic() + (SCAN_BUDGET if budget is None else budget)
     kwargs: dict[str, Any] = {
         "TableName": store.table,
+        "Limit": SCAN_PAGE,
         "FilterExpression": "#sk = :sk AND contains(#doc, :failed)",
         "ExpressionAttributeNames": {"#sk": "sk", "#doc": "doc"},
         "ExpressionAttributeValues": {":sk": {"S": TIMERS_SK}, ":failed": {"S": _FAILED_IN_DOC}},
@@ -249,21 +258,31 @@ def failed_timers(store: DynamoTimerStore) -> list[Timer]:
                 continue
             found.extend(t for t in stored.timers.values() if t.state == "failed")
         if "LastEvaluatedKey" not in out:
-            return found
+            return found, True
+        if time.monotonic() >= deadline:
+            return found, False
         kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
 
 
 def failed_section(web: Web) -> dict[str, Any]:
     """The page's "failed for good" section: the latest :data:`FAILED_SHOWN`, how many
-    there are, and whether the store could be read."""
+    there are, whether the store could be read and whether all of it was."""
     try:
-        timers = failed_timers(web.store)
+        timers, whole = failed_timers(web.store)
     except StoreError as exc:
         log.warning("operators' page: failed actions not listed: %s", exc)
-        return {"failed": [], "failed_total": 0, "failed_unread": True}
+        return {"failed": [], "failed_total": 0, "failed_unread": True, "failed_whole": False}
+    if not whole:
+        log.warning("operators' page: the scan for failed actions stopped after %s s", SCAN_BUDGET)
     listed = [f for t in timers if (f := failed_of(t)) is not None]
     listed.sort(key=lambda f: f.at or _EPOCH, reverse=True)
-    return {"failed": listed[:FAILED_SHOWN], "failed_total": len(listed), "failed_unread": False}
+    return {
+        "failed": listed[:FAILED_SHOWN],
+        "failed_total": len(listed),
+        "failed_unread": False,
+        "failed_whole": whole,
+        "scan_budget": int(SCAN_BUDGET),
+    }
 
 
 def _instant(text: str) -> datetime | None:
