@@ -275,6 +275,39 @@ def server_status(admin: Any, server_id: str) -> str | None:
     return None if server is None else str(server.status)
 
 
+#: the password of every user the tests make (the cloud is a throwaway one on 127.0.0.1)
+PASSWORD = "test-user-pw"
+
+
+def user_entry(cloud: harness.Run, user: str, project: str) -> dict[str, Any]:
+    """A clouds.yaml entry (and openstacksdk Connection arguments) for ``user`` in
+    ``project``, both in the Default domain."""
+    return {
+        "auth": {
+            "auth_url": cloud.auth_url,
+            "username": user,
+            "password": PASSWORD,
+            "project_name": project,
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": harness.REGION,
+        "identity_api_version": 3,
+    }
+
+
+def member_of(cloud: harness.Run, admin: Any, name: str) -> tuple[Any, Any]:
+    """A new project ``name``, a user ``<name>-user`` with the member role on it, and an
+    openstacksdk Connection as that user: the project and the connection."""
+    import openstack.connection
+
+    project = admin.identity.create_project(name=name, domain_id="default")
+    user = admin.identity.create_user(name=f"{name}-user", password=PASSWORD, domain_id="default")
+    member = admin.identity.find_role("member", ignore_missing=False)
+    admin.identity.assign_project_role_to_user(project, user, member)
+    return project, openstack.connection.Connection(**user_entry(cloud, user.name, name))
+
+
 def boot(admin: Any, name: str, *, project_id: str | None = None, **extra: Any) -> Any:
     """A server from the harness's image and flavor, ACTIVE."""
     image = admin.image.find_image("reclaim-test-image", ignore_missing=False)

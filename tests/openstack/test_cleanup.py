@@ -27,6 +27,7 @@ import openstack.connection
 
 from tests.openstack import harness
 from tests.openstack.conftest import (
+    PASSWORD,
     AccessLog,
     Listener,
     boot,
@@ -37,30 +38,14 @@ from tests.openstack.conftest import (
     reclaim_json,
     sweep_delivered,
     timers,
+    user_entry,
     wait_for,
 )
 from tests.support.bus_tap import BusTap
 
-PASSWORD = "project-user-pw"
-
 
 def connect_as(entry: dict[str, Any]) -> Any:
     return openstack.connection.Connection(**entry)
-
-
-def user_entry(cloud: harness.Run, user: str, project: str) -> dict[str, Any]:
-    return {
-        "auth": {
-            "auth_url": cloud.auth_url,
-            "username": user,
-            "password": PASSWORD,
-            "project_name": project,
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        "region_name": harness.REGION,
-        "identity_api_version": 3,
-    }
 
 
 def external_network(admin: Any) -> Any:

@@ -10,42 +10,19 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import openstack.connection
-
 from reclaim.mailer.addresses import DirectoryAddresses, KeystoneDirectory
 from reclaim.notices import NoticeMessage
 from tests.openstack import harness
 from tests.openstack.conftest import (
+    PASSWORD,
     Listener,
     iso,
+    member_of,
     reclaim_json,
     sweep_delivered,
     timers,
     wait_for,
 )
-
-PASSWORD = "owner-test-pw"
-
-
-def member_of(cloud: harness.Run, admin: Any, name: str) -> tuple[Any, Any]:
-    """A new project and a connection as a member of it."""
-    project = admin.identity.create_project(name=name, domain_id="default")
-    user = admin.identity.create_user(name=f"{name}-user", password=PASSWORD, domain_id="default")
-    member = admin.identity.find_role("member", ignore_missing=False)
-    admin.identity.assign_project_role_to_user(project, user, member)
-    conn = openstack.connection.Connection(
-        auth={
-            "auth_url": cloud.auth_url,
-            "username": user.name,
-            "password": PASSWORD,
-            "project_name": name,
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        region_name=harness.REGION,
-        identity_api_version=3,
-    )
-    return project, conn
 
 
 def outcomes(report: dict[str, Any], resource_id: str, action: str) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from tests.openstack.conftest import (
     Listener,
     boot,
     iso,
+    member_of,
     mutating,
     paused,
     reclaim,
@@ -54,7 +55,6 @@ from tests.openstack.conftest import (
 from tests.support.bus_tap import BusTap
 from tests.support.delivery import record_delivered
 
-PASSWORD = "safety-test-pw"
 OPERATOR_ONLY = {"action_held", "action_skipped", "notices_undelivered", "action_failed"}
 
 
@@ -113,34 +113,11 @@ def forged_power_off(server: Any, path: Path) -> Path:
     return path
 
 
-def member_connection(cloud: harness.Run, admin: Any, name: str) -> tuple[Any, Any]:
-    """A new project and a connection as a member of it."""
-    import openstack.connection
-
-    project = admin.identity.create_project(name=name, domain_id="default")
-    user = admin.identity.create_user(name=f"{name}-user", password=PASSWORD, domain_id="default")
-    member = admin.identity.find_role("member", ignore_missing=False)
-    admin.identity.assign_project_role_to_user(project, user, member)
-    conn = openstack.connection.Connection(
-        auth={
-            "auth_url": cloud.auth_url,
-            "username": user.name,
-            "password": PASSWORD,
-            "project_name": name,
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        region_name=harness.REGION,
-        identity_api_version=3,
-    )
-    return project, conn
-
-
 def test_the_live_server_decides_holds_and_exemptions(
     cloud: harness.Run, admin: Any, store_url: str, tap: BusTap, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    project, member = member_connection(cloud, admin, f"exempt-project-{tag}")
+    project, member = member_of(cloud, admin, f"exempt-project-{tag}")
     names = ("locked", "undelivered", "listed", "restarted", "deleted", "forged")
     s = {n: boot(admin, f"safety-{n}-{tag}") for n in names}
     s["in_exempt_project"] = boot(member, f"safety-project-{tag}")
@@ -384,7 +361,7 @@ def test_unconfirmed_allocation_end_and_forged_project_deletion_are_held(
     cloud: harness.Run, admin: Any, store_url: str, tap: BusTap, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    project, member = member_connection(cloud, admin, f"unconfirmed-{tag}")
+    project, member = member_of(cloud, admin, f"unconfirmed-{tag}")
     server = boot(member, f"unconfirmed-vm-{tag}")
     image = member.image.create_image(
         name=f"unconfirmed-img-{tag}",
