@@ -325,6 +325,10 @@ def write_configs(run: Run) -> None:
                 "notify_on_state_change": "vm_and_task_state",
             },
             "placement": _auth(run),
+            # a service token beside the user's: Cinder deletes an attachment in use (the
+            # detach of a server's deletion) only for a request that carries one (else 409
+            # ConflictNovaUsingAttachment, and the volume stays in-use)
+            "service_user": {**_auth(run), "send_service_user_token": "true"},
             "neutron": _auth(run),
             "cinder": {**_auth(run), "os_region_name": REGION},
             "glance": {"region_name": REGION},

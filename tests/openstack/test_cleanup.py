@@ -4,7 +4,8 @@ images go; another project, its shared network and its image (shared with the en
 project), and the cloud's public image stay exactly as they were. The cloud has no Swift,
 and the ended project's router has an interface on the other project's shared network. What
 cannot go (a protected image) is reported as left over. An exempt server is kept with what
-it uses, and a dry run of the cleanup says so without one mutating request.
+it uses (its attached volume still attached), a server with a volume attached goes with the
+volume, and a dry run of the cleanup says so without one mutating request.
 
 "Sweeping safely" claims checked here: cleanup with a token scoped to the project as a user
 with no admin role, granted member for the cleanup and revoked after; another project's
@@ -276,8 +277,12 @@ def test_cleanup_keeps_an_exempt_server_and_what_it_uses_and_its_dry_run_changes
     scratch_volume = mine.block_storage.create_volume(size=1, name=f"scratch-vol-{tag}")
     for v in (volume, scratch_volume):
         mine.block_storage.wait_for_status(v, "available", wait=300, interval=1)
+    # each server with a volume attached: the cleanup deletes the scratch server and then
+    # its volume (Nova detaches it as the server goes), the exempt one keeps its own
     mine.compute.create_volume_attachment(kept_server, volume_id=volume.id)
-    mine.block_storage.wait_for_status(volume, "in-use", wait=300, interval=1)
+    mine.compute.create_volume_attachment(scratch, volume_id=scratch_volume.id)
+    for v in (volume, scratch_volume):
+        mine.block_storage.wait_for_status(v, "in-use", wait=300, interval=1)
     snapshot = mine.block_storage.create_snapshot(
         volume_id=volume.id, name=f"course-snap-{tag}", force=True
     )
@@ -338,10 +343,14 @@ def test_cleanup_keeps_an_exempt_server_and_what_it_uses_and_its_dry_run_changes
     assert cleanup["result"] == "done", cleanup["reason"]
     assert "(exempt)" in cleanup["reason"], cleanup["reason"]
     assert "left" not in cleanup["reason"], cleanup["reason"]  # what is kept is no leftover
+    assert "servers 1" in cleanup["reason"] and "volumes 1" in cleanup["reason"]
     after = inventory(admin, ended.id)
     for kind, ids in kept.items():
         assert ids <= after[kind], (kind, after)
     assert scratch.id not in after["servers"] and scratch_volume.id not in after["volumes"]
+    attached = admin.block_storage.get_volume(volume.id)
+    assert attached.status == "in-use", attached.status
+    assert [a["server_id"] for a in attached.attachments] == [kept_server.id]
     assert admin.compute.get_server(kept_server.id).status == "ACTIVE"
     audit = reclaim(cloud, store_url, "audit", "project", ended.id, "--json", env=env)
     assert kept_server.id in audit.stdout and "reclaim:exempt=true" in audit.stdout
