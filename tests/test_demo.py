@@ -55,6 +55,25 @@ def _first(timeline: list[tuple[str, int, str, str]], story: int, kind: str, tex
     return where[0]
 
 
+def _warned_then_acted(
+    timeline: list[tuple[str, int, str, str]],
+    story: int,
+    event: str,
+    warning: str,
+    action: str,
+    told: str,
+) -> tuple[int, list[int], int, int]:
+    """The story's ``event``, then its ``warning`` notices, then the ``action``, then the
+    notice that ``told`` what was done, in that order: their positions (every warning's)."""
+    happened = _first(timeline, story, "event", event)
+    warned = _at(timeline, story, "notice", warning)
+    acted = _first(timeline, story, "action", action)
+    after = _first(timeline, story, "notice", told)
+    assert warned, f"no warning: {story} {warning}"
+    assert happened < warned[0] and warned[-1] < acted < after
+    return happened, warned, acted, after
+
+
 def test_every_line_is_in_time_order_with_one_time_format(
     text: str, timeline: list[tuple[str, int, str, str]]
 ) -> None:
@@ -69,11 +88,10 @@ def test_every_line_is_in_time_order_with_one_time_format(
 def test_a_stopped_server_is_warned_then_shelved_then_told(
     timeline: list[tuple[str, int, str, str]],
 ) -> None:
-    stop = _first(timeline, 1, "event", "ana stops analysis")
-    warned = _first(timeline, 1, "notice", "shelve_upcoming -> ana (analysis)")
-    shelved = _first(timeline, 1, "action", "shelve server analysis: done")
-    told = _first(timeline, 1, "notice", "shelved -> ana (analysis)")
-    assert stop < warned < shelved < told
+    _stop, _warned, shelved, told = _warned_then_acted(
+        timeline, 1, "ana stops analysis", "shelve_upcoming -> ana (analysis)",
+        "shelve server analysis: done", "shelved -> ana (analysis)",
+    )  # fmt: skip
     assert timeline[shelved][0] == timeline[told][0]
     assert _first(timeline, 1, "action", "shelve server viz: done")  # suspended
     texts = " ".join(line[3] for line in timeline)
@@ -84,23 +102,24 @@ def test_a_stopped_server_is_warned_then_shelved_then_told(
 def test_a_shelved_server_is_deleted_after_its_warnings(
     timeline: list[tuple[str, int, str, str]],
 ) -> None:
-    shelve = _first(timeline, 2, "event", "ana shelves pipeline")
-    warned = _at(timeline, 2, "notice", "delete_upcoming -> ana (pipeline)")
-    deleted = _first(timeline, 2, "action", "delete server pipeline: done")
-    told = _first(timeline, 2, "notice", "deleted -> ana (pipeline)")
-    assert len(warned) == 3 and shelve < warned[0] and warned[-1] < deleted < told
+    _shelve, warned, deleted, _told = _warned_then_acted(
+        timeline, 2, "ana shelves pipeline", "delete_upcoming -> ana (pipeline)",
+        "delete server pipeline: done", "deleted -> ana (pipeline)",
+    )  # fmt: skip
+    assert len(warned) == 3
     assert timeline[deleted][0][:10] == "2026-07-08"  # 180 days after 2026-01-09
 
 
 def test_an_ended_allocation_is_cleaned_up_and_a_forged_one_alerts_once(
     text: str, timeline: list[tuple[str, int, str, str]]
 ) -> None:
-    ends = _first(timeline, 3, "event", "genomics' allocation ends (Keystone, then the bus)")
+    ends, warned, cleaned, _told = _warned_then_acted(
+        timeline, 3, "genomics' allocation ends (Keystone, then the bus)",
+        "cleanup_upcoming -> gus (genomics)", "cleanup project genomics: done",
+        "project_cleaned -> gus (genomics)",
+    )  # fmt: skip
     said = _first(timeline, 3, "notice", "allocation_ended -> gus (genomics)")
-    warned = _at(timeline, 3, "notice", "cleanup_upcoming -> gus (genomics)")
-    cleaned = _first(timeline, 3, "action", "cleanup project genomics: done")
-    told = _first(timeline, 3, "notice", "project_cleaned -> gus (genomics)")
-    assert ends < said < warned[0] and len(warned) == 3 and warned[-1] < cleaned < told
+    assert ends < said < warned[0] and len(warned) == 3
     dependents = _first(timeline, 3, "notice", "image_going_away -> ana, olga (genomics-toolkit)")
     assert ends < dependents < cleaned
     forged = _first(timeline, 3, "event", "an allocation.ended for astro dated 200 days ago")
@@ -118,11 +137,12 @@ def test_an_ended_allocation_is_cleaned_up_and_a_forged_one_alerts_once(
 def test_a_removed_owner_s_dependents_are_warned_before_the_image_goes(
     timeline: list[tuple[str, int, str, str]],
 ) -> None:
-    removed = _first(timeline, 4, "event", "olga, owner of stellar-tools, is removed from Keystone")
-    warned = _at(timeline, 4, "notice", "image_going_away -> tess (stellar-tools)")
-    deleted = _first(timeline, 4, "action", "delete_images user olga: done")
-    told = _first(timeline, 4, "notice", "images_deleted -> help desk (olga)")
-    assert len(warned) == 2 and removed < warned[0] and warned[-1] < deleted < told
+    _removed, warned, _deleted, _told = _warned_then_acted(
+        timeline, 4, "olga, owner of stellar-tools, is removed from Keystone",
+        "image_going_away -> tess (stellar-tools)", "delete_images user olga: done",
+        "images_deleted -> help desk (olga)",
+    )  # fmt: skip
+    assert len(warned) == 2
 
 
 def test_the_users_of_an_end_of_life_image_are_warned_and_reminded(
