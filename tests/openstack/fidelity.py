@@ -440,9 +440,7 @@ def probe_servers(t: Target, image_id: str) -> None:
 def probe_attachment(t: Target) -> None:
     """A volume attached to a server: what the cleanup's spared() reads on both sides
     (the server's attached volumes, the volume's attachments), and what it holds back.
-
-    Both stay as they are: on the harness, Nova's detach (and a delete's) is refused by
-    Cinder (409 ConflictNovaUsingAttachment: Nova sends no service token there)."""
+    Both stay as they are (the server goes with the test's others, its volume detached)."""
     m, cp, bs = t.member, t.admin.compute, t.admin.block_storage
     spec = {
         "server": {
