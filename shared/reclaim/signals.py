@@ -19,6 +19,7 @@ once through :func:`exit_stopped`.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -29,6 +30,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 from reclaim.bus.log import emit
 
@@ -156,3 +158,37 @@ def exit_stopped() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+class Service(abc.ABC):
+    """A long-lived service: :meth:`run` starts it, serves until SIGTERM, SIGINT or
+    :meth:`request_stop`, then stops it cleanly."""
+
+    #: Seconds a stop may take after a signal before the process ends anyway (None: no
+    #: bound): see :func:`stop_on_signals`.
+    stop_grace: float | None = None
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    @abc.abstractmethod
+    def start(self) -> Any:
+        """Begin serving; return once it does (or once :meth:`request_stop` was called)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop serving: finish the work in hand, release what was taken."""
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop cleanly (within ``stop_grace``
+        seconds of the signal, or the process ends anyway)."""
+        with stop_on_signals(self._stop, grace=self.stop_grace):
+            try:
+                self.start()
+                self._stop.wait()
+            finally:
+                self.stop()

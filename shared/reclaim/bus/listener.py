@@ -30,7 +30,7 @@ from reclaim.bus.transport import BusError, notification_transport, prepare
 from reclaim.deadletters import DeadLetterStore
 from reclaim.oslo import messaging
 from reclaim.settings import IngestSettings, PolicySettings
-from reclaim.signals import stop_on_signals
+from reclaim.signals import Service
 from reclaim.store import StoreError
 from reclaim.store.dynamodb import DynamoTimerStore
 
@@ -85,8 +85,8 @@ class BatchEndpoint:
         return str(om.NotificationResult.HANDLED)
 
 
-class Listener:
-    """The bus runtime: start, run until told to stop, stop cleanly."""
+class Listener(Service):
+    """The bus runtime: start, run until told to stop (:meth:`Service.run`), stop cleanly."""
 
     def __init__(
         self,
@@ -100,8 +100,8 @@ class Listener:
         clock: Callable[[], datetime] | None = None,
         stop_grace: float | None = None,
     ) -> None:
+        super().__init__()
         self.settings = settings
-        #: Seconds :meth:`run` may take to stop after a signal, or the process ends anyway.
         self.stop_grace = stop_grace
         self.store = store
         self.metrics = metrics or Metrics()
@@ -116,7 +116,6 @@ class Listener:
         self._server: Any = None
         self._transport: Any = None
         self._metrics_server: Any = None
-        self._stop = threading.Event()
 
     def start(self, stop: threading.Event | None = None) -> Listener:
         """Wait for the broker, check durability, declare the queue and start consuming.
@@ -173,17 +172,3 @@ class Listener:
         self._server = None
         emit("stopped", seconds=round(time.monotonic() - started, 2),
              applied=int(self.metrics.value("reclaim_bus_applied_total")))  # fmt: skip
-
-    def request_stop(self) -> None:
-        """Ask :meth:`run` to stop."""
-        self._stop.set()
-
-    def run(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop cleanly (within ``stop_grace``
-        seconds of the signal, or the process ends anyway: :func:`stop_on_signals`)."""
-        with stop_on_signals(self._stop, grace=self.stop_grace):
-            try:
-                self.start()
-                self._stop.wait()
-            finally:
-                self.stop()

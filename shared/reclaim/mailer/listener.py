@@ -26,7 +26,7 @@ from reclaim.mailer.digest import slot
 from reclaim.notices import EVENT_PREFIX, NOTICE_EXCHANGE, NOTICE_TOPIC
 from reclaim.oslo import messaging
 from reclaim.settings import MailerSettings
-from reclaim.signals import stop_on_signals
+from reclaim.signals import Service
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
 
@@ -96,8 +96,8 @@ def _idle_workers_look_up_often() -> None:
     _thread.ThreadWorker.MAX_IDLE_FOR = POLL_SECONDS  # type: ignore[assignment]
 
 
-class MailerService:
-    """The mailer runtime: start, run until told to stop, stop cleanly."""
+class MailerService(Service):
+    """The mailer runtime: start, run until told to stop (:meth:`Service.run`), stop cleanly."""
 
     def __init__(
         self,
@@ -107,6 +107,7 @@ class MailerService:
         *,
         digest_check: float = 60.0,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.mailer = mailer
         #: The broker and its durability; the mailer's ``prefetch`` replaces the bus one.
@@ -114,7 +115,6 @@ class MailerService:
         self.digest_check = digest_check
         self._server: Any = None
         self._transport: Any = None
-        self._stop = threading.Event()
         self._digest_stop = threading.Event()
         self._digest_thread: threading.Thread | None = None
 
@@ -171,16 +171,3 @@ class MailerService:
         self._transport.cleanup()
         self._server = None
         emit("mailer_stopped", seconds=round(time.monotonic() - started, 2))
-
-    def request_stop(self) -> None:
-        """Ask :meth:`run` to stop."""
-        self._stop.set()
-
-    def run(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop cleanly."""
-        with stop_on_signals(self._stop):
-            try:
-                self.start()
-                self._stop.wait()
-            finally:
-                self.stop()
