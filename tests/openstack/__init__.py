@@ -1,5 +1,5 @@
 """The real-cloud tier: reclaim against real Keystone, Glance, Placement, Nova, Neutron and
-Cinder on this machine (``harness.py``), real notifications on a real RabbitMQ vhost.
+Cinder on this machine (``harness.py``), real notifications on the run's own real RabbitMQ.
 
 The README's "Sweeping safely", claim by claim, and the test here that checks it on the
 real services:

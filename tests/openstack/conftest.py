@@ -1,7 +1,7 @@
 """The real-cloud tier: one real OpenStack (tests/openstack/harness.py) for the session.
 
 Every test here is marked ``openstack``; the cloud starts once, at the first test that asks
-for it, and stops (databases dropped, vhost deleted) at the end of the session.
+for it, and stops (its RabbitMQ too, databases dropped) at the end of the session.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def broker_answers(cloud: harness.Run) -> bool:
 
 
 class Listener:
-    """``reclaim listen`` on the run's vhost, its JSON log lines collected. Each listener
+    """``reclaim listen`` on the run's RabbitMQ, its JSON log lines collected. Each listener
     has a pool (queue) of its own: it sees the events from its start on, and nothing another
     test's actions left queued."""
 

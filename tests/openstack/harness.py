@@ -3,11 +3,10 @@ Neutron (API only, router plugin) and Cinder (fake volume driver), from PyPI.
 
 ``python -m tests.openstack.harness up [--dir D]`` installs the pinned releases into a
 cached venv outside the repository (``~/.cache/reclaim/openstack-venv-<hash>``, keyed by
-``requirements.txt``), creates this run's databases on MariaDB (127.0.0.1:3306, root) and
-its own RabbitMQ vhost, starts every service on 127.0.0.1 with free ports, and prints what
-to export. ``python -m tests.openstack.harness down [--dir D]`` stops each process by its
-own pid, drops the databases and deletes the vhost. Standard library only: it runs under
-any Python 3.11.
+``requirements.txt``), creates this run's databases on MariaDB (127.0.0.1:3306, root),
+starts a RabbitMQ node of its own and every service on 127.0.0.1 with free ports, and prints
+what to export. ``python -m tests.openstack.harness down [--dir D]`` stops each process by
+its own pid and drops the databases. Standard library only: it runs under any Python 3.11.
 """
 
 from __future__ import annotations
@@ -42,7 +41,9 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recl
 PYTHON = os.environ.get("RECLAIM_OPENSTACK_PYTHON", "python3.11")
 
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
-RABBIT = "127.0.0.1:5672"
+#: runs a RabbitMQ node as the calling user (Debian's /usr/sbin/rabbitmq-server switches to
+#: the rabbitmq user, which could not write the run's directory)
+RABBITMQ_SERVER = os.environ.get("RECLAIM_RABBITMQ_SERVER", "/usr/lib/rabbitmq/bin/rabbitmq-server")
 REGION = "RegionOne"
 ADMIN_PASSWORD = "reclaim-admin"  # a throwaway cloud on 127.0.0.1, dropped at down
 #: the services started under gunicorn, with their WSGI module and config variable
@@ -118,13 +119,12 @@ def ensure_venv(log: Callable[[str], None] = print) -> Path:
 # -- what a run holds ----------------------------------------------------------------------
 @dataclass
 class Run:
-    """One started cloud: where it lives, its ports, databases, vhost and processes."""
+    """One started cloud: where it lives, its ports, databases and processes."""
 
     dir: str
     run_id: str
     venv: str
     ports: dict[str, int]
-    vhost: str
     databases: list[str]
     pids: dict[str, int] = field(default_factory=dict)
     started_in: float = 0.0
@@ -135,7 +135,7 @@ class Run:
 
     @property
     def transport_url(self) -> str:
-        return f"rabbit://guest:guest@{RABBIT}/{self.vhost}"
+        return f"rabbit://guest:guest@127.0.0.1:{self.ports['rabbitmq']}/"
 
     @property
     def auth_url(self) -> str:
@@ -202,17 +202,45 @@ def check_mariadb() -> None:
     mysql("SELECT 1")
 
 
-def rabbitmqctl(*args: str, within: float = 0) -> None:
-    """Run rabbitmqctl; retried for ``within`` seconds (a broker restarting, as one of the
-    bus tests does while the cloud starts beside the suite in CI)."""
-    deadline = time.monotonic() + within
-    while True:
-        proc = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
-        if proc.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise HarnessError(f"rabbitmqctl {' '.join(args)}: {proc.stderr.strip()[-300:]}")
-        time.sleep(2)
+def check_rabbitmq() -> None:
+    if not os.access(RABBITMQ_SERVER, os.X_OK):
+        raise HarnessError(
+            f"RabbitMQ is absent: {RABBITMQ_SERVER} is not installed (RECLAIM_RABBITMQ_SERVER "
+            "names another rabbitmq-server script)"
+        )
+
+
+def start_broker(run: Run) -> None:
+    """The run's own RabbitMQ node (its data, logs and Erlang cookie in the run's directory,
+    guest on 127.0.0.1 and a free port). Not the machine's broker: the main suite's bus tests
+    stop and start that one, which lost a shelve Nova was doing (its RPC reply) and failed a
+    test of the tier when both ran at once."""
+    d = run.path / "rabbitmq"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "enabled_plugins").write_text("[].\n")
+    env = {
+        **os.environ,
+        "HOME": str(d),  # its Erlang cookie
+        "RABBITMQ_NODENAME": f"{run.run_id}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(run.ports["rabbitmq"]),
+        "RABBITMQ_DIST_PORT": str(run.ports["rabbitmq-dist"]),
+        "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(run.path / "logs" / "rabbitmq"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+        # none of the machine's settings: no such files
+        "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+    }
+    spawn(run, "rabbitmq", "rabbitmq", [RABBITMQ_SERVER], env=env)
+
+
+def broker_answers(run: Run) -> bool:
+    """The run's RabbitMQ answers an AMQP 0-9-1 client (its listener opens once it booted)."""
+    with socket.create_connection(("127.0.0.1", run.ports["rabbitmq"]), timeout=5) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        return s.recv(1)[:1] == b"\x01"  # a method frame: connection.start
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -268,7 +296,7 @@ def _merge(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def write_configs(run: Run) -> None:
     p, venv_etc = run.path, Path(run.venv) / "etc"
-    for d in ("logs", "locks", "images", "staging", "tasks", "nova", "cinder", "keys"):
+    for d in ("logs", "locks", "images", "staging", "tasks", "nova", "cinder", "keys", "rabbitmq"):
         (p / d).mkdir(parents=True, exist_ok=True)
     conf: dict[str, dict[str, dict[str, Any]]] = {}
     ks_common = _common(run, "keystone")
@@ -454,14 +482,16 @@ def run_tool(run: Run, service: str, *argv: str, timeout: float = 600) -> str:
     return proc.stdout
 
 
-def spawn(run: Run, name: str, service: str, argv: list[str]) -> None:
+def spawn(
+    run: Run, name: str, service: str, argv: list[str], env: dict[str, str] | None = None
+) -> None:
     """Start a long-running process in a session of its own; its pid goes in run.json."""
     out = open(run.path / "logs" / f"{name}.out", "ab")  # noqa: SIM115 (the child keeps it)
     proc = subprocess.Popen(
         argv,
         stdout=out,
         stderr=subprocess.STDOUT,
-        env=service_env(run, service),
+        env=env or service_env(run, service),
         cwd=run.path,
         start_new_session=True,
     )
@@ -720,8 +750,7 @@ def write_clouds_yaml(run: Run) -> None:
 def up(directory: Path, log: Callable[[str], None] = print) -> Run:
     """Start a cloud in ``directory`` (which must not hold a running one)."""
     check_mariadb()
-    if shutil.which("rabbitmqctl") is None:
-        raise HarnessError("RabbitMQ is absent: rabbitmqctl is not installed")
+    check_rabbitmq()
     venv = ensure_venv(log)
     if (directory / "run.json").exists():
         raise HarnessError(f"a cloud already runs from {directory}: stop it with down first")
@@ -732,8 +761,7 @@ def up(directory: Path, log: Callable[[str], None] = print) -> Run:
         dir=str(directory.resolve()),
         run_id=run_id,
         venv=str(venv),
-        ports={s: free_port() for s in WSGI},
-        vhost=f"reclaim-{run_id}",
+        ports={s: free_port() for s in (*WSGI, "rabbitmq", "rabbitmq-dist")},
         databases=[f"{run_id}_{d}" for d in DATABASES],
     )
     run.save()
@@ -843,10 +871,9 @@ def _load_schemas(run: Run, cache: Path) -> None:
 
 def _start(run: Run, log: Callable[[str], None]) -> None:
     t0 = time.monotonic()
-    mysql("; ".join(f"CREATE DATABASE `{d}` CHARACTER SET utf8" for d in run.databases))
-    rabbitmqctl("add_vhost", run.vhost, within=120)
-    rabbitmqctl("set_permissions", "-p", run.vhost, "guest", ".*", ".*", ".*", within=120)
     write_configs(run)
+    start_broker(run)  # it boots while the databases load
+    mysql("; ".join(f"CREATE DATABASE `{d}` CHARACTER SET utf8" for d in run.databases))
     ks = str(config_file(run, "keystone"))
     nv = str(config_file(run, "nova"))
     cache = schema_cache()
@@ -857,11 +884,18 @@ def _start(run: Run, log: Callable[[str], None]) -> None:
         _migrate(run)
         log(f"databases migrated ({time.monotonic() - t0:.0f} s)")
         _dump_schemas(run, cache)
+    # Nova's cell1 mapping holds the broker's URL of the run that made the cache: this
+    # run's (Nova's calls to its compute service go there)
+    mysql(
+        f"UPDATE `{run.run_id}_nova_api`.cell_mappings SET transport_url = "
+        f"'{run.transport_url}' WHERE transport_url LIKE 'rabbit:%'"
+    )
     for repo in ("fernet", "credential"):  # what keystone-manage *_setup writes
         keys = run.path / "keys" / repo
         keys.mkdir(parents=True, exist_ok=True, mode=0o700)
         for n in ("0", "1"):
             (keys / n).write_bytes(base64.urlsafe_b64encode(os.urandom(32)))
+    wait_for("RabbitMQ", lambda: broker_answers(run), 180, run)
     run_tool(
         run,
         "keystone",
@@ -967,7 +1001,7 @@ def _start(run: Run, log: Callable[[str], None]) -> None:
 
 
 def down(directory: Path, log: Callable[[str], None] = print) -> None:
-    """Stop every process of the run by its pid, drop its databases, delete its vhost."""
+    """Stop every process of the run (its RabbitMQ too) by its pid, drop its databases."""
     run = Run.load(directory)
     problems: list[str] = []
     stop_pids(list(run.pids.values()))
@@ -976,15 +1010,10 @@ def down(directory: Path, log: Callable[[str], None] = print) -> None:
         mysql("; ".join(f"DROP DATABASE IF EXISTS `{d}`" for d in run.databases))
     except HarnessError as exc:
         problems.append(str(exc))
-    try:
-        rabbitmqctl("delete_vhost", run.vhost, within=30)
-    except HarnessError as exc:
-        if "no_such_vhost" not in str(exc) and "does not exist" not in str(exc):
-            problems.append(str(exc))
     (directory / "run.json").unlink()
     if problems:
         raise HarnessError("; ".join(problems))
-    log(f"stopped the cloud of {directory} (databases dropped, vhost {run.vhost} deleted)")
+    log(f"stopped the cloud of {directory} (databases dropped)")
 
 
 def rss_mb(pid: int) -> float:
@@ -1040,8 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":  # what the machine must already have
             check_mariadb()
-            if shutil.which("rabbitmqctl") is None:
-                raise HarnessError("RabbitMQ is absent: rabbitmqctl is not installed")
+            check_rabbitmq()
         elif args.command == "status":
             print(json.dumps(status(Run.load(args.dir)), indent=1))
         elif args.command == "install":

@@ -105,7 +105,7 @@ def test_stopped_server_is_shelved_then_deleted_exempt_and_restarted_left_alone(
 
 
 def capture(cloud: harness.Run, queue: str) -> kombu.Queue:
-    """A queue of the test's own on the run's vhost, bound to Nova's two notification topics."""
+    """A queue of the test's own on the run's RabbitMQ, bound to Nova's two notification topics."""
     exchange = kombu.Exchange("nova", type="topic", durable=False)
     return kombu.Queue(
         queue,
